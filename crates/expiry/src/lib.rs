@@ -1,0 +1,1 @@
+//! Keep-Alive hints, idle-deadline learning and the expiry queue (see issue 3).

@@ -1,0 +1,1 @@
+//! A programmable, misbehaving origin server (see issue 2).
