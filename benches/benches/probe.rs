@@ -29,10 +29,14 @@ fn bench_probe(c: &mut Criterion) {
     server.shutdown(Shutdown::Write).expect("shutdown");
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(closed.probe(), Liveness::Closed);
-    group.bench_function("closed", |b| b.iter(|| black_box(black_box(&closed).probe())));
+    group.bench_function("closed", |b| {
+        b.iter(|| black_box(black_box(&closed).probe()))
+    });
 
     let (unexpected, mut server) = pair();
-    server.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").expect("write");
+    server
+        .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        .expect("write");
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(unexpected.probe(), Liveness::Unexpected);
     group.bench_function("unexpected", |b| {

@@ -1,1 +1,248 @@
-//! Shared support for the integration tests.
+//! Shared support for the integration tests: the race driver that runs the
+//! same POST schedule through any client, and error classification.
+//!
+//! Every scenario runs over real loopback sockets against
+//! `freshpool-origin`, and is bounded in requests and seconds.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use freshpool_origin::Origin;
+
+/// A schedule of POSTs: `tasks` concurrent senders, each sending
+/// `per_task` requests with `gap()` between the end of one and the start
+/// of the next. Senders start staggered over one interval, so their idle
+/// deadlines do not all coincide.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Concurrent senders.
+    pub tasks: usize,
+    /// Requests per sender.
+    pub per_task: usize,
+    /// How the gap before each request is drawn.
+    pub gaps: Gaps,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+/// How the idle gap before each request is drawn.
+#[derive(Debug, Clone, Copy)]
+pub enum Gaps {
+    /// `interval ± jitter`, uniformly.
+    Around {
+        /// The mean gap.
+        interval: Duration,
+        /// The largest deviation either way.
+        jitter: Duration,
+    },
+    /// Uniformly from `[0, max]`.
+    Uniform {
+        /// The largest gap.
+        max: Duration,
+    },
+}
+
+impl Gaps {
+    fn stagger(&self) -> Duration {
+        match *self {
+            Gaps::Around { interval, .. } => interval,
+            Gaps::Uniform { max } => max / 2,
+        }
+    }
+
+    fn draw(&self, rng: &mut XorShift) -> Duration {
+        match *self {
+            Gaps::Around { interval, jitter } => {
+                let span = jitter.as_micros() as u64 * 2 + 1;
+                let offset = rng.next_u64() % span;
+                (interval + Duration::from_micros(offset)).saturating_sub(jitter)
+            }
+            Gaps::Uniform { max } => {
+                Duration::from_micros(rng.next_u64() % (max.as_micros() as u64 + 1))
+            }
+        }
+    }
+}
+
+/// A small deterministic PRNG: tests need reproducible jitter, not
+/// cryptographic randomness.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from `seed` (zero is replaced by a constant).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next pseudo-random number.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// What one request of the schedule saw.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Which sender (and client) sent it.
+    pub task: usize,
+    /// The gap before it.
+    pub gap: Duration,
+    /// `Ok(reused)` or the error's kind.
+    pub result: Result<bool, String>,
+}
+
+/// The outcome of a schedule against one origin.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The client's name, for printing.
+    pub name: String,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests that got a complete response.
+    pub ok: u64,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests the origin processed.
+    pub processed: u64,
+    /// Processings beyond the first of any request id.
+    pub duplicates: u64,
+    /// Successful requests whose id the origin never processed.
+    pub lost: u64,
+    /// Connections the origin accepted.
+    pub connections: u64,
+    /// Every request, in completion order.
+    pub requests: Vec<Sent>,
+}
+
+impl Report {
+    /// All errors, whatever their kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<24} sent {:>5}  ok {:>5}  errors {:>4} {:?}  processed {:>5}  duplicates {}  lost {}  connections {}",
+            self.name,
+            self.sent,
+            self.ok,
+            self.error_count(),
+            self.errors,
+            self.processed,
+            self.duplicates,
+            self.lost,
+            self.connections,
+        )
+    }
+}
+
+/// Runs `schedule` against `origin`. Each sender gets its own client from
+/// `make()` (its own pool, as separate services calling one backend do),
+/// and sends each POST with `send(url, request_id)`, which resolves to
+/// `Ok(reused)` once the whole response body has been read, or to an error
+/// kind.
+pub async fn race<M, F, Fut>(name: &str, origin: &Origin, schedule: Schedule, make: M) -> Report
+where
+    M: Fn() -> F,
+    F: Fn(String, String) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<bool, String>> + Send + 'static,
+{
+    let url = format!("{}/race", origin.base_url());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let ids = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let stagger = schedule.gaps.stagger();
+    for task in 0..schedule.tasks {
+        let send = make();
+        let url = url.clone();
+        let requests = Arc::clone(&requests);
+        let ids = Arc::clone(&ids);
+        let mut rng = XorShift::new(schedule.seed ^ (task as u64 + 1) << 32);
+        let start = stagger.mul_f64(task as f64 / schedule.tasks as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep(start).await;
+            for i in 0..schedule.per_task {
+                let gap = if i == 0 {
+                    Duration::ZERO
+                } else {
+                    schedule.gaps.draw(&mut rng)
+                };
+                tokio::time::sleep(gap).await;
+                let id = format!("{task}-{}", ids.fetch_add(1, Ordering::Relaxed));
+                let result = send(url.clone(), id).await;
+                requests
+                    .lock()
+                    .expect("requests lock")
+                    .push(Sent { task, gap, result });
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a race task panicked");
+    }
+    let requests = std::mem::take(&mut *requests.lock().expect("requests lock"));
+    let mut errors = BTreeMap::new();
+    let mut ok = 0;
+    for sent in &requests {
+        match &sent.result {
+            Ok(_) => ok += 1,
+            Err(kind) => *errors.entry(kind.clone()).or_insert(0) += 1,
+        }
+    }
+    let stats = origin.stats();
+    Report {
+        name: name.to_owned(),
+        sent: requests.len() as u64,
+        ok,
+        errors,
+        processed: stats.requests_processed,
+        duplicates: stats.duplicate_requests,
+        lost: ok.saturating_sub(stats.requests_processed),
+        connections: stats.connections_accepted,
+        requests,
+    }
+}
+
+/// Names the kind of an HTTP client error from its source chain: what a
+/// user would search for.
+pub fn error_kind(error: &(dyn StdError + 'static)) -> String {
+    let mut current = Some(error);
+    let mut kind = String::from("other");
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+                std::io::ErrorKind::BrokenPipe => "broken pipe".into(),
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                other => format!("io: {other:?}"),
+            };
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                kind = "closed before message completed".into();
+            } else if h.is_canceled() {
+                kind = "canceled".into();
+            } else if h.is_parse() {
+                kind = "parse error".into();
+            } else {
+                kind = format!("hyper: {h}");
+            }
+        }
+        current = e.source();
+    }
+    kind
+}

@@ -79,7 +79,8 @@ fn pending_bytes_are_unexpected_and_not_consumed() {
 #[test]
 fn request_timeout_then_close_is_unexpected() {
     let (mut client, mut server) = pair();
-    let response = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let response =
+        b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     server.write_all(response).expect("write 408");
     drop(server);
     // The FIN is queued behind the 408: the bytes are what the probe sees.
@@ -113,7 +114,9 @@ async fn tokio_streams_and_tokio_io_probe_their_socket() {
     use hyper_util::rt::TokioIo;
     use tokio::io::AsyncWriteExt;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
         .await
         .expect("connect");
@@ -121,7 +124,10 @@ async fn tokio_streams_and_tokio_io_probe_their_socket() {
     let client = TokioIo::new(client);
     assert_eq!(client.probe(), Liveness::Alive);
 
-    server.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.expect("write");
+    server
+        .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        .await
+        .expect("write");
     server.shutdown().await.expect("shutdown");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while client.probe() == Liveness::Alive && tokio::time::Instant::now() < deadline {

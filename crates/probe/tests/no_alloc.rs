@@ -39,7 +39,11 @@ fn probing_allocates_nothing() {
     for _ in 0..1000 {
         assert_eq!(client.probe(), Liveness::Alive);
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "alive probes allocated");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        before,
+        "alive probes allocated"
+    );
 
     server.write_all(b"x").expect("write");
     while client.probe() == Liveness::Alive {
@@ -49,5 +53,9 @@ fn probing_allocates_nothing() {
     for _ in 0..1000 {
         assert_eq!(client.probe(), Liveness::Unexpected);
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "unexpected probes allocated");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        before,
+        "unexpected probes allocated"
+    );
 }

@@ -1,0 +1,501 @@
+//! The client: request validation, the attempt loop, retries.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use freshpool_expiry::response_reuse;
+use freshpool_probe::Probe;
+use http::header::{CONNECTION, HOST};
+use http::request::Parts;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::Connection;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::body::{Body, Checkin, Returning};
+use crate::builder::{Builder, Config};
+use crate::connect::connect;
+use crate::error::{BoxError, Error, Kind};
+use crate::pool::{Checkout, Conn, OriginKey, PoolShared};
+use crate::replay::ReplayBody;
+use crate::retry::Attempt;
+use crate::stats::{Event, Stats};
+
+/// A pooled HTTP client that never hands a request to a connection the
+/// server is closing.
+///
+/// A drop-in for `hyper_util::client::legacy::Client`: it takes the same
+/// connectors (`C` is any `tower::Service<Uri>` whose IO is
+/// `hyper::rt::Read + Write + Connection`, and [`Probe`]), and cloning it is
+/// cheap: clones share one pool.
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Empty};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let client = freshpool::Client::builder().build_http::<Empty<Bytes>>()?;
+/// let response = client.get("http://127.0.0.1:8080/".parse()?).await?;
+/// let body = response.into_body().collect().await?.to_bytes();
+/// println!("{} bytes", body.len());
+/// # Ok(())
+/// # }
+/// ```
+pub struct Client<C, B> {
+    connector: C,
+    pool: Arc<PoolShared<B>>,
+    config: Arc<Config>,
+}
+
+impl Client<(), ()> {
+    /// A [`Builder`] with every default.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl<C: Clone, B> Clone for Client<C, B> {
+    fn clone(&self) -> Self {
+        Client {
+            connector: self.connector.clone(),
+            pool: Arc::clone(&self.pool),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<C, B> fmt::Debug for Client<C, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl<C, B> Client<C, B> {
+    pub(crate) fn from_parts(connector: C, config: Arc<Config>) -> Client<C, B>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        Client {
+            connector,
+            pool: PoolShared::new(Arc::clone(&config)),
+            config,
+        }
+    }
+}
+
+impl<C, B> Client<C, B>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Sends a `GET` request to `uri`.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Client::request).
+    pub fn get(&self, uri: Uri) -> ResponseFuture
+    where
+        B: Default,
+    {
+        let mut req = Request::new(B::default());
+        *req.uri_mut() = uri;
+        self.request(req)
+    }
+
+    /// Sends a request and returns its response head; the body streams
+    /// from the returned [`Body`].
+    ///
+    /// The URI must be absolute (`http://host[:port]/path`). A failure on a
+    /// reused connection is retried on a fresh one only as RFC 9112 §9.3.1
+    /// allows (see [`retry`](crate::retry)).
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the cause: an invalid URI or version, a connect
+    /// or handshake failure, a checkout timeout, or a request failure with
+    /// the rule that refused its retry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the request; the connection it was
+    /// using is closed, never returned to the pool mid-message.
+    pub fn request(&self, req: Request<B>) -> ResponseFuture {
+        let client = self.clone();
+        ResponseFuture {
+            inner: Box::pin(async move { client.send(req).await }),
+        }
+    }
+
+    /// A snapshot of the pool's counters, per origin and in total.
+    pub fn stats(&self) -> Stats {
+        self.pool.stats()
+    }
+
+    async fn send(self, req: Request<B>) -> Result<Response<Body>, Error> {
+        let origin = origin_of(req.uri())?;
+        let (mut parts, body) = req.into_parts();
+        if !matches!(
+            parts.version,
+            Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_2
+        ) {
+            return Err(Error::new(Kind::UnsupportedVersion));
+        }
+        if self.config.set_host && !parts.headers.contains_key(HOST) {
+            parts.headers.insert(HOST, host_header(&parts.uri)?);
+        }
+        let replay = ReplayBody::new(body, self.config.replay_cap);
+        let mut template = Some(parts);
+        let mut retries_done = 0;
+
+        loop {
+            let (conn, reused, idle_for) = match self.pool.checkout(&origin).await {
+                Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
+                Ok(Checkout::Connect(slot)) => {
+                    let connector = self.connector.clone();
+                    match connect(connector, &self.pool, &self.config, &origin, slot).await {
+                        Ok(conn) => (conn, false, Duration::ZERO),
+                        Err(e) => return Err(self.fail(&origin, e.with_attempts(retries_done + 1))),
+                    }
+                }
+                Err(e) => return Err(self.fail(&origin, e.with_attempts(retries_done + 1))),
+            };
+            let span = tracing::debug_span!(
+                "request",
+                origin = origin.as_str(),
+                reused,
+                idle_ms = idle_for.as_millis() as u64,
+                attempt = retries_done + 1,
+            );
+            let Some(parts) = template.take() else {
+                return Err(self.fail(&origin, Error::new(Kind::Request)));
+            };
+            // Only a failure on a reused connection can be retried; only
+            // then is the request head worth keeping.
+            let keep = reused.then(|| clone_parts(&parts));
+            let Some(body) = replay.replay() else {
+                let error = Error::new(Kind::Request)
+                    .with_refusal(crate::retry::Refusal::BodyNotReplayable);
+                return Err(self.fail(&origin, error.with_attempts(retries_done + 1)));
+            };
+            let method = parts.method.clone();
+            let req = Request::from_parts(with_uri_form(parts, conn.is_http2()), body);
+            let closes = req
+                .headers()
+                .get_all(CONNECTION)
+                .iter()
+                .any(|v| has_token(v.as_bytes(), b"close"));
+
+            let outcome = self
+                .attempt(conn, req, &origin, &method, closes)
+                .instrument(span.clone())
+                .await;
+            let failure = match outcome {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let headers = keep.as_ref().map(|p| &p.headers);
+            let empty = http::HeaderMap::new();
+            let attempt = Attempt {
+                method: &method,
+                headers: headers.unwrap_or(&empty),
+                reused,
+                returned_unsent: failure.returned_unsent,
+                bytes_written: failure.bytes_written,
+                response_started: failure.response_started,
+                retries_done,
+                body_replayable: replay.is_replayable(),
+            };
+            match self.config.retry.decide(&attempt) {
+                Ok(rule) if keep.is_some() => {
+                    self.pool.count(&origin, Event::Retry(rule));
+                    span.in_scope(|| {
+                        tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
+                    });
+                    retries_done += 1;
+                    template = keep;
+                }
+                Ok(_) => {
+                    return Err(self.fail(&origin, failure.into_error(reused, retries_done)));
+                }
+                Err(refusal) => {
+                    span.in_scope(|| {
+                        tracing::debug!(%refusal, error = %failure.error, "not retrying");
+                    });
+                    let error = failure
+                        .into_error(reused, retries_done)
+                        .with_refusal(refusal);
+                    return Err(self.fail(&origin, error));
+                }
+            }
+        }
+    }
+
+    /// One attempt on one connection.
+    async fn attempt(
+        &self,
+        mut conn: Conn<B>,
+        req: Request<ReplayBody<B>>,
+        origin: &OriginKey,
+        method: &Method,
+        request_closes: bool,
+    ) -> Result<Response<Body>, Failure> {
+        conn.state.begin_attempt();
+        let result = conn.send(req).await;
+        let response = match result {
+            Ok(response) => response,
+            Err(mut error) => {
+                let returned_unsent = error.take_message().is_some();
+                return Err(Failure {
+                    returned_unsent,
+                    bytes_written: conn.state.bytes_written(),
+                    response_started: conn.state.bytes_read() > 0,
+                    error: error.into_error(),
+                });
+            }
+        };
+        let (parts, incoming) = response.into_parts();
+        if conn.is_http2() {
+            return Ok(Response::from_parts(parts, Body::new(incoming, None)));
+        }
+
+        let status = parts.status;
+        let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
+            || (method == Method::CONNECT && status.is_success());
+        let reuse = response_reuse(
+            parts.version == Version::HTTP_10,
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+        );
+        if let Some(hint) = reuse.keep_alive {
+            if hint.timeout.is_some() {
+                self.pool.observe_keep_alive(origin, hint);
+            }
+            if let Some(max) = hint.max {
+                conn.remaining = Some(conn.remaining.map_or(max, |r| r.min(max)));
+            }
+        }
+        let checkin: Option<Box<dyn Checkin>> = if reuse.reusable && !upgraded && !request_closes {
+            Some(Box::new(Returning {
+                pool: Arc::downgrade(&self.pool),
+                origin: origin.clone(),
+                conn,
+            }))
+        } else {
+            tracing::debug!(%status, "connection not reusable after this response");
+            None
+        };
+        Ok(Response::from_parts(parts, Body::new(incoming, checkin)))
+    }
+
+    fn fail(&self, origin: &OriginKey, error: Error) -> Error {
+        self.pool.count(origin, Event::Error);
+        error
+    }
+}
+
+/// What went wrong in one attempt, and what the client knows about it.
+struct Failure {
+    returned_unsent: bool,
+    bytes_written: u64,
+    response_started: bool,
+    error: hyper::Error,
+}
+
+impl Failure {
+    fn into_error(self, reused: bool, retries_done: u32) -> Error {
+        Error::new(Kind::Request)
+            .with(self.error)
+            .with_attempts(retries_done + 1)
+            .with_reused(reused)
+    }
+}
+
+/// The pool key of a request URI, or why it has none.
+fn origin_of(uri: &Uri) -> Result<OriginKey, Error> {
+    let scheme = uri.scheme().ok_or(Error::new(Kind::InvalidUri(
+        "no scheme (expected http:// or https://)",
+    )))?;
+    let default_port = if *scheme == Scheme::HTTP {
+        80
+    } else if *scheme == Scheme::HTTPS {
+        443
+    } else {
+        return Err(Error::new(Kind::UnsupportedScheme));
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or(Error::new(Kind::InvalidUri("no host")))?;
+    Ok(OriginKey::new(
+        scheme.as_str(),
+        host,
+        uri.port_u16().unwrap_or(default_port),
+    ))
+}
+
+/// The `Host` header for `uri`: the host, and the port when it is not the
+/// scheme's default.
+fn host_header(uri: &Uri) -> Result<HeaderValue, Error> {
+    let host = uri.host().unwrap_or_default();
+    let value = match uri.port() {
+        Some(port) if !is_default_port(uri.scheme(), port.as_u16()) => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::try_from(value)
+        .map_err(|e| Error::new(Kind::InvalidUri("host is not a valid header value")).with(e))
+}
+
+fn is_default_port(scheme: Option<&Scheme>, port: u16) -> bool {
+    match scheme {
+        Some(s) if *s == Scheme::HTTPS => port == 443,
+        _ => port == 80,
+    }
+}
+
+/// HTTP/1 sends the origin form (`/path?query`); HTTP/2 keeps the absolute
+/// URI for its pseudo-headers.
+fn with_uri_form(mut parts: Parts, http2: bool) -> Parts {
+    if !http2 && parts.method != Method::CONNECT {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+    if http2 {
+        parts.version = Version::HTTP_2;
+    }
+    parts
+}
+
+fn clone_parts(parts: &Parts) -> Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    *req.extensions_mut() = parts.extensions.clone();
+    req.into_parts().0
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// The future of a response, from [`Client::request`].
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<C, B> Service<Request<B>> for Client<C, B>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        self.request(req)
+    }
+}
+
+impl<C, B> Service<Request<B>> for &'_ Client<C, B>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        self.request(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_keys_normalise_default_ports_and_case() {
+        let a = origin_of(&"http://Example.com/x".parse().unwrap()).unwrap();
+        let b = origin_of(&"http://example.com:80/y".parse().unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "http://example.com:80");
+        let c = origin_of(&"https://example.com/".parse().unwrap()).unwrap();
+        assert_ne!(a, c);
+        assert_eq!(c.authority(), "example.com:443");
+    }
+
+    #[test]
+    fn bad_uris_are_refused_with_their_cause() {
+        let no_scheme = origin_of(&"/path".parse().unwrap()).unwrap_err();
+        assert!(no_scheme.is_invalid_uri());
+        assert!(no_scheme.to_string().contains("no scheme"), "{no_scheme}");
+        let ftp = origin_of(&"ftp://example.com/".parse().unwrap()).unwrap_err();
+        assert!(ftp.is_invalid_uri());
+        assert!(ftp.to_string().contains("unsupported URI scheme"), "{ftp}");
+    }
+
+    #[test]
+    fn host_header_omits_default_ports() {
+        let h = host_header(&"http://a.test:80/".parse().unwrap()).unwrap();
+        assert_eq!(h, "a.test");
+        let h = host_header(&"http://a.test:8080/".parse().unwrap()).unwrap();
+        assert_eq!(h, "a.test:8080");
+    }
+}

@@ -1,0 +1,121 @@
+//! Establishing a connection: connector, HTTP handshake, connection task.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use freshpool_probe::Probe;
+use http::Uri;
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::Connection;
+use tower_service::Service;
+
+use crate::builder::Config;
+use crate::error::{BoxError, Error, Kind};
+use crate::io::{ConnState, Io};
+use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Tx, now};
+use crate::stats::Event;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Connects to `origin` with `connector`, performs the HTTP/1 or HTTP/2
+/// handshake, and spawns the connection task, which holds `slot` for as
+/// long as the socket is open.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops the half-made connection and frees the slot.
+pub(crate) async fn connect<C, B>(
+    mut connector: C,
+    pool: &Arc<PoolShared<B>>,
+    config: &Config,
+    origin: &OriginKey,
+    slot: OpenSlot<B>,
+) -> Result<Conn<B>, Error>
+where
+    C: Service<Uri>,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let uri: Uri = origin
+        .as_str()
+        .parse()
+        .map_err(|e| Error::new(Kind::InvalidUri("host is not a valid authority")).with(e))?;
+    let started = now();
+    poll_fn(|cx| connector.poll_ready(cx))
+        .await
+        .map_err(|e| Error::new(Kind::Connect).with(e))?;
+    let stream = connector
+        .call(uri)
+        .await
+        .map_err(|e| Error::new(Kind::Connect).with(e))?;
+    let connected = stream.connected();
+    let opened = now();
+    pool.observe_rtt(origin, opened.saturating_duration_since(started));
+
+    let state = Arc::new(ConnState::new(opened));
+    let (io, probe) = Io::new(stream, Arc::clone(&state));
+    let lifetime_deadline = config
+        .max_lifetime
+        .map(|lifetime| lifetime.deadline(opened, entropy()));
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+
+    let tx = if config.http2_only || connected.is_negotiated_h2() {
+        let (tx, conn) = config
+            .h2
+            .handshake(io)
+            .await
+            .map_err(|e| Error::new(Kind::Handshake).with(e))?;
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "HTTP/2 connection ended with an error");
+            }
+        });
+        Tx::Http2(tx)
+    } else {
+        let (tx, conn) = config
+            .h1
+            .handshake(io)
+            .await
+            .map_err(|e| Error::new(Kind::Handshake).with(e))?;
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(%error, "HTTP/1 connection ended with an error");
+            }
+        });
+        Tx::Http1(tx)
+    };
+    pool.count(origin, Event::ConnectionOpened);
+    tracing::debug!(
+        origin = origin.as_str(),
+        id,
+        http2 = matches!(tx, Tx::Http2(_)),
+        "connected"
+    );
+    let conn = Conn {
+        id,
+        tx,
+        state,
+        probe,
+        requests: 0,
+        remaining: None,
+        lifetime_deadline,
+    };
+    if let Some(shared) = conn.share() {
+        pool.insert_h2(origin, shared);
+    }
+    Ok(conn)
+}
+
+/// Cheap, non-cryptographic randomness for lifetime jitter.
+fn entropy() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT_ID.load(Ordering::Relaxed));
+    hasher.finish()
+}

@@ -1,0 +1,57 @@
+//! A connection-pool transport for hyper that never hands a request to a
+//! connection the server is closing.
+//!
+//! HTTP/1.1 clients keep idle keep-alive connections to reuse them; servers
+//! close idle connections after their own timeout. When a client reuses a
+//! connection at about the moment the server closes it, the request fails
+//! with `connection closed before message completed` or `connection reset
+//! by peer`, and for a `POST` the client cannot know whether the server
+//! processed it. [`Client`] removes that race in three layers:
+//!
+//! 1. **Probe** at checkout: an idle socket with a FIN, an RST or stray
+//!    bytes pending is never reused ([`freshpool_probe`]).
+//! 2. **Expiry**: each idle connection is retired a margin *before* the
+//!    server's idle deadline, which is learned per origin from
+//!    `Keep-Alive` headers and from the closes the pool observes
+//!    ([`freshpool_expiry`]). One scheduler task serves the whole pool.
+//! 3. **Retry**, exactly as RFC 9112 §9.3.1 allows ([`retry`]): only after
+//!    a failure on a reused connection, before any response byte, when
+//!    the request provably never reached the server, or is idempotent, or
+//!    carries an `Idempotency-Key`.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = freshpool::Client::builder().build_http::<Full<Bytes>>()?;
+//! let request = http::Request::post("http://127.0.0.1:8080/orders")
+//!     .header("idempotency-key", "order-42")
+//!     .body(Full::new(Bytes::from_static(b"{\"qty\": 1}")))?;
+//! let response = client.request(request).await?;
+//! let body = response.into_body().collect().await?.to_bytes();
+//! println!("{}", String::from_utf8_lossy(&body));
+//! println!("{:?}", client.stats().total);
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod builder;
+mod client;
+mod connect;
+mod error;
+mod io;
+mod pool;
+mod replay;
+pub mod retry;
+mod stats;
+
+pub use body::Body;
+pub use builder::Builder;
+pub use client::{Client, ResponseFuture};
+pub use error::{BuildError, Error};
+pub use freshpool_expiry::{Margin, Source};
+pub use freshpool_probe::{Liveness, Probe};
+pub use replay::ReplayBody;
+pub use stats::{OriginStats, Stats};

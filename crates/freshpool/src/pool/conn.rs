@@ -1,0 +1,128 @@
+//! One pooled connection, and the slot it occupies under a host's limit.
+
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
+
+use super::{OriginKey, PoolShared};
+use crate::io::{ConnState, ProbeHandle};
+use crate::replay::ReplayBody;
+
+/// The sending half of a connection: hyper's `SendRequest` for either
+/// protocol.
+pub(crate) enum Tx<B> {
+    Http1(http1::SendRequest<ReplayBody<B>>),
+    Http2(http2::SendRequest<ReplayBody<B>>),
+}
+
+/// A connection the pool can hand out.
+pub(crate) struct Conn<B> {
+    pub(crate) id: u64,
+    pub(crate) tx: Tx<B>,
+    pub(crate) state: Arc<ConnState>,
+    pub(crate) probe: ProbeHandle,
+    /// Requests sent on this connection so far.
+    pub(crate) requests: u32,
+    /// Requests the server still allows (`Keep-Alive: max`), if it said.
+    pub(crate) remaining: Option<u32>,
+    /// When the connection must go, whatever its activity (max lifetime).
+    pub(crate) lifetime_deadline: Option<Instant>,
+}
+
+impl<B> Conn<B> {
+    pub(crate) fn is_http2(&self) -> bool {
+        matches!(self.tx, Tx::Http2(_))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.tx {
+            Tx::Http1(tx) => tx.is_closed(),
+            Tx::Http2(tx) => tx.is_closed(),
+        }
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        match &self.tx {
+            Tx::Http1(tx) => tx.is_ready(),
+            Tx::Http2(tx) => tx.is_ready(),
+        }
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        match &mut self.tx {
+            Tx::Http1(tx) => tx.poll_ready(cx),
+            Tx::Http2(tx) => tx.poll_ready(cx),
+        }
+    }
+
+    /// A second handle on a shared HTTP/2 connection.
+    pub(crate) fn share(&self) -> Option<Conn<B>> {
+        match &self.tx {
+            Tx::Http1(_) => None,
+            Tx::Http2(tx) => Some(Conn {
+                id: self.id,
+                tx: Tx::Http2(tx.clone()),
+                state: Arc::clone(&self.state),
+                probe: self.probe.clone(),
+                requests: self.requests,
+                remaining: None,
+                lifetime_deadline: self.lifetime_deadline,
+            }),
+        }
+    }
+}
+
+impl<B> Conn<B>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::error::BoxError>,
+{
+    pub(crate) async fn send(
+        &mut self,
+        req: Request<ReplayBody<B>>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<ReplayBody<B>>>> {
+        self.requests = self.requests.saturating_add(1);
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
+        match &mut self.tx {
+            Tx::Http1(tx) => tx.try_send_request(req).await,
+            Tx::Http2(tx) => tx.try_send_request(req).await,
+        }
+    }
+}
+
+/// A place under `max_connections_per_host`, held by a connection (or a
+/// connect attempt) for as long as its socket may be open.
+///
+/// Dropping it frees the place: a waiter is given it, or the host's count
+/// goes down.
+pub(crate) struct OpenSlot<B> {
+    pub(crate) pool: Weak<PoolShared<B>>,
+    pub(crate) origin: OriginKey,
+    pub(crate) armed: bool,
+}
+
+impl<B> Drop for OpenSlot<B> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pool) = self.pool.upgrade() {
+            pool.free_slot(&self.origin);
+        }
+    }
+}
+
+/// What a waiting checkout receives.
+pub(crate) enum Handoff<B> {
+    /// A connection that just became idle.
+    Conn(Conn<B>),
+    /// A place under the limit: connect.
+    Slot(OpenSlot<B>),
+}

@@ -1,0 +1,485 @@
+//! The pool: idle connections per origin, limits, waiters, and retirement.
+//!
+//! All mutable state sits behind one `Mutex` (as in hyper-util's pool).
+//! Checkout pops the most recently used idle connection (LIFO keeps few
+//! connections warm), skips any that are past their retire time, closed, or
+//! that the probe rejects, and learns the server's idle timeout from the
+//! dead ones. Returned connections go to the oldest waiter first (FIFO),
+//! otherwise back on the idle list, scheduled in the client's single
+//! [`ExpiryQueue`] at their origin's retire time. One driver task retires
+//! them; it holds only a `Weak` to the pool.
+
+mod conn;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use freshpool_expiry::{CloseKind, Driver, Expire, ExpiryQueue, IdleEstimator, KeepAlive, Key};
+use freshpool_probe::Liveness;
+use tokio::sync::oneshot;
+
+pub(crate) use conn::{Conn, Handoff, OpenSlot, Tx};
+
+use crate::builder::Config;
+use crate::error::{Error, Kind};
+use crate::stats::{Counters, Event, OriginStats, Stats};
+
+/// What identifies an origin: scheme, host and port. Two origins never
+/// share a connection.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OriginKey {
+    inner: Arc<str>,
+    /// Where `host:port` starts in `inner` (after `scheme://`).
+    authority_at: usize,
+}
+
+impl OriginKey {
+    pub(crate) fn new(scheme: &str, host: &str, port: u16) -> OriginKey {
+        let inner: Arc<str> = format!("{scheme}://{}:{port}", host.to_ascii_lowercase()).into();
+        OriginKey {
+            inner,
+            authority_at: scheme.len() + 3,
+        }
+    }
+
+    /// `scheme://host:port`.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.inner
+    }
+
+    /// `host:port`.
+    pub(crate) fn authority(&self) -> &str {
+        &self.inner[self.authority_at..]
+    }
+}
+
+impl fmt::Debug for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner)
+    }
+}
+
+/// An idle connection in the pool.
+struct Idle<B> {
+    conn: Conn<B>,
+    since: Instant,
+    retire_at: Instant,
+    key: Key,
+}
+
+/// The queue's entry: enough to find the idle connection again.
+#[derive(Debug)]
+struct Expiring {
+    origin: OriginKey,
+    id: u64,
+}
+
+pub(crate) struct Origin<B> {
+    idle: VecDeque<Idle<B>>,
+    waiters: VecDeque<oneshot::Sender<Handoff<B>>>,
+    /// Connections open or connecting, counted against the host limit.
+    open: usize,
+    estimator: IdleEstimator,
+    pub(crate) counters: Arc<Counters>,
+    /// The shared HTTP/2 connection, if there is one.
+    h2: Option<Conn<B>>,
+}
+
+struct State<B> {
+    origins: HashMap<OriginKey, Origin<B>>,
+    queue: ExpiryQueue<Expiring>,
+}
+
+pub(crate) struct PoolShared<B> {
+    state: Mutex<State<B>>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) totals: Counters,
+    driver: Driver,
+}
+
+/// What checkout found.
+pub(crate) enum Checkout<B> {
+    /// An idle connection, with how long it had been idle.
+    Reused(Conn<B>, Duration),
+    /// No idle connection: connect, holding this slot.
+    Connect(OpenSlot<B>),
+}
+
+/// Why an idle connection was not handed out.
+enum Dead {
+    Expired,
+    Closed(Option<(Instant, CloseKind)>),
+    Probe(Liveness),
+}
+
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl<B> PoolShared<B> {
+    pub(crate) fn new(config: Arc<Config>) -> Arc<PoolShared<B>> {
+        Arc::new(PoolShared {
+            state: Mutex::new(State {
+                origins: HashMap::new(),
+                queue: ExpiryQueue::new(),
+            }),
+            config,
+            totals: Counters::default(),
+            driver: Driver::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<B>> {
+        // Nothing panics while the lock is held; if something did, the
+        // state is still a set of valid lists.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn bump(&self, origin: &Origin<B>, event: Event) {
+        origin.counters.bump(event);
+        self.totals.bump(event);
+    }
+
+    /// Bumps a counter of `origin` and of the totals.
+    pub(crate) fn count(&self, origin: &OriginKey, event: Event) {
+        self.totals.bump(event);
+        if let Some(o) = self.lock().origins.get(origin) {
+            o.counters.bump(event);
+        }
+    }
+
+    fn origin<'a>(
+        &self,
+        origins: &'a mut HashMap<OriginKey, Origin<B>>,
+        key: &OriginKey,
+    ) -> &'a mut Origin<B> {
+        origins.entry(key.clone()).or_insert_with(|| {
+            let mut estimator = IdleEstimator::new(self.config.estimator);
+            estimator.set_override(self.config.overrides.get(key.authority()).copied());
+            Origin {
+                idle: VecDeque::new(),
+                waiters: VecDeque::new(),
+                open: 0,
+                estimator,
+                counters: Arc::new(Counters::default()),
+                h2: None,
+            }
+        })
+    }
+
+    /// Finds a usable idle connection for `key`, or a slot to connect, or
+    /// waits for either.
+    ///
+    /// # Errors
+    ///
+    /// A checkout timeout when the host's connection limit stays reached,
+    /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
+    pub(crate) async fn checkout(self: &Arc<Self>, key: &OriginKey) -> Result<Checkout<B>, Error> {
+        let waiter = {
+            let now = now();
+            let mut dead = Vec::new();
+            let mut state = self.lock();
+            let state = &mut *state;
+            let probe_after = self.config.probe_after;
+            let origin = self.origin(&mut state.origins, key);
+            self.bump(origin, Event::Request);
+
+            if let Some(h2) = &origin.h2 {
+                if !h2.is_closed()
+                    && let Some(shared) = h2.share()
+                {
+                    self.bump(origin, Event::Reused);
+                    return Ok(Checkout::Reused(shared, Duration::ZERO));
+                }
+                dead.extend(origin.h2.take());
+            }
+
+            while let Some(idle) = origin.idle.pop_back() {
+                state.queue.remove(&idle.key);
+                let idle_for = now.saturating_duration_since(idle.since);
+                // The estimate may have dropped since the connection was
+                // parked (a close was learned): judge it by today's.
+                let verdict =
+                    if idle.retire_at <= now || idle_for >= origin.estimator.retire_after(now) {
+                        Some(Dead::Expired)
+                    } else if idle.conn.is_closed() || !idle.conn.is_ready() {
+                        Some(Dead::Closed(idle.conn.state.closed()))
+                    } else if idle_for >= probe_after {
+                        let liveness = idle.conn.probe.probe();
+                        (!liveness.is_reusable()).then_some(Dead::Probe(liveness))
+                    } else {
+                        None
+                    };
+                match verdict {
+                    None => {
+                        self.bump(origin, Event::Reused);
+                        return Ok(Checkout::Reused(idle.conn, idle_for));
+                    }
+                    Some(why) => {
+                        self.bury(origin, key, &idle, why, now);
+                        dead.push(idle.conn);
+                    }
+                }
+            }
+
+            let limit = self.config.max_connections_per_host;
+            if limit.is_none_or(|limit| origin.open < limit) {
+                origin.open += 1;
+                return Ok(Checkout::Connect(OpenSlot {
+                    pool: Arc::downgrade(self),
+                    origin: key.clone(),
+                    armed: true,
+                }));
+            }
+            let (tx, rx) = oneshot::channel();
+            origin.waiters.push_back(tx);
+            rx
+        };
+
+        let timeout = self.config.checkout_timeout;
+        match tokio::time::timeout(timeout, waiter).await {
+            Ok(Ok(Handoff::Conn(conn))) => {
+                self.count(key, Event::Reused);
+                Ok(Checkout::Reused(conn, Duration::ZERO))
+            }
+            Ok(Ok(Handoff::Slot(slot))) => Ok(Checkout::Connect(slot)),
+            Ok(Err(_)) => Err(Error::new(Kind::PoolClosed)),
+            Err(_) => Err(Error::new(Kind::CheckoutTimeout(timeout))),
+        }
+    }
+
+    /// Records why an idle connection died, learning from server closes.
+    fn bury(
+        &self,
+        origin: &mut Origin<B>,
+        key: &OriginKey,
+        idle: &Idle<B>,
+        why: Dead,
+        now: Instant,
+    ) {
+        let close = match why {
+            Dead::Expired => {
+                self.bump(origin, Event::RetiredByExpiry);
+                tracing::debug!(origin = key.as_str(), "retired idle connection at checkout");
+                return;
+            }
+            Dead::Closed(seen) => seen,
+            Dead::Probe(liveness) => {
+                self.bump(origin, Event::ProbeRejected(liveness));
+                tracing::debug!(origin = key.as_str(), %liveness, "probe rejected idle connection");
+                let kind = match liveness {
+                    Liveness::Reset => CloseKind::Reset,
+                    Liveness::Unexpected => CloseKind::Unexpected,
+                    _ => CloseKind::Fin,
+                };
+                // The IO may already have seen the close, and when.
+                Some(idle.conn.state.closed().unwrap_or((now, kind)))
+            }
+        };
+        if let Some((at, kind)) = close {
+            self.learn(
+                origin,
+                key,
+                at.saturating_duration_since(idle.since),
+                kind,
+                now,
+            );
+        }
+    }
+
+    fn learn(
+        &self,
+        origin: &mut Origin<B>,
+        key: &OriginKey,
+        idle_for: Duration,
+        kind: CloseKind,
+        now: Instant,
+    ) {
+        self.bump(origin, Event::ServerClose);
+        if origin.estimator.observe_close(idle_for, kind, false, now) {
+            let estimate = origin.estimator.estimate(now);
+            tracing::debug!(
+                origin = key.as_str(),
+                ?idle_for,
+                ?kind,
+                estimate = ?estimate.timeout,
+                source = %estimate.source,
+                "learned idle timeout from a server close"
+            );
+        }
+    }
+
+    /// A response's `Keep-Alive` hint.
+    pub(crate) fn observe_keep_alive(&self, key: &OriginKey, hint: KeepAlive) {
+        let now = now();
+        let mut state = self.lock();
+        self.origin(&mut state.origins, key)
+            .estimator
+            .observe_keep_alive(hint, now);
+    }
+
+    /// The round trip of a new connection's handshake, for the margin.
+    pub(crate) fn observe_rtt(&self, key: &OriginKey, rtt: Duration) {
+        let mut state = self.lock();
+        self.origin(&mut state.origins, key)
+            .estimator
+            .observe_rtt(rtt);
+    }
+
+    /// Registers a new HTTP/2 connection as the origin's shared one.
+    pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
+        let old = {
+            let mut state = self.lock();
+            self.origin(&mut state.origins, key).h2.replace(conn)
+        };
+        drop(old);
+    }
+
+    /// A connection (or connect attempt) ended: give its place to a waiter,
+    /// or lower the host's count.
+    pub(crate) fn free_slot(self: &Arc<Self>, key: &OriginKey) {
+        let mut state = self.lock();
+        let Some(origin) = state.origins.get_mut(key) else {
+            return;
+        };
+        while let Some(waiter) = origin.waiters.pop_front() {
+            let slot = OpenSlot {
+                pool: Arc::downgrade(self),
+                origin: key.clone(),
+                armed: true,
+            };
+            match waiter.send(Handoff::Slot(slot)) {
+                Ok(()) => return,
+                // Disarm before dropping: this lock is held.
+                Err(Handoff::Slot(mut slot)) => slot.armed = false,
+                // Only a slot was sent.
+                Err(Handoff::Conn(_)) => {}
+            }
+        }
+        origin.open = origin.open.saturating_sub(1);
+    }
+}
+
+impl<B: Send + 'static> PoolShared<B> {
+    /// Takes back a connection whose response has been read to its end.
+    pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, mut conn: Conn<B>) {
+        if conn.is_http2() || conn.is_closed() || conn.remaining == Some(0) {
+            return;
+        }
+        let now = now();
+        let retire_at = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let origin = self.origin(&mut state.origins, key);
+            while let Some(waiter) = origin.waiters.pop_front() {
+                match waiter.send(Handoff::Conn(conn)) {
+                    Ok(()) => return,
+                    Err(Handoff::Conn(back)) => conn = back,
+                    // Only a connection was sent.
+                    Err(Handoff::Slot(mut slot)) => {
+                        slot.armed = false;
+                        return;
+                    }
+                }
+            }
+            if origin.idle.len() >= self.config.pool_max_idle_per_host {
+                return;
+            }
+            // With no idle timeout anywhere, park it a century away.
+            let after = origin.estimator.retire_after(now);
+            let mut retire_at = now
+                .checked_add(after)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+            if let Some(deadline) = conn.lifetime_deadline {
+                retire_at = retire_at.min(deadline);
+            }
+            if retire_at <= now {
+                return;
+            }
+            conn.state.set_idle();
+            let key_in_queue = state.queue.insert(
+                retire_at,
+                Expiring {
+                    origin: key.clone(),
+                    id: conn.id,
+                },
+            );
+            origin.idle.push_back(Idle {
+                conn,
+                since: now,
+                retire_at,
+                key: key_in_queue,
+            });
+            retire_at
+        };
+        self.driver.schedule(self, retire_at);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let now = now();
+        let state = self.lock();
+        let mut total = self.totals.snapshot();
+        let origins = state
+            .origins
+            .iter()
+            .map(|(key, origin)| {
+                let mut stats: OriginStats = origin.counters.snapshot();
+                stats.idle = origin.idle.len();
+                stats.open = origin.open;
+                let estimate = origin.estimator.estimate(now);
+                stats.estimate = Some((estimate.timeout, estimate.source));
+                total.idle += stats.idle;
+                total.open += stats.open;
+                (key.as_str().to_owned(), stats)
+            })
+            .collect();
+        Stats { total, origins }
+    }
+}
+
+impl<B: Send + 'static> Expire for PoolShared<B> {
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut retired = Vec::new();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        while let Some((_, entry)) = state.queue.poll_expired(now) {
+            let Some(origin) = state.origins.get_mut(&entry.origin) else {
+                continue;
+            };
+            // Retirement takes the oldest first, which sits at the front.
+            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == entry.id) else {
+                continue;
+            };
+            let Some(idle) = origin.idle.remove(at) else {
+                continue;
+            };
+            if let Some((closed_at, kind)) = idle.conn.state.closed() {
+                // The server closed it before we retired it: the estimate
+                // was too long.
+                let idle_for = closed_at.saturating_duration_since(idle.since);
+                self.learn(origin, &entry.origin, idle_for, kind, now);
+            } else {
+                self.bump(origin, Event::RetiredByExpiry);
+                tracing::debug!(
+                    origin = entry.origin.as_str(),
+                    idle_for = ?now.saturating_duration_since(idle.since),
+                    "retired idle connection before the server's deadline"
+                );
+            }
+            retired.push(idle.conn);
+        }
+        let next = state.queue.next_deadline();
+        // Close the retired connections outside the lock.
+        drop(guard);
+        drop(retired);
+        next
+    }
+}
+
+impl<B> fmt::Debug for PoolShared<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,157 @@
+//! Counters the pool keeps, and the snapshot users read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use freshpool_expiry::Source;
+use freshpool_probe::Liveness;
+
+use crate::retry::Rule;
+
+/// Live counters of one origin (or of the whole client).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    connections_opened: AtomicU64,
+    reused: AtomicU64,
+    probe_closed: AtomicU64,
+    probe_reset: AtomicU64,
+    probe_unexpected: AtomicU64,
+    retired_expiry: AtomicU64,
+    server_closes: AtomicU64,
+    retries: [AtomicU64; 4],
+    errors: AtomicU64,
+}
+
+/// Which counter an event bumps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    Request,
+    ConnectionOpened,
+    Reused,
+    ProbeRejected(Liveness),
+    RetiredByExpiry,
+    ServerClose,
+    Retry(Rule),
+    Error,
+}
+
+impl Counters {
+    pub(crate) fn bump(&self, event: Event) {
+        let counter = match event {
+            Event::Request => &self.requests,
+            Event::ConnectionOpened => &self.connections_opened,
+            Event::Reused => &self.reused,
+            Event::ProbeRejected(Liveness::Reset) => &self.probe_reset,
+            Event::ProbeRejected(Liveness::Unexpected) => &self.probe_unexpected,
+            Event::ProbeRejected(_) => &self.probe_closed,
+            Event::RetiredByExpiry => &self.retired_expiry,
+            Event::ServerClose => &self.server_closes,
+            Event::Retry(rule) => &self.retries[rule.index()],
+            Event::Error => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> OriginStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OriginStats {
+            requests: get(&self.requests),
+            connections_opened: get(&self.connections_opened),
+            reused: get(&self.reused),
+            probe_rejected_closed: get(&self.probe_closed),
+            probe_rejected_reset: get(&self.probe_reset),
+            probe_rejected_unexpected: get(&self.probe_unexpected),
+            retired_by_expiry: get(&self.retired_expiry),
+            server_closes_observed: get(&self.server_closes),
+            retries_unsent: get(&self.retries[Rule::Unsent.index()]),
+            retries_nothing_written: get(&self.retries[Rule::NothingWritten.index()]),
+            retries_idempotent: get(&self.retries[Rule::Idempotent.index()]),
+            retries_idempotency_key: get(&self.retries[Rule::IdempotencyKey.index()]),
+            errors: get(&self.errors),
+            idle: 0,
+            open: 0,
+            estimate: None,
+        }
+    }
+}
+
+/// Counters of one origin, or of the whole client.
+///
+/// Filled from relaxed atomics: each field is exact, but fields read
+/// together may be a few events apart while requests are in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OriginStats {
+    /// Requests started (each counts once, however many attempts it took).
+    pub requests: u64,
+    /// Connections established.
+    pub connections_opened: u64,
+    /// Checkouts that reused an idle connection.
+    pub reused: u64,
+    /// Idle connections the probe found closed (FIN) at checkout.
+    pub probe_rejected_closed: u64,
+    /// Idle connections the probe found reset at checkout.
+    pub probe_rejected_reset: u64,
+    /// Idle connections with unexpected bytes pending at checkout.
+    pub probe_rejected_unexpected: u64,
+    /// Idle connections retired by the expiry scheduler before the server's
+    /// deadline.
+    pub retired_by_expiry: u64,
+    /// Server-initiated closes of idle connections the pool observed.
+    pub server_closes_observed: u64,
+    /// Retries of requests hyper handed back unsent.
+    pub retries_unsent: u64,
+    /// Retries of requests of which no byte was written.
+    pub retries_nothing_written: u64,
+    /// Retries of idempotent requests.
+    pub retries_idempotent: u64,
+    /// Retries of requests carrying an `Idempotency-Key`.
+    pub retries_idempotency_key: u64,
+    /// Requests that ended in an error.
+    pub errors: u64,
+    /// Idle connections in the pool now.
+    pub idle: usize,
+    /// Connections open or being opened now.
+    pub open: usize,
+    /// The current idle-timeout estimate and where it came from (per
+    /// origin only).
+    pub estimate: Option<(Duration, Source)>,
+}
+
+impl OriginStats {
+    /// All retries, whatever the rule.
+    pub fn retries(&self) -> u64 {
+        self.retries_unsent
+            + self.retries_nothing_written
+            + self.retries_idempotent
+            + self.retries_idempotency_key
+    }
+
+    /// All probe rejections, whatever the kind.
+    pub fn probe_rejections(&self) -> u64 {
+        self.probe_rejected_closed + self.probe_rejected_reset + self.probe_rejected_unexpected
+    }
+}
+
+/// A snapshot of a client's pool, from [`Client::stats`](crate::Client::stats).
+///
+/// Eventually consistent: see [`OriginStats`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Totals over every origin.
+    pub total: OriginStats,
+    /// Per origin (`scheme://host:port`), in no particular order.
+    pub origins: Vec<(String, OriginStats)>,
+}
+
+impl Stats {
+    /// The stats of one origin, by its `scheme://host:port` name.
+    pub fn origin(&self, origin: &str) -> Option<&OriginStats> {
+        self.origins
+            .iter()
+            .find(|(name, _)| name == origin)
+            .map(|(_, stats)| stats)
+    }
+}

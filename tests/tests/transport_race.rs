@@ -1,0 +1,200 @@
+//! The race of DESIGN.md §1, side by side: freshpool's `Client` and
+//! hyper-util's legacy `Client` POST at the server's idle timeout ± jitter
+//! to identical origins, in the same run. freshpool must see no errors and
+//! no duplicates; hyper-util's figures are printed as the baseline.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use freshpool_origin::{Advertise, CloseMode, Origin};
+use freshpool_tests::{Gaps, Report, Schedule, error_kind, race};
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Marks an error that happened after the pool had observed a server
+/// close: from then on, learning must prevent every failure.
+const AFTER_LEARNING: &str = " [after a close was observed]";
+
+fn post(url: String, id: String) -> Request<Full<Bytes>> {
+    Request::post(url)
+        .header("x-request-id", id)
+        .body(Full::new(Bytes::from_static(b"{\"order\": 1}")))
+        .expect("valid request")
+}
+
+fn reused(response: &http::response::Parts) -> bool {
+    response
+        .headers
+        .get("x-connection-requests")
+        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
+        .is_some_and(|n| n > 1)
+}
+
+async fn run_freshpool(origin: &Origin, schedule: Schedule) -> Report {
+    race("freshpool::Client", origin, schedule, || {
+        let client = freshpool::Client::builder()
+            .build_http::<Full<Bytes>>()
+            .expect("default settings are valid");
+        move |url, id| {
+            let client = client.clone();
+            async move {
+                let observed = client.stats().total.server_closes_observed;
+                let tag = |kind: String| {
+                    if observed > 0 {
+                        kind + AFTER_LEARNING
+                    } else {
+                        kind
+                    }
+                };
+                let response = client
+                    .request(post(url, id))
+                    .await
+                    .map_err(|e| tag(error_kind(&e)))?;
+                let (parts, body) = response.into_parts();
+                body.collect().await.map_err(|e| tag(error_kind(&e)))?;
+                Ok(reused(&parts))
+            }
+        }
+    })
+    .await
+}
+
+async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
+    race("hyper-util legacy Client", origin, schedule, || {
+        let client: LegacyClient<HttpConnector, Full<Bytes>> =
+            LegacyClient::builder(TokioExecutor::new()).build_http();
+        move |url, id| {
+            let client = client.clone();
+            async move {
+                let response = client
+                    .request(post(url, id))
+                    .await
+                    .map_err(|e| error_kind(&e))?;
+                let (parts, body) = response.into_parts();
+                body.collect().await.map_err(|e| error_kind(&e))?;
+                Ok(reused(&parts))
+            }
+        }
+    })
+    .await
+}
+
+async fn origin(idle: Duration, close: CloseMode, advertise: Advertise) -> Origin {
+    Origin::builder()
+        .idle_timeout(idle)
+        .close_mode(close)
+        .advertise(advertise)
+        .start()
+        .await
+        .expect("origin starts on loopback")
+}
+
+/// Runs both clients on identical origins at once and prints the figures.
+async fn side_by_side(
+    scenario: &str,
+    idle: Duration,
+    close: CloseMode,
+    advertise: Advertise,
+    schedule: Schedule,
+) -> (Report, Report) {
+    let ours = origin(idle, close, advertise.clone()).await;
+    let theirs = origin(idle, close, advertise).await;
+    let (fp, hu) = tokio::join!(
+        run_freshpool(&ours, schedule),
+        run_hyper_util(&theirs, schedule)
+    );
+    println!("scenario: {scenario}");
+    println!("  {fp}");
+    println!("  {hu}");
+    ours.shutdown().await;
+    theirs.shutdown().await;
+    (fp, hu)
+}
+
+fn assert_exactly_once(report: &Report) {
+    assert_eq!(report.duplicates, 0, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(
+        report.processed, report.ok,
+        "every success processed exactly once: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_keep_alive_prevents_every_failure() {
+    // `Keep-Alive: timeout=1` is the server's truth: no error from the
+    // very first request.
+    let schedule = Schedule {
+        tasks: 100,
+        per_task: 20,
+        gaps: Gaps::Around {
+            interval: Duration::from_secs(1),
+            jitter: Duration::from_millis(20),
+        },
+        seed: 1,
+    };
+    let (fp, _) = side_by_side(
+        "Keep-Alive advertised, idle 1 s, FIN",
+        Duration::from_secs(1),
+        CloseMode::Fin,
+        Advertise::Truthful,
+        schedule,
+    )
+    .await;
+    assert_eq!(fp.sent, 2000);
+    assert_eq!(fp.error_count(), 0, "{fp}");
+    assert_exactly_once(&fp);
+}
+
+async fn learning_scenario(close: CloseMode, seed: u64) {
+    let schedule = Schedule {
+        tasks: 20,
+        per_task: 100,
+        gaps: Gaps::Around {
+            interval: Duration::from_millis(200),
+            jitter: Duration::from_millis(4),
+        },
+        seed,
+    };
+    let (fp, _) = side_by_side(
+        &format!("no Keep-Alive header, idle 200 ms, {}", close.as_str()),
+        Duration::from_millis(200),
+        close,
+        Advertise::None,
+        schedule,
+    )
+    .await;
+    assert_eq!(fp.sent, 2000);
+    let after: u64 = fp
+        .errors
+        .iter()
+        .filter(|(kind, _)| kind.ends_with(AFTER_LEARNING))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(after, 0, "no error once a server close was observed: {fp}");
+    for task in 0..schedule.tasks {
+        let before = fp
+            .requests
+            .iter()
+            .filter(|sent| sent.task == task && sent.result.is_err())
+            .count();
+        assert!(
+            before <= 1,
+            "client {task}: at most one error before learning: {fp}"
+        );
+    }
+    assert_exactly_once(&fp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_from_fin_closes_prevents_failures() {
+    learning_scenario(CloseMode::Fin, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_from_rst_closes_prevents_failures() {
+    learning_scenario(CloseMode::Rst, 3).await;
+}
