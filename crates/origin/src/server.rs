@@ -1,0 +1,226 @@
+//! The [`Origin`] handle and its accept loop.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::builder::{Builder, Config};
+use crate::conn;
+use crate::h2::StreamTasks;
+use crate::stats::{CloseReason, ConnectionRecord, Shared, Stats};
+
+/// A running origin server.
+///
+/// Created with [`Origin::builder`]. It listens until
+/// [`shutdown`](Origin::shutdown) is awaited or the handle is dropped;
+/// meanwhile its counters can be read at any time.
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tokio::net::TcpStream;
+/// use freshpool_origin::Origin;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let origin = Origin::builder().body_size(5).start().await?;
+///
+/// let mut stream = TcpStream::connect(origin.addr()).await?;
+/// stream
+///     .write_all(b"GET / HTTP/1.1\r\nhost: a\r\nx-request-id: r1\r\nconnection: close\r\n\r\n")
+///     .await?;
+/// let mut response = String::new();
+/// stream.read_to_string(&mut response).await?;
+/// assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(response.ends_with("\r\n\r\nabcde"));
+///
+/// assert_eq!(origin.processed("r1"), 1);
+/// origin.shutdown().await;
+/// assert_eq!(origin.stats().tasks_alive, 0);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Origin {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("addr", &self.addr)
+            .field("stats", &self.shared.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Origin {
+    /// A [`Builder`] with default settings.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) async fn start(listen: SocketAddr, config: Config) -> io::Result<Origin> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let (shutdown, signal) = watch::channel(false);
+        let guard = shared.task_guard();
+        let accept = accept_loop(listener, Arc::new(config), Arc::clone(&shared), signal);
+        let accept_task = tokio::spawn(async move {
+            let _guard = guard;
+            accept.await;
+        });
+        Ok(Origin {
+            addr,
+            shared,
+            shutdown,
+            accept_task: Mutex::new(Some(accept_task)),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, ready to have a path appended.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.snapshot()
+    }
+
+    /// How many times the request with this `x-request-id` was processed
+    /// (0 if never).
+    pub fn processed(&self, request_id: &str) -> u32 {
+        self.shared.processed(request_id)
+    }
+
+    /// Every `x-request-id` processed more than once, with its count,
+    /// sorted by id. Empty when no request was processed twice.
+    pub fn duplicates(&self) -> Vec<(String, u32)> {
+        self.shared.duplicates()
+    }
+
+    /// How many distinct `x-request-id`s were processed.
+    pub fn request_ids(&self) -> usize {
+        self.shared.request_ids()
+    }
+
+    /// A record of every connection accepted so far, in accept order.
+    ///
+    /// The log keeps one small record per connection for the life of the
+    /// origin, which suits tests and demos, not a server running for days.
+    pub fn connections(&self) -> Vec<ConnectionRecord> {
+        self.shared.connections()
+    }
+
+    /// Stops the server and waits until every task of it has ended.
+    ///
+    /// Stops accepting (new connects are refused), closes every open
+    /// connection (in-flight requests are cut off; closed sockets send a FIN,
+    /// or an RST if the client's bytes were left unread) and awaits the
+    /// accept loop, every connection task and every HTTP/2 stream task.
+    /// Counters stay readable afterwards. Calling it again returns at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling the returned future does not stop the shutdown: the
+    /// server still stops, only the wait is abandoned.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            // The accept loop never panics; a JoinError can only mean the
+            // runtime is shutting down, and then nothing is left to wait for.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Origin {
+    /// Signals the server to stop; its tasks end on their own shortly after.
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Waits for the shutdown signal (or for the [`Origin`] to be dropped).
+pub(crate) async fn stopped(mut signal: watch::Receiver<bool>) {
+    // An error means the sender is gone: the handle was dropped.
+    let _ = signal.wait_for(|&stop| stop).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    signal: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    let stop = stopped(signal.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let task = connection_task(
+                        stream,
+                        peer,
+                        Arc::clone(&config),
+                        Arc::clone(&shared),
+                        signal.clone(),
+                    );
+                    connections.spawn(task);
+                }
+                // Out of descriptors or a connection that died in the
+                // backlog: back off briefly instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+        }
+    }
+    drop(listener);
+    // Every connection task watches the same signal and ends promptly.
+    while connections.join_next().await.is_some() {}
+}
+
+fn connection_task(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    signal: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let guard = shared.task_guard();
+    let id = shared.connection_opened(peer);
+    async move {
+        let _guard = guard;
+        let streams = StreamTasks::new(&shared);
+        let reason = tokio::select! {
+            reason = conn::serve(stream, id, &config, &shared, &streams) => reason,
+            () = stopped(signal) => CloseReason::Shutdown,
+        };
+        // HTTP/2 stream tasks outlive the connection future; end them here
+        // so that no task of a closed connection keeps running.
+        streams.shutdown().await;
+        shared.connection_closed(id, reason);
+    }
+}
