@@ -246,3 +246,44 @@ pub fn error_kind(error: &(dyn StdError + 'static)) -> String {
     }
     kind
 }
+
+/// A freshpool client over hyper-util's `HttpConnector` sending full bodies.
+pub type TestClient = freshpool::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// Sends `method` to `url` with the given extra headers and reads the whole
+/// response; returns the status, the origin's `x-connection-id`, and the
+/// body length.
+pub async fn send(
+    client: &TestClient,
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(http::StatusCode, u64, usize), freshpool::Error> {
+    use http_body_util::BodyExt;
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"payload",
+        )))
+        .expect("valid request");
+    let response = client.request(req).await?;
+    let status = response.status();
+    let conn = response
+        .headers()
+        .get("x-connection-id")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(u64::MAX);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes();
+    Ok((status, conn, body.len()))
+}
