@@ -1,0 +1,391 @@
+//! The HTTP/1 message-boundary tracker.
+//!
+//! A sans-IO [`Tracker`] watches the bytes hyper writes to a connection and
+//! the bytes hyper reads from it, in the order they happen, and follows the
+//! HTTP/1 exchange from them: which request is on the wire, where its
+//! response head and body end, and whether hyper will keep the connection
+//! alive afterwards. From that it knows when a connection is *provably idle
+//! between messages*, which is the only time the IO wrapper may end it.
+//!
+//! The framing rules are hyper's own (`proto/h1/role.rs`, `decode.rs`,
+//! `conn.rs`), mirrored rule by rule. Whatever the tracker cannot follow
+//! exactly, it stops following: after that it never reports the connection
+//! idle again, so the wrapper never interferes with it.
+
+mod body;
+mod head;
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use body::Body;
+pub(crate) use head::Invalid;
+use head::{Fed, HeadBuffer};
+pub(crate) use request::{Method, Unsupported};
+use response::{FinalHead, Framing};
+
+/// Why a [`Tracker`] stopped following a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// A `101 Switching Protocols` response: the connection was upgraded.
+    Upgrade,
+    /// A 2xx response to `CONNECT`: the connection became a tunnel.
+    Connect,
+    /// The server sent something hyper rejects, so hyper fails the request
+    /// and closes the connection itself.
+    Invalid(Invalid),
+    /// A head larger than hyper accepts.
+    TooLarge,
+    /// The server sent bytes while no request was outstanding (a stray
+    /// `408`, a desynchronised response): the connection is unusable.
+    UnexpectedData,
+    /// Something hyper did that the tracker does not follow.
+    Unsupported(Unsupported),
+    /// The server closed the connection (EOF).
+    Closed,
+    /// Reading from the connection failed.
+    ReadError,
+    /// The owner stopped tracking (see [`Tracker::stop`]).
+    Stopped,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Upgrade => f.write_str("connection upgraded (101)"),
+            StopReason::Connect => f.write_str("CONNECT tunnel established"),
+            StopReason::Invalid(what) => write!(f, "invalid response: {what}"),
+            StopReason::TooLarge => f.write_str("message head too large"),
+            StopReason::UnexpectedData => f.write_str("bytes received with no request outstanding"),
+            StopReason::Unsupported(what) => write!(f, "not followed: {what}"),
+            StopReason::Closed => f.write_str("connection closed by the server"),
+            StopReason::ReadError => f.write_str("read error"),
+            StopReason::Stopped => f.write_str("tracking stopped by its owner"),
+        }
+    }
+}
+
+/// What one [`Tracker::on_read`] call found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReadOutcome {
+    /// A final (non-1xx) response head completed; see
+    /// [`Tracker::response_head`].
+    pub(crate) response_head: bool,
+    /// The response message ended this many bytes into the input.
+    pub(crate) message_end: Option<usize>,
+}
+
+/// What [`Tracker::on_eof`] or [`Tracker::on_read_error`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CloseOutcome {
+    /// The connection was idle between messages when it closed: a
+    /// server-initiated idle close, which says something about the
+    /// server's idle timeout.
+    pub(crate) was_idle: bool,
+    /// The close ended a close-delimited response body.
+    pub(crate) message_end: bool,
+}
+
+/// The reuse-relevant parts of the last final response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResponseHead<'a> {
+    /// The status code.
+    pub(crate) status: u16,
+    /// The response was HTTP/1.0.
+    pub(crate) http10: bool,
+    /// hyper keeps the connection alive after this response, judging by
+    /// its version, `Connection` headers, framing and the request.
+    pub(crate) keep_alive: bool,
+    /// The `Connection` values, several lines joined with `", "`.
+    pub(crate) connection: Option<&'a [u8]>,
+    /// The `Keep-Alive` values, several lines joined with `", "` (the input
+    /// for `freshpool_expiry::KeepAlive::parse`).
+    pub(crate) keep_alive_header: Option<&'a [u8]>,
+}
+
+#[derive(Debug)]
+enum Writing {
+    /// Between requests: the next byte written starts a request head.
+    Idle,
+    Head,
+    Body(Body),
+}
+
+#[derive(Debug)]
+enum Reading {
+    /// No response is expected: any byte read is unexpected.
+    Idle,
+    Head,
+    Body(Body),
+}
+
+/// Follows the HTTP/1 exchange on one client connection.
+///
+/// Feed it every byte hyper writes ([`on_write`](Self::on_write), with the
+/// bytes the inner IO accepted) and every byte hyper reads
+/// ([`on_read`](Self::on_read), with the bytes the inner IO returned), in
+/// the order they happen, plus the end of the stream
+/// ([`on_eof`](Self::on_eof)). It never looks at anything else and never
+/// changes what is written or read.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    stopped: Option<StopReason>,
+    writing: Writing,
+    reading: Reading,
+    request_head: HeadBuffer,
+    response_buf: HeadBuffer,
+    method: Method,
+    /// hyper's keep-alive state: once off, never on again.
+    keep_alive: bool,
+    last: FinalHead,
+    has_final_head: bool,
+    bytes_written_current: u64,
+    messages_completed: u64,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tracker {
+    /// A tracker for a fresh connection: idle, nothing written yet.
+    pub(crate) fn new() -> Self {
+        Tracker {
+            stopped: None,
+            writing: Writing::Idle,
+            reading: Reading::Idle,
+            request_head: HeadBuffer::default(),
+            response_buf: HeadBuffer::default(),
+            method: Method::Other,
+            keep_alive: true,
+            last: FinalHead::default(),
+            has_final_head: false,
+            bytes_written_current: 0,
+            messages_completed: 0,
+        }
+    }
+
+    /// Whether the tracker still follows the connection.
+    pub(crate) fn is_tracking(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    /// Why tracking stopped, if it did.
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
+        self.stopped
+    }
+
+    /// Whether the connection is provably idle between messages: tracking,
+    /// every request written was fully written and fully answered, nothing
+    /// is partially parsed, and hyper will reuse the connection.
+    ///
+    /// Only then may the connection be ended without harming a request.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.stopped.is_none()
+            && self.keep_alive
+            && matches!(self.writing, Writing::Idle)
+            && matches!(self.reading, Reading::Idle)
+    }
+
+    /// Bytes written since the current (or last) request began, head and
+    /// body. After tracking stopped, writes keep adding to it.
+    pub(crate) fn bytes_written_current(&self) -> u64 {
+        self.bytes_written_current
+    }
+
+    /// Whether the current request, head and body, has been written.
+    pub(crate) fn request_written(&self) -> bool {
+        self.stopped.is_none() && matches!(self.writing, Writing::Idle)
+    }
+
+    /// Response messages completed on this connection.
+    pub(crate) fn messages_completed(&self) -> u64 {
+        self.messages_completed
+    }
+
+    /// The last final response head, once one arrived.
+    pub(crate) fn response_head(&self) -> Option<ResponseHead<'_>> {
+        self.has_final_head.then_some(ResponseHead {
+            status: self.last.status,
+            http10: self.last.http10,
+            keep_alive: self.keep_alive,
+            connection: self.last.connection.as_deref(),
+            keep_alive_header: self.last.keep_alive_header.as_deref(),
+        })
+    }
+
+    /// Stops tracking for good, for instance once the owner ended the
+    /// connection itself. Does nothing if tracking already stopped.
+    pub(crate) fn stop(&mut self) {
+        self.stop_with(StopReason::Stopped);
+    }
+
+    fn stop_with(&mut self, reason: StopReason) {
+        if self.stopped.is_none() {
+            self.stopped = Some(reason);
+            self.request_head.clear();
+            self.response_buf.clear();
+        }
+    }
+
+    /// Records bytes hyper wrote (those the inner IO accepted).
+    pub(crate) fn on_write(&mut self, buf: &[u8]) {
+        if self.stopped.is_some() {
+            self.bytes_written_current += buf.len() as u64;
+            return;
+        }
+        if let Err(reason) = self.write(buf) {
+            self.stop_with(reason);
+        }
+    }
+
+    fn write(&mut self, mut buf: &[u8]) -> Result<(), StopReason> {
+        while !buf.is_empty() {
+            let consumed = match &mut self.writing {
+                Writing::Idle => {
+                    if !matches!(self.reading, Reading::Idle) {
+                        self.bytes_written_current += buf.len() as u64;
+                        return Err(StopReason::Unsupported(Unsupported::Pipelined));
+                    }
+                    self.bytes_written_current = 0;
+                    self.writing = Writing::Head;
+                    self.reading = Reading::Head;
+                    0
+                }
+                Writing::Head => match self.request_head.feed(buf, request::parse) {
+                    Ok(Fed::Complete { consumed, head }) => {
+                        self.method = head.method;
+                        self.keep_alive &= head.keep_alive;
+                        // hyper's `fix_keep_alive`: once the server spoke
+                        // HTTP/1.0, an HTTP/1.0 request without
+                        // `keep-alive` ends keep-alive. (hyper itself writes
+                        // HTTP/1.0 then and adds `keep-alive` when it wants
+                        // it; only a request the user made HTTP/1.0 lacks it.)
+                        if head.http10_close && self.has_final_head && self.last.http10 {
+                            self.keep_alive = false;
+                        }
+                        self.writing = Writing::Body(head.body);
+                        consumed
+                    }
+                    Ok(Fed::Partial) => buf.len(),
+                    Err(reason) => {
+                        self.bytes_written_current += buf.len() as u64;
+                        return Err(reason);
+                    }
+                },
+                Writing::Body(body) => {
+                    let progress = body.feed(buf)?;
+                    if progress.done {
+                        self.writing = Writing::Idle;
+                    }
+                    progress.consumed
+                }
+            };
+            self.bytes_written_current += consumed as u64;
+            buf = &buf[consumed..];
+            if let Writing::Body(Body::Length(0)) = self.writing {
+                self.writing = Writing::Idle;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records bytes hyper read (those the inner IO returned).
+    pub(crate) fn on_read(&mut self, buf: &[u8]) -> ReadOutcome {
+        let mut outcome = ReadOutcome::default();
+        if self.stopped.is_none()
+            && let Err(reason) = self.read(buf, &mut outcome)
+        {
+            self.stop_with(reason);
+        }
+        outcome
+    }
+
+    fn read(&mut self, buf: &[u8], outcome: &mut ReadOutcome) -> Result<(), StopReason> {
+        let mut at = 0;
+        while at < buf.len() {
+            let rest = &buf[at..];
+            match &mut self.reading {
+                Reading::Idle => return Err(StopReason::UnexpectedData),
+                Reading::Head => {
+                    if matches!(self.writing, Writing::Head) {
+                        return Err(StopReason::Unsupported(Unsupported::EarlyResponse));
+                    }
+                    let (method, last) = (self.method, &mut self.last);
+                    let (consumed, framing) = match self
+                        .response_buf
+                        .feed(rest, |b| response::parse(b, method, last))?
+                    {
+                        Fed::Complete { consumed, head } => (consumed, head),
+                        Fed::Partial => return Ok(()),
+                    };
+                    at += consumed;
+                    match framing {
+                        Framing::Interim => {}
+                        Framing::Upgrade => return Err(StopReason::Upgrade),
+                        Framing::Connect => return Err(StopReason::Connect),
+                        Framing::Body(body) => {
+                            self.has_final_head = true;
+                            outcome.response_head = true;
+                            // hyper: `keep_alive &= msg.keep_alive`; a body
+                            // read to EOF leaves nothing to keep alive.
+                            self.keep_alive &=
+                                self.last.keep_alive && !matches!(body, Body::CloseDelimited);
+                            self.reading = Reading::Body(body);
+                        }
+                    }
+                }
+                Reading::Body(body) => {
+                    let progress = body.feed(rest)?;
+                    at += progress.consumed;
+                    if progress.done {
+                        self.end_message();
+                        outcome.message_end = Some(at);
+                    }
+                }
+            }
+            if let Reading::Body(Body::Length(0)) = self.reading {
+                self.end_message();
+                outcome.message_end = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_message(&mut self) {
+        self.reading = Reading::Idle;
+        self.messages_completed += 1;
+    }
+
+    /// Records that the server closed the connection (a read returned EOF).
+    ///
+    /// Tracking stops; a close-delimited body ends here.
+    pub(crate) fn on_eof(&mut self) -> CloseOutcome {
+        let was_idle = self.is_idle();
+        let message_end =
+            self.stopped.is_none() && matches!(self.reading, Reading::Body(Body::CloseDelimited));
+        if message_end {
+            self.end_message();
+        }
+        self.stop_with(StopReason::Closed);
+        CloseOutcome {
+            was_idle,
+            message_end,
+        }
+    }
+
+    /// Records that reading failed (for instance a reset). Tracking stops.
+    pub(crate) fn on_read_error(&mut self) -> CloseOutcome {
+        let was_idle = self.is_idle();
+        self.stop_with(StopReason::ReadError);
+        CloseOutcome {
+            was_idle,
+            message_end: false,
+        }
+    }
+}
