@@ -30,7 +30,7 @@ fn bench_probe(c: &mut Criterion) {
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(closed.probe(), Liveness::Closed);
     group.bench_function("closed", |b| {
-        b.iter(|| black_box(black_box(&closed).probe()))
+        b.iter(|| black_box(black_box(&closed).probe()));
     });
 
     let (unexpected, mut server) = pair();
@@ -40,7 +40,7 @@ fn bench_probe(c: &mut Criterion) {
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(unexpected.probe(), Liveness::Unexpected);
     group.bench_function("unexpected", |b| {
-        b.iter(|| black_box(black_box(&unexpected).probe()))
+        b.iter(|| black_box(black_box(&unexpected).probe()));
     });
 
     group.finish();
