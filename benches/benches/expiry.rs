@@ -1,0 +1,139 @@
+//! Cost of the expiry queue with 1,000,000 tracked connections
+//! (DESIGN.md §6: at most 200 ns per insert+remove, 64 bytes per entry).
+//!
+//! `cargo bench -p freshpool-benches --bench expiry` reports ns per
+//! iteration; every iteration keeps the queue at 1,000,000 entries (one
+//! insert and one remove, or one reset, or one insert and one expiry). It
+//! also prints the queue's bytes per entry for `T = u64` after the random
+//! workload, the one that leaves the most stale heap entries.
+//!
+//! Workloads, from a pool's point of view:
+//!
+//! - `lifo`: a connection goes idle (deadline later than all others) and
+//!   the most recently idle one is checked out, as hyper-util's pool does;
+//! - `fifo`: the longest idle one is checked out;
+//! - `checkout`: a random idle connection is checked out;
+//! - `random`: random deadlines and random removals, the worst case;
+//! - `reset`: a random entry's deadline moves;
+//! - `expire`: the earliest entry expires and a new one is tracked.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use freshpool_expiry::{ExpiryQueue, Key};
+
+const ENTRIES: usize = 1_000_000;
+/// Random deadlines spread over 15 minutes.
+const SPREAD_NANOS: u64 = 15 * 60 * 1_000_000_000;
+/// Increasing deadlines advance by 1 µs per new idle connection.
+const STEP_NANOS: u64 = 1_000;
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn index(&mut self) -> usize {
+        (self.next() % ENTRIES as u64) as usize
+    }
+}
+
+/// A queue of `ENTRIES` with increasing deadlines `STEP_NANOS` apart.
+fn increasing(t0: Instant) -> (ExpiryQueue<u64>, VecDeque<Key>, u64) {
+    let mut queue = ExpiryQueue::new();
+    let keys = (1..=ENTRIES as u64)
+        .map(|i| queue.insert(t0 + Duration::from_nanos(i * STEP_NANOS), i))
+        .collect();
+    (queue, keys, ENTRIES as u64 * STEP_NANOS)
+}
+
+/// A queue of `ENTRIES` with random deadlines.
+fn random(t0: Instant, rng: &mut XorShift) -> (ExpiryQueue<u64>, Vec<Key>) {
+    let mut queue = ExpiryQueue::new();
+    let keys = (0..ENTRIES as u64)
+        .map(|i| queue.insert(t0 + Duration::from_nanos(rng.next() % SPREAD_NANOS), i))
+        .collect();
+    (queue, keys)
+}
+
+fn bench_expiry(c: &mut Criterion) {
+    let t0 = Instant::now();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut group = c.benchmark_group("expiry");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    let (mut queue, mut keys, mut clock) = increasing(t0);
+    group.bench_function("insert+remove/lifo", |b| {
+        b.iter(|| {
+            clock += STEP_NANOS;
+            let key = queue.insert(t0 + Duration::from_nanos(clock), clock);
+            black_box(queue.remove(&key));
+        });
+    });
+    group.bench_function("insert+remove/fifo", |b| {
+        b.iter(|| {
+            clock += STEP_NANOS;
+            keys.push_back(queue.insert(t0 + Duration::from_nanos(clock), clock));
+            let oldest = keys.pop_front().expect("queue is full");
+            black_box(queue.remove(&oldest));
+        });
+    });
+    let mut keys = Vec::from(keys);
+    group.bench_function("insert+remove/checkout", |b| {
+        b.iter(|| {
+            clock += STEP_NANOS;
+            let slot = rng.index();
+            let key = queue.insert(t0 + Duration::from_nanos(clock), clock);
+            black_box(queue.remove(&keys[slot]));
+            keys[slot] = key;
+        });
+    });
+    drop((queue, keys));
+
+    let (mut queue, mut keys) = random(t0, &mut rng);
+    group.bench_function("insert+remove/random", |b| {
+        b.iter(|| {
+            let r = rng.next();
+            let slot = rng.index();
+            let key = queue.insert(t0 + Duration::from_nanos(r % SPREAD_NANOS), r);
+            black_box(queue.remove(&keys[slot]));
+            keys[slot] = key;
+        });
+    });
+    println!(
+        "expiry: {} entries (T = u64) after the random workload: {} bytes allocated, {:.1} bytes per entry",
+        queue.len(),
+        queue.allocated_bytes(),
+        queue.allocated_bytes() as f64 / queue.len() as f64,
+    );
+    group.bench_function("reset/random", |b| {
+        b.iter(|| {
+            let r = rng.next();
+            let slot = rng.index();
+            black_box(queue.reset(&keys[slot], t0 + Duration::from_nanos(r % SPREAD_NANOS)));
+        });
+    });
+    group.bench_function("insert+poll_expired", |b| {
+        b.iter(|| {
+            let r = rng.next();
+            let now = queue.next_deadline().expect("queue is full");
+            black_box(queue.poll_expired(now));
+            queue.insert(now + Duration::from_nanos(r % SPREAD_NANOS), r)
+        });
+    });
+    group.finish();
+    assert_eq!(queue.len(), ENTRIES);
+}
+
+criterion_group!(benches, bench_expiry);
+criterion_main!(benches);

@@ -1,0 +1,220 @@
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A deterministic xorshift64* generator; tests need no `rand`.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[test]
+fn expires_in_deadline_order_and_not_before() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut deadlines: Vec<u64> = (0..2000).map(|_| rng.next() % 10_000).collect();
+    for (i, d) in deadlines.iter().enumerate() {
+        q.insert(t0 + ms(*d), i);
+    }
+    assert_eq!(q.len(), 2000);
+    assert_eq!(
+        q.next_deadline(),
+        deadlines.iter().min().map(|d| t0 + ms(*d))
+    );
+
+    let mut seen = Vec::new();
+    let mut now = 0;
+    while now < 10_000 + 7 {
+        while let Some((key, i)) = q.poll_expired(t0 + ms(now)) {
+            assert!(
+                deadlines[i] <= now,
+                "entry due at {} expired at {now}",
+                deadlines[i]
+            );
+            assert!(!q.contains(&key));
+            seen.push(deadlines[i]);
+        }
+        if let Some(next) = q.next_deadline() {
+            assert!(next > t0 + ms(now));
+        }
+        now += 7;
+    }
+    assert!(q.is_empty());
+    deadlines.sort_unstable();
+    assert_eq!(seen, deadlines);
+}
+
+#[test]
+fn stale_keys_touch_nothing() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    let a = q.insert(t0, "a");
+    assert_eq!(q.remove(&a), Some("a"));
+    // The slot is reused by `b`, but `a`'s generation no longer matches.
+    let b = q.insert(t0 + ms(5), "b");
+    assert_eq!(q.remove(&a), None);
+    assert!(!q.reset(&a, t0));
+    assert_eq!(q.get(&a), None);
+    assert_eq!(q.get(&b), Some(&"b"));
+    assert_eq!(q.next_deadline(), Some(t0 + ms(5)));
+
+    let (expired, value) = q.poll_expired(t0 + ms(5)).unwrap();
+    assert_eq!((expired, value), (b, "b"));
+    assert_eq!(q.remove(&b), None);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn reset_moves_both_ways() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    let keys: Vec<Key> = (0..50).map(|i| q.insert(t0 + ms(100 + i), i)).collect();
+    // Earlier than everything.
+    assert!(q.reset(&keys[40], t0 + ms(1)));
+    assert_eq!(q.next_deadline(), Some(t0 + ms(1)));
+    // Later than everything.
+    assert!(q.reset(&keys[40], t0 + ms(1000)));
+    assert!(q.reset(&keys[0], t0 + ms(999)));
+    assert_eq!(q.next_deadline(), Some(t0 + ms(101)));
+    let order: Vec<u64> =
+        std::iter::from_fn(|| q.poll_expired(t0 + ms(5000)).map(|(_, v)| v)).collect();
+    let mut expected: Vec<u64> = (1..50).filter(|&i| i != 40).collect();
+    expected.extend([0, 40]);
+    assert_eq!(order, expected);
+}
+
+#[test]
+fn deadlines_before_the_first_one_and_far_away() {
+    let t0 = Instant::now() + Duration::from_secs(3600);
+    let mut q = ExpiryQueue::new();
+    q.insert(t0, 0);
+    q.insert(t0 - Duration::from_secs(3000), 1);
+    q.insert(t0 + Duration::from_secs(400 * 365 * 24 * 3600), 2);
+    assert_eq!(q.next_deadline(), Some(t0 - Duration::from_secs(3000)));
+    assert_eq!(q.poll_expired(t0 - Duration::from_secs(3001)), None);
+    assert_eq!(q.poll_expired(t0).map(|(_, v)| v), Some(1));
+    assert_eq!(q.poll_expired(t0).map(|(_, v)| v), Some(0));
+    assert_eq!(q.poll_expired(t0 + Duration::from_secs(1_000_000)), None);
+    assert_eq!(q.len(), 1);
+}
+
+#[test]
+fn get_mut_and_clear() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::with_capacity(4);
+    let a = q.insert(t0, 1);
+    let b = q.insert(t0, 2);
+    *q.get_mut(&a).unwrap() += 10;
+    assert_eq!(q.get(&a), Some(&11));
+    q.clear();
+    assert!(q.is_empty());
+    assert!(!q.contains(&a) && !q.contains(&b));
+    assert_eq!(q.next_deadline(), None);
+    assert_eq!(q.poll_expired(t0 + ms(1)), None);
+}
+
+#[test]
+fn values_are_dropped_once() {
+    use std::rc::Rc;
+    let counter = Rc::new(());
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    let keys: Vec<Key> = (0..10)
+        .map(|i| q.insert(t0 + ms(i), Rc::clone(&counter)))
+        .collect();
+    drop(q.remove(&keys[3]));
+    drop(q.poll_expired(t0 + ms(100)));
+    q.clear();
+    q.insert(t0, Rc::clone(&counter));
+    drop(q);
+    assert_eq!(Rc::strong_count(&counter), 1);
+}
+
+/// DESIGN.md §6: at most 64 bytes per entry with 1,000,000 entries, in the
+/// steady state where stale heap entries (from `remove` and `reset`)
+/// accumulate until compaction.
+#[test]
+fn memory_per_entry_at_one_million() {
+    const N: usize = 1_000_000;
+    let t0 = Instant::now();
+    let mut q: ExpiryQueue<u64> = ExpiryQueue::new();
+    let mut rng = XorShift(7);
+    let spread = 1_000_000_000_000;
+    let mut keys: Vec<Key> = (0..N as u64)
+        .map(|i| q.insert(t0 + Duration::from_nanos(rng.next() % spread), i))
+        .collect();
+    assert_eq!(size_of::<Slot<u64>>(), 24);
+    assert_eq!(size_of::<HeapEntry>(), 16);
+    let mut worst = 0;
+    for i in 0..3 * N {
+        let r = rng.next();
+        let slot = (r % N as u64) as usize;
+        if i % 3 == 0 {
+            assert!(q.reset(&keys[slot], t0 + Duration::from_nanos(r % spread)));
+        } else {
+            let key = q.insert(t0 + Duration::from_nanos(r % spread), r);
+            assert!(q.remove(&keys[slot]).is_some());
+            keys[slot] = key;
+        }
+        worst = worst.max(q.allocated_bytes());
+        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+    }
+    assert_eq!(q.len(), N);
+    let per_entry = worst as f64 / N as f64;
+    assert!(per_entry <= 64.0, "{per_entry:.1} bytes per entry");
+}
+
+#[test]
+fn compaction_keeps_every_live_entry() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    let keys: Vec<Key> = (0..1000).map(|i| q.insert(t0 + ms(1000 - i), i)).collect();
+    // Reset every entry many times: the heap fills with stale entries and
+    // is compacted several times over.
+    for round in 1..=5 {
+        for (i, key) in keys.iter().enumerate() {
+            assert!(q.reset(key, t0 + ms(round * 2000 + i as u64)));
+        }
+        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+    }
+    for key in keys.iter().step_by(2) {
+        assert!(q.remove(key).is_some());
+    }
+    let expired: Vec<u64> =
+        std::iter::from_fn(|| q.poll_expired(t0 + ms(20_000)).map(|(_, v)| v)).collect();
+    assert_eq!(expired, (1..1000).step_by(2).collect::<Vec<_>>());
+    assert!(q.is_empty() && q.next_deadline().is_none());
+}
+
+#[test]
+fn compaction_with_random_deadlines_keeps_heap_order() {
+    let t0 = Instant::now();
+    let mut rng = XorShift(99);
+    let mut q = ExpiryQueue::new();
+    let keys: Vec<Key> = (0..100)
+        .map(|i| q.insert(t0 + ms(rng.next() % 1000), i))
+        .collect();
+    let mut deadlines = vec![0; keys.len()];
+    for _ in 0..5000 {
+        let i = (rng.next() % keys.len() as u64) as usize;
+        deadlines[i] = rng.next() % 1000;
+        assert!(q.reset(&keys[i], t0 + ms(deadlines[i])));
+        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+    }
+    let mut last = 0;
+    while let Some((_, i)) = q.poll_expired(t0 + ms(1000)) {
+        let deadline = deadlines[i as usize];
+        assert!(deadline >= last, "out of order after compaction");
+        last = deadline;
+    }
+    assert!(q.is_empty());
+}
