@@ -19,7 +19,10 @@
 //!   belonged to the finished messages, so this pins the message end to
 //!   the same byte: a tracker that ended a message early sees the rest as
 //!   stray bytes and stops, which hyper's reuse then exposes;
-//! * the tracker counted every byte hyper wrote for the request.
+//! * when hyper fails an exchange, the tracker does not call the connection
+//!   idle (it stopped, or still waits for the message to end);
+//! * the tracker counted every byte hyper wrote for the request, and saw the
+//!   same status and version as hyper.
 
 mod wire;
 
@@ -246,8 +249,13 @@ async fn exchange(
         }
     };
     let Ok(response) = response else {
+        hyper_failed(wire, index).await;
         return false;
     };
+    let (status, http10) = (
+        response.status().as_u16(),
+        response.version() == http::Version::HTTP_10,
+    );
     let mut body = response.into_body();
     loop {
         let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
@@ -255,7 +263,10 @@ async fn exchange(
             Err(_) => stuck(wire, index, report),
             Ok(None) => break,
             Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(_))) => return false,
+            Ok(Some(Err(_))) => {
+                hyper_failed(wire, index).await;
+                return false;
+            }
         }
     }
 
@@ -275,6 +286,8 @@ async fn exchange(
                 wire.written() - written_before,
                 "bytes written for request {index}"
             );
+            let head = tracker.response_head().map(|h| (h.status, h.http10));
+            assert_eq!(head, Some((status, http10)), "response head {index}");
         }
     }
 
@@ -291,6 +304,14 @@ async fn exchange(
                 hyper_reuses,
                 "after response {index}: tracker idle vs hyper reuses ({tracker:?})"
             );
+            if hyper_reuses {
+                // hyper consumed every byte it was handed.
+                assert_eq!(
+                    wire.last_message_end(),
+                    Some(wire.delivered()),
+                    "where response {index} ended"
+                );
+            }
             report.agreed_idle += u32::from(hyper_reuses);
         }
         // Limits below hyper's, and exchanges the tracker declines to
@@ -306,6 +327,19 @@ async fn exchange(
         ),
     }
     hyper_reuses
+}
+
+/// hyper failed the exchange (it rejected the response, or the server
+/// closed mid-message) and closes the connection: the tracker must not call
+/// it idle, or it accepted something hyper does not.
+async fn hyper_failed(wire: &Mutex<Wire>, index: usize) {
+    tokio::time::sleep(QUIET).await;
+    let wire = lock(wire);
+    assert!(
+        !wire.tracker().is_idle(),
+        "hyper failed exchange {index}, the tracker calls the connection idle ({:?})",
+        wire.tracker()
+    );
 }
 
 /// Nothing moved for [`QUIET`] while hyper waits for the rest of a message:

@@ -32,6 +32,8 @@ pub(super) struct Wire {
     eof_delivered: bool,
     reader: Option<Waker>,
     tracker: Tracker,
+    /// Where the tracker saw each response end, as offsets in `stream`.
+    message_ends: Vec<usize>,
     written: u64,
 }
 
@@ -54,6 +56,7 @@ impl Wire {
             eof_delivered: false,
             reader: None,
             tracker: Tracker::new(),
+            message_ends: Vec::new(),
             written: 0,
         }
     }
@@ -64,6 +67,16 @@ impl Wire {
 
     pub(super) fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Response bytes handed to hyper so far.
+    pub(super) fn delivered(&self) -> usize {
+        self.delivered
+    }
+
+    /// Where the tracker saw the last response end.
+    pub(super) fn last_message_end(&self) -> Option<usize> {
+        self.message_ends.last().copied()
     }
 
     /// The driver is about to send a request; returns the bytes written so
@@ -124,10 +137,13 @@ impl hyper::rt::Read for MockIo {
                 stream,
                 delivered,
                 tracker,
+                message_ends,
                 ..
             } = &mut *wire;
             let chunk = &stream[*delivered..*delivered + len];
-            tracker.on_read(chunk);
+            if let Some(end) = tracker.on_read(chunk).message_end {
+                message_ends.push(*delivered + end);
+            }
             buf.put_slice(chunk);
             *delivered += len;
             return Poll::Ready(Ok(()));

@@ -125,11 +125,18 @@ enum Reading {
 /// Follows the HTTP/1 exchange on one client connection.
 ///
 /// Feed it every byte hyper writes ([`on_write`](Self::on_write), with the
-/// bytes the inner IO accepted) and every byte hyper reads
+/// bytes the inner IO accepted: for a vectored write, the first `n` bytes
+/// of the slices in order) and every byte hyper reads
 /// ([`on_read`](Self::on_read), with the bytes the inner IO returned), in
 /// the order they happen, plus the end of the stream
-/// ([`on_eof`](Self::on_eof)). It never looks at anything else and never
-/// changes what is written or read.
+/// ([`on_eof`](Self::on_eof), [`on_read_error`](Self::on_read_error)). It
+/// never looks at anything else and never changes what is written or read.
+///
+/// The cost is O(1) per call for body bytes of a known length and for
+/// chunk data; only heads, chunk-size lines and trailers are looked at
+/// byte by byte. A head split across calls is buffered (at most about
+/// 400 KiB, hyper's own limit) in a buffer reused for the connection's
+/// life.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     stopped: Option<StopReason>,
@@ -192,6 +199,14 @@ impl Tracker {
             && matches!(self.reading, Reading::Idle)
     }
 
+    /// Whether the connection can still become idle: tracking, and hyper
+    /// has not given up keep-alive (`Connection: close`, HTTP/1.0 without
+    /// keep-alive, a close-delimited body). Once `false`, it stays `false`:
+    /// the owner can stop scheduling the connection.
+    pub(crate) fn is_reusable(&self) -> bool {
+        self.stopped.is_none() && self.keep_alive
+    }
+
     /// Bytes written since the current (or last) request began, head and
     /// body. After tracking stopped, writes keep adding to it.
     pub(crate) fn bytes_written_current(&self) -> u64 {
@@ -208,7 +223,9 @@ impl Tracker {
         self.messages_completed
     }
 
-    /// The last final response head, once one arrived.
+    /// The last final response head, once one arrived: during an exchange,
+    /// the previous exchange's until the current final head completes
+    /// (signalled by [`ReadOutcome::response_head`]).
     pub(crate) fn response_head(&self) -> Option<ResponseHead<'_>> {
         self.has_final_head.then_some(ResponseHead {
             status: self.last.status,
@@ -235,21 +252,22 @@ impl Tracker {
 
     /// Records bytes hyper wrote (those the inner IO accepted).
     pub(crate) fn on_write(&mut self, buf: &[u8]) {
-        if self.stopped.is_some() {
-            self.bytes_written_current += buf.len() as u64;
-            return;
-        }
-        if let Err(reason) = self.write(buf) {
+        let mut rest = buf;
+        if self.stopped.is_none()
+            && let Err(reason) = self.write(&mut rest)
+        {
             self.stop_with(reason);
         }
+        // Whatever was not followed still counts as written.
+        self.bytes_written_current += rest.len() as u64;
     }
 
-    fn write(&mut self, mut buf: &[u8]) -> Result<(), StopReason> {
+    /// Follows `buf`, advancing it past the bytes it accounted for.
+    fn write(&mut self, buf: &mut &[u8]) -> Result<(), StopReason> {
         while !buf.is_empty() {
             let consumed = match &mut self.writing {
                 Writing::Idle => {
                     if !matches!(self.reading, Reading::Idle) {
-                        self.bytes_written_current += buf.len() as u64;
                         return Err(StopReason::Unsupported(Unsupported::Pipelined));
                     }
                     self.bytes_written_current = 0;
@@ -257,8 +275,8 @@ impl Tracker {
                     self.reading = Reading::Head;
                     0
                 }
-                Writing::Head => match self.request_head.feed(buf, request::parse) {
-                    Ok(Fed::Complete { consumed, head }) => {
+                Writing::Head => match self.request_head.feed(buf, request::parse)? {
+                    Fed::Complete { consumed, head } => {
                         self.method = head.method;
                         self.keep_alive &= head.keep_alive;
                         // hyper's `fix_keep_alive`: once the server spoke
@@ -272,14 +290,14 @@ impl Tracker {
                         self.writing = Writing::Body(head.body);
                         consumed
                     }
-                    Ok(Fed::Partial) => buf.len(),
-                    Err(reason) => {
-                        self.bytes_written_current += buf.len() as u64;
-                        return Err(reason);
-                    }
+                    Fed::Partial => buf.len(),
                 },
                 Writing::Body(body) => {
-                    let progress = body.feed(buf)?;
+                    // hyper's encoder never writes bad chunked framing; if
+                    // it did, the server would be the one to object.
+                    let progress = body
+                        .feed(buf)
+                        .map_err(|_| StopReason::Unsupported(Unsupported::RequestFraming))?;
                     if progress.done {
                         self.writing = Writing::Idle;
                     }
@@ -287,7 +305,7 @@ impl Tracker {
                 }
             };
             self.bytes_written_current += consumed as u64;
-            buf = &buf[consumed..];
+            *buf = &buf[consumed..];
             if let Writing::Body(Body::Length(0)) = self.writing {
                 self.writing = Writing::Idle;
             }

@@ -100,6 +100,30 @@ fn content_length_zero_and_empty_reads() {
 }
 
 #[test]
+fn largest_content_length_and_big_reads() {
+    let mut tracker = Tracker::new();
+    tracker.on_write(GET);
+    // u64::MAX - 2 is the largest length hyper accepts.
+    let head = b"HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551613\r\n\r\n";
+    assert_eq!(tracker.on_read(head).message_end, None);
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        assert_eq!(tracker.on_read(&block), ReadOutcome::default());
+    }
+    assert!(tracker.is_tracking() && !tracker.is_idle());
+
+    // A large known-length body in one read ends exactly where it should.
+    let mut tracker = Tracker::new();
+    tracker.on_write(GET);
+    let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n".to_vec();
+    let head_len = response.len();
+    response.extend_from_slice(&block);
+    let outcome = tracker.on_read(&response);
+    assert_eq!(outcome.message_end, Some(head_len + block.len()));
+    assert!(tracker.is_idle());
+}
+
+#[test]
 fn body_incomplete_is_not_idle() {
     let response = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhello";
     exchange(GET, response, None, false);
@@ -269,6 +293,23 @@ fn http10_transfer_encoding_is_rejected() {
 }
 
 #[test]
+fn reusable_until_keep_alive_ends() {
+    let mut tracker = Tracker::new();
+    tracker.on_write(GET);
+    assert!(tracker.is_reusable());
+    tracker.on_read(b"HTTP/1.1 200 OK\r\nconnection: close\r\n");
+    assert!(tracker.is_reusable(), "the head is not complete yet");
+    tracker.on_read(b"content-length: 1\r\n\r\n");
+    assert!(
+        !tracker.is_reusable(),
+        "decided at the head, before the body"
+    );
+    tracker.on_read(b"!");
+    assert!(!tracker.is_reusable() && !tracker.is_idle());
+    assert!(tracker.is_tracking());
+}
+
+#[test]
 fn connection_close_is_never_idle() {
     let response = b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nconnection: foo, CLOSE\r\n\
                      connection: keep-alive\r\ncontent-length: 0\r\n\r\n";
@@ -412,6 +453,21 @@ fn pipelined_request_stops_tracking() {
         Some(StopReason::Unsupported(Unsupported::Pipelined))
     );
     assert_eq!(tracker.bytes_written_current(), 2 * GET.len() as u64);
+}
+
+#[test]
+fn bytes_written_count_survives_a_stop() {
+    let mut tracker = Tracker::new();
+    let head = b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n";
+    tracker.on_write(head);
+    // Not valid chunked framing: tracking stops, counting goes on.
+    tracker.on_write(b"zz\r\n");
+    assert_eq!(
+        tracker.stop_reason(),
+        Some(StopReason::Unsupported(Unsupported::RequestFraming))
+    );
+    tracker.on_write(b"more");
+    assert_eq!(tracker.bytes_written_current(), head.len() as u64 + 8);
 }
 
 #[test]
