@@ -57,6 +57,18 @@
 //! byte of a request arrived, the server waits for the rest as long as it
 //! takes.
 //!
+//! A request racing the close is either served or never read: the origin
+//! never processes a request and then closes without answering it (unless
+//! a knob asks it to), which is what lets a test tell a lost request from a
+//! duplicate.
+//!
+//! Timers in one tokio runtime fire on shared millisecond ticks. A client
+//! and an origin in the same runtime, with the client sleeping exactly the
+//! idle timeout, therefore collide far more often than a client and a
+//! server in separate processes do. Race experiments meant to be
+//! representative (such as `examples/race_baseline.rs`) start the origin on
+//! a runtime of its own.
+//!
 //! # Per-request knobs
 //!
 //! Most behaviour has a default set on the [`Builder`] that each request can

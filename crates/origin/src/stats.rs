@@ -45,7 +45,8 @@ pub struct Stats {
     pub requests_reset: u64,
     /// Responses cut off in the middle of their body (`x-close-mid-body`).
     pub responses_cut: u64,
-    /// Malformed requests answered with a `4xx` and a close.
+    /// Malformed requests answered with a `4xx` (on HTTP/1.1 the connection
+    /// is then closed; on HTTP/2 only the stream is answered).
     pub requests_rejected: u64,
     /// HTTP/1.1 connections closed after their last allowed request
     /// ([`Builder::max_requests`](crate::Builder::max_requests)).

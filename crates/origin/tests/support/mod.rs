@@ -71,10 +71,14 @@ impl Conn {
 
     /// Sends `GET / HTTP/1.1` with the given extra header lines.
     pub(crate) async fn get(&mut self, extra_headers: &str) {
-        self.send(&format!(
-            "GET / HTTP/1.1\r\nhost: origin\r\n{extra_headers}\r\n"
-        ))
-        .await;
+        self.try_get(extra_headers).await.expect("write request");
+    }
+
+    /// Like [`Conn::get`], but a write error (the server already reset the
+    /// connection) is returned.
+    pub(crate) async fn try_get(&mut self, extra_headers: &str) -> io::Result<()> {
+        let request = format!("GET / HTTP/1.1\r\nhost: origin\r\n{extra_headers}\r\n");
+        self.stream.write_all(request.as_bytes()).await
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
