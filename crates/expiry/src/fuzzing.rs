@@ -187,6 +187,7 @@ pub fn keep_alive_seeds() -> Vec<Vec<u8>> {
         b"\x01Connection: Keep-Alive\nKeep-Alive: timeout=5",
         b"Connection: close\nKeep-Alive: timeout=5",
         b"Keep-Alive: timeout=10, max=3\nkeep-alive: timeout=4, max=0",
+        b"\x01Server: Microsoft-IIS/6.0\nConnection: Keep-Alive",
     ];
     values.iter().map(|v| v.to_vec()).collect()
 }

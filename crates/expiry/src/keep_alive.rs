@@ -8,11 +8,13 @@
 //! |---|---|
 //! | Apache httpd (`KeepAliveTimeout 5`, `MaxKeepAliveRequests 100`) | `Keep-Alive: timeout=5, max=100`, then `max=99`, `max=98`, … |
 //! | Node.js `http` (`keepAliveTimeout` 5000 ms) | `Keep-Alive: timeout=5` (and `, max=N` with `maxRequestsPerSocket`) |
-//! | IIS and proxies in front of it | `Keep-Alive: timeout=120` and other whole-second values |
+//! | IIS (`connectionTimeout` 120 s) | nothing to HTTP/1.1 clients; `Connection: Keep-Alive` to HTTP/1.0 clients (Microsoft KB 238210) |
 //!
 //! Servers truncate their timeout to whole seconds (Apache and Node both
 //! floor it), so `timeout=N` means "somewhere in `[N, N + 1)` seconds";
-//! taking `N` is the safe reading.
+//! taking `N` is the safe reading. A server that advertises nothing, like
+//! IIS, leaves the timeout to be learned
+//! ([`IdleEstimator`](crate::IdleEstimator)).
 
 use std::fmt;
 use std::time::Duration;

@@ -31,7 +31,7 @@ fn real_servers() {
         KeepAlive::parse(b"timeout=5, max=1000"),
         ka(secs(5), Some(1000))
     );
-    // IIS-style whole-second values (connectionTimeout 120 s).
+    // Other whole-second values, e.g. a proxy advertising 120 s.
     assert_eq!(KeepAlive::parse(b"timeout=120"), ka(secs(120), None));
     // Node and Apache configured below one second send `timeout=0`.
     assert_eq!(
@@ -209,6 +209,42 @@ fn connection_close_forbids_reuse() {
     assert_eq!(r.keep_alive, ka(secs(5), None));
     // "closed" is not "close".
     assert!(reuse(false, &[(b"Connection", b"closed")]).reusable);
+}
+
+#[test]
+fn iis_responses() {
+    // IIS sends no Keep-Alive header to HTTP/1.1 clients: reusable, with
+    // the timeout left to learning.
+    let r = reuse(
+        false,
+        &[
+            (b"Server", b"Microsoft-IIS/10.0"),
+            (b"Content-Length", b"0"),
+        ],
+    );
+    assert_eq!(
+        r,
+        Reuse {
+            reusable: true,
+            keep_alive: None
+        }
+    );
+    // To an HTTP/1.0 client that asked for it, it answers
+    // `Connection: Keep-Alive`, without parameters.
+    let r = reuse(
+        true,
+        &[
+            (b"Server", b"Microsoft-IIS/6.0"),
+            (b"Connection", b"Keep-Alive"),
+        ],
+    );
+    assert_eq!(
+        r,
+        Reuse {
+            reusable: true,
+            keep_alive: None
+        }
+    );
 }
 
 #[test]
