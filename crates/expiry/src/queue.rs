@@ -27,7 +27,8 @@
 //!
 //! Deadlines are stored as signed nanoseconds from the first deadline the
 //! queue saw (8 bytes instead of a 16-byte `Instant`), so a heap entry is
-//! 16 bytes and the four children of a node fit in one 64-byte cache line.
+//! 16 bytes and the four children of a node span at most two 64-byte
+//! cache lines.
 //!
 //! Why not a hierarchical timing wheel like tokio's? A wheel makes insert
 //! and remove O(1) but rounds deadlines to ticks and needs a tick clock.
