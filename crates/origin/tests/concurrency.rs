@@ -34,11 +34,15 @@ async fn hundreds_of_concurrent_connections() {
                 let response = conn.response().await.expect("response");
                 assert_eq!(response.body.len(), 100);
             }
+            // Kept open until every client is done, so that all of them
+            // are open at once.
+            conn
         });
     }
+    let mut finished = Vec::with_capacity(CONNECTIONS);
     let all = async {
         while let Some(done) = clients.join_next().await {
-            done.expect("client task");
+            finished.push(done.expect("client task"));
         }
     };
     tokio::time::timeout(Duration::from_secs(30), all)
@@ -62,4 +66,5 @@ async fn hundreds_of_concurrent_connections() {
     );
     origin.shutdown().await;
     assert_eq!(origin.stats().tasks_alive, 0);
+    drop(finished);
 }

@@ -14,7 +14,7 @@ use crate::conn::{Wait, abort, close_gracefully, close_idle, read_more, wait_for
 use crate::knobs::{CloseKind, Knobs};
 use crate::stats::{CloseReason, Shared};
 
-use request::{BodyLength, ChunkedDecoder, Head, MAX_HEAD, Rejection, parse_head, too_large};
+use request::{BodyLength, ChunkedDecoder, Head, Rejection, parse_head, too_large};
 use response::{Response, Written, write_rejection, write_response};
 
 /// Why reading a request stopped.
@@ -139,7 +139,6 @@ async fn read_request(
             buf.advance(len);
             break head;
         }
-        debug_assert!(buf.len() < MAX_HEAD);
         if read_more(stream, buf).await? == 0 {
             return Err(Failure::Eof);
         }

@@ -7,7 +7,7 @@ use bytes::{Buf, BytesMut};
 use crate::knobs::Knobs;
 
 /// The largest request head accepted; a larger one gets `431`.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a request may have.
 const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line or trailer section accepted.

@@ -16,7 +16,8 @@ OPTIONS:
     --listen ADDR            address to listen on [default: 127.0.0.1:8090]
     --idle DURATION          idle timeout between requests, e.g. 200ms, 5s [default: 5s]
     --close MODE             how idle connections close: fin, rst or 408 [default: fin]
-    --keep-alive WHAT        Keep-Alive header: none, truthful, a false DURATION,
+    --keep-alive WHAT        Keep-Alive header: none, truthful, a false timeout
+                             (SECS or DURATION, sent as timeout=<whole secs>),
                              or raw:VALUE sent verbatim [default: none]
     --max-requests N         requests per connection before the server closes it
     --silent-last            do not announce the last of --max-requests with
@@ -26,7 +27,8 @@ OPTIONS:
     --chunked                chunked response bodies
     --status CODE            response status [default: 200]
     --max-request-body BYTES largest request body accepted [default: 16777216]
-    --no-h2c                 do not serve HTTP/2 prior-knowledge connections
+    --h2c / --no-h2c         serve HTTP/2 prior-knowledge connections, or not
+                             [default: --h2c]
     --h2-goaway-after N      send GOAWAY after N requests on an HTTP/2 connection
     -h, --help               print this help
 
@@ -148,6 +150,9 @@ pub(crate) fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, 
                     Advertise::None
                 } else if v.eq_ignore_ascii_case("truthful") {
                     Advertise::Truthful
+                } else if let Ok(secs) = v.parse::<u64>() {
+                    // Keep-Alive has whole seconds, so a bare number is seconds.
+                    Advertise::False(Duration::from_secs(secs))
                 } else {
                     Advertise::False(
                         duration("--keep-alive", &v)
@@ -164,6 +169,7 @@ pub(crate) fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, 
             "--max-request-body" => {
                 options.max_request_body = number("--max-request-body", &value()?)?;
             }
+            "--h2c" => options.h2c = true,
             "--no-h2c" => options.h2c = false,
             "--h2-goaway-after" => {
                 options.h2_goaway_after = Some(number("--h2-goaway-after", &value()?)?);
@@ -274,6 +280,11 @@ mod tests {
             Ok(CloseMode::Timeout408)
         );
         assert_eq!(parse(["-h".to_string()]), Ok(Command::Help));
+        assert_eq!(
+            run(&["--keep-alive", "30"]).map(|o| o.keep_alive),
+            Ok(Advertise::False(Duration::from_secs(30)))
+        );
+        assert_eq!(run(&["--no-h2c", "--h2c"]).map(|o| o.h2c), Ok(true));
     }
 
     #[test]
