@@ -70,6 +70,9 @@ fn chunked_body(rng: &mut Rng, out: &mut Vec<u8>) {
 
 fn response(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::new();
+    if rng.chance(3) {
+        out.extend_from_slice(rng.pick(&[&b"\r\n"[..], b"\n", b"\r\n\r\n"]));
+    }
     for _ in 0..rng.below(3) {
         if rng.chance(30) {
             out.extend_from_slice(rng.pick(&[

@@ -30,22 +30,23 @@ pub(super) enum Fed<T> {
 ///
 /// A head that arrives whole (the common case) is parsed in place and never
 /// copied. Pieces are appended to a buffer that is reused for every head of
-/// the connection, and the head is parsed again only when a piece brings a
-/// line feed, since no head can end without one.
+/// the connection, and parsed again only once an empty line arrived, so a
+/// split head costs O(its length) plus one parse, however it is split.
 #[derive(Debug, Default)]
 pub(super) struct HeadBuffer {
     buf: Vec<u8>,
+    /// Parses of the buffered head so far.
+    parses: u32,
 }
 
-impl HeadBuffer {
-    /// Whether part of a head is waiting for the rest.
-    pub(super) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
+/// Parses allowed for one buffered head; see [`HeadBuffer::feed`].
+const MAX_PARSES: u32 = 16;
 
+impl HeadBuffer {
     /// Drops any partial head.
     pub(super) fn clear(&mut self) {
         self.buf.clear();
+        self.parses = 0;
     }
 
     /// Feeds `input` to the head parser `parse`, which returns the head's
@@ -61,23 +62,37 @@ impl HeadBuffer {
                 None => self.keep(input),
             };
         }
-        if !input.contains(&b'\n') {
-            return self.keep(input);
-        }
+        // Append line by line, so that bytes after the head (often a body)
+        // are never copied, and parse only where a head can end: at an empty
+        // line, `\n\n` or `\n\r\n`.
         let before = self.buf.len();
-        self.buf.extend_from_slice(input);
-        match parse(&self.buf)? {
-            Some((len, head)) => {
+        let mut taken = 0;
+        while let Some(at) = input[taken..].iter().position(|&b| b == b'\n') {
+            let line_end = taken + at + 1;
+            self.buf.extend_from_slice(&input[taken..line_end]);
+            taken = line_end;
+            if !(self.buf.ends_with(b"\n\n") || self.buf.ends_with(b"\n\r\n")) {
+                continue;
+            }
+            // Only empty lines before the status line (which hyper skips)
+            // make a head end later than its first empty line; a server
+            // sending many is not worth following.
+            self.parses += 1;
+            if self.parses > MAX_PARSES {
+                self.clear();
+                return Err(StopReason::TooLarge);
+            }
+            if let Some((len, head)) = parse(&self.buf)? {
                 // The buffered prefix was incomplete on its own, so the head
                 // ends inside `input`.
                 let consumed = len
                     .checked_sub(before)
                     .ok_or(StopReason::Invalid(Invalid::Head))?;
-                self.buf.clear();
-                Ok(Fed::Complete { consumed, head })
+                self.clear();
+                return Ok(Fed::Complete { consumed, head });
             }
-            None => self.partial(),
         }
+        self.keep(&input[taken..])
     }
 
     fn keep<T>(&mut self, input: &[u8]) -> Result<Fed<T>, StopReason> {
@@ -87,7 +102,7 @@ impl HeadBuffer {
 
     fn partial<T>(&mut self) -> Result<Fed<T>, StopReason> {
         if self.buf.len() >= MAX_HEAD_LEN {
-            self.buf.clear();
+            self.clear();
             return Err(StopReason::TooLarge);
         }
         Ok(Fed::Partial)

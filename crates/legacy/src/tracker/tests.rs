@@ -368,6 +368,21 @@ fn malformed_heads_stop_tracking() {
 }
 
 #[test]
+fn empty_lines_before_the_status_line() {
+    // httparse (and so hyper) skips them.
+    let response = b"\r\n\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    exchange(GET, response, Some(response.len()), true);
+    // Arriving one by one, each is a place a head could end: after a few,
+    // the tracker gives up rather than parse again and again.
+    let mut many = b"\r\n".repeat(100);
+    many.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let mut tracker = Tracker::new();
+    tracker.on_write(GET);
+    read(&mut tracker, &many, Split::Bytes);
+    assert_eq!(tracker.stop_reason(), Some(StopReason::TooLarge));
+}
+
+#[test]
 fn oversized_head_stops_tracking() {
     let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
     huge.extend(std::iter::repeat_n(b'a', MAX_HEAD));
