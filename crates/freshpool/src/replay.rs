@@ -15,10 +15,27 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::error::BoxError;
 
-/// The request body freshpool hands to hyper: the user's body, recorded so
-/// it can be replayed.
+/// A request body recorded as it is sent, so that a retry can send it again.
 ///
-/// Created by the client; users never build one.
+/// [`Client`](crate::Client) wraps every request body in one; adapters that
+/// implement the same retry rules over another client (such as
+/// `freshpool-legacy`'s `RetryClient`) use it directly.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use freshpool::ReplayBody;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let original = ReplayBody::new(Full::new(Bytes::from_static(b"hello")), 64 * 1024);
+/// let first = original.replay().expect("nothing sent yet");
+/// assert_eq!(first.collect().await.unwrap().to_bytes(), "hello");
+/// // The first attempt failed: send the same bytes again.
+/// let second = original.replay().expect("within the cap");
+/// assert_eq!(second.collect().await.unwrap().to_bytes(), "hello");
+/// # }
+/// ```
 pub struct ReplayBody<B> {
     shared: Arc<Mutex<Shared<B>>>,
     /// Index of the next recorded frame this attempt sends.
@@ -51,7 +68,10 @@ where
     B: Body,
 {
     /// Wraps `body`, recording up to `cap` bytes of it for replay.
-    pub(crate) fn new(body: B, cap: usize) -> ReplayBody<B> {
+    ///
+    /// Keep this value as the original and send only bodies made by
+    /// [`replay`](Self::replay): each attempt gets its own.
+    pub fn new(body: B, cap: usize) -> ReplayBody<B> {
         let size_hint = body.size_hint();
         let ended = body.is_end_stream();
         ReplayBody {
@@ -69,9 +89,10 @@ where
         }
     }
 
-    /// A body for the next attempt, or `None` if what was already sent can
-    /// no longer be reproduced.
-    pub(crate) fn replay(&self) -> Option<ReplayBody<B>> {
+    /// A body for the next attempt: the frames already sent, then the rest
+    /// of the original body. `None` if what was already sent can no longer
+    /// be reproduced (the body outgrew the cap, or failed).
+    pub fn replay(&self) -> Option<ReplayBody<B>> {
         let shared = lock(&self.shared);
         if shared.overflowed {
             return None;
@@ -85,7 +106,7 @@ where
     }
 
     /// Whether [`replay`](Self::replay) would succeed.
-    pub(crate) fn is_replayable(&self) -> bool {
+    pub fn is_replayable(&self) -> bool {
         !lock(&self.shared).overflowed
     }
 }
