@@ -213,6 +213,7 @@ where
                 headers: headers.unwrap_or(&empty),
                 reused,
                 returned_unsent: failure.returned_unsent,
+                refused: failure.refused,
                 bytes_written: failure.bytes_written,
                 response_started: failure.response_started,
                 retries_done,
@@ -258,11 +259,25 @@ where
             Ok(response) => response,
             Err(mut error) => {
                 let returned_unsent = error.take_message().is_some();
+                let error = error.into_error();
+                // An HTTP/2 connection carries other streams: its byte
+                // counts say nothing about this request, and no response
+                // head arrived or `send` would have succeeded.
+                let (bytes_written, response_started, refused) = if conn.is_http2() {
+                    (u64::MAX, false, refused_unprocessed(&error))
+                } else {
+                    (
+                        conn.state.bytes_written(),
+                        conn.state.bytes_read() > 0,
+                        false,
+                    )
+                };
                 return Err(Failure {
                     returned_unsent,
-                    bytes_written: conn.state.bytes_written(),
-                    response_started: conn.state.bytes_read() > 0,
-                    error: error.into_error(),
+                    refused,
+                    bytes_written,
+                    response_started,
+                    error,
                 });
             }
         };
@@ -311,6 +326,7 @@ where
 /// What went wrong in one attempt, and what the client knows about it.
 struct Failure {
     returned_unsent: bool,
+    refused: bool,
     bytes_written: u64,
     response_started: bool,
     error: hyper::Error,
@@ -323,6 +339,20 @@ impl Failure {
             .with_attempts(retries_done + 1)
             .with_reused(reused)
     }
+}
+
+/// Whether an HTTP/2 error proves the server did not process the stream:
+/// `REFUSED_STREAM`, or a `GOAWAY` that excluded it (RFC 9113 §8.7).
+fn refused_unprocessed(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The pool key of a request URI, or why it has none.

@@ -30,6 +30,10 @@ pub struct Attempt<'a> {
     pub reused: bool,
     /// hyper handed the request back without sending it.
     pub returned_unsent: bool,
+    /// The server said it did not process the request: an HTTP/2
+    /// `REFUSED_STREAM`, or a `GOAWAY` whose last stream id is below the
+    /// request's stream (RFC 9113 §8.7).
+    pub refused: bool,
     /// Bytes of this request the socket accepted.
     pub bytes_written: u64,
     /// At least one byte of a response arrived.
@@ -47,6 +51,8 @@ pub struct Attempt<'a> {
 pub enum Rule {
     /// hyper handed the request back: it never left the client.
     Unsent,
+    /// The server refused the HTTP/2 stream unprocessed (RFC 9113 §8.7).
+    Refused,
     /// Not one byte of the request was written to the socket.
     NothingWritten,
     /// The method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE).
@@ -57,8 +63,9 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order [`RetryPolicy::decide`] tries them.
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 5] = [
         Rule::Unsent,
+        Rule::Refused,
         Rule::NothingWritten,
         Rule::Idempotent,
         Rule::IdempotencyKey,
@@ -68,6 +75,7 @@ impl Rule {
     pub const fn as_str(self) -> &'static str {
         match self {
             Rule::Unsent => "unsent",
+            Rule::Refused => "refused",
             Rule::NothingWritten => "nothing-written",
             Rule::Idempotent => "idempotent",
             Rule::IdempotencyKey => "idempotency-key",
@@ -77,9 +85,10 @@ impl Rule {
     pub(crate) const fn index(self) -> usize {
         match self {
             Rule::Unsent => 0,
-            Rule::NothingWritten => 1,
-            Rule::Idempotent => 2,
-            Rule::IdempotencyKey => 3,
+            Rule::Refused => 1,
+            Rule::NothingWritten => 2,
+            Rule::Idempotent => 3,
+            Rule::IdempotencyKey => 4,
         }
     }
 }
@@ -153,6 +162,7 @@ impl fmt::Display for Refusal {
 ///     headers: &headers,
 ///     reused: true,
 ///     returned_unsent: false,
+///     refused: false,
 ///     bytes_written: 120,
 ///     response_started: false,
 ///     retries_done: 0,
@@ -208,6 +218,8 @@ impl RetryPolicy {
         }
         let rule = if self.unsent && attempt.returned_unsent {
             Rule::Unsent
+        } else if attempt.refused {
+            Rule::Refused
         } else if self.unsent && attempt.bytes_written == 0 {
             Rule::NothingWritten
         } else if is_idempotent(attempt.method) {
@@ -242,6 +254,7 @@ mod tests {
             headers,
             reused: true,
             returned_unsent: false,
+            refused: false,
             bytes_written: 100,
             response_started: false,
             retries_done: 0,

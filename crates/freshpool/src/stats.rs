@@ -19,7 +19,7 @@ pub(crate) struct Counters {
     probe_unexpected: AtomicU64,
     retired_expiry: AtomicU64,
     server_closes: AtomicU64,
-    retries: [AtomicU64; 4],
+    retries: [AtomicU64; 5],
     errors: AtomicU64,
 }
 
@@ -65,6 +65,7 @@ impl Counters {
             retired_by_expiry: get(&self.retired_expiry),
             server_closes_observed: get(&self.server_closes),
             retries_unsent: get(&self.retries[Rule::Unsent.index()]),
+            retries_refused: get(&self.retries[Rule::Refused.index()]),
             retries_nothing_written: get(&self.retries[Rule::NothingWritten.index()]),
             retries_idempotent: get(&self.retries[Rule::Idempotent.index()]),
             retries_idempotency_key: get(&self.retries[Rule::IdempotencyKey.index()]),
@@ -102,6 +103,8 @@ pub struct OriginStats {
     pub server_closes_observed: u64,
     /// Retries of requests hyper handed back unsent.
     pub retries_unsent: u64,
+    /// Retries of HTTP/2 requests the server refused unprocessed.
+    pub retries_refused: u64,
     /// Retries of requests of which no byte was written.
     pub retries_nothing_written: u64,
     /// Retries of idempotent requests.
@@ -123,6 +126,7 @@ impl OriginStats {
     /// All retries, whatever the rule.
     pub fn retries(&self) -> u64 {
         self.retries_unsent
+            + self.retries_refused
             + self.retries_nothing_written
             + self.retries_idempotent
             + self.retries_idempotency_key

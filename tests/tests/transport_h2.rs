@@ -1,0 +1,86 @@
+//! HTTP/2 over the origin's h2c: requests share one connection, and a
+//! GOAWAY in the middle of a run loses no request and duplicates none.
+
+use std::time::Duration;
+
+use freshpool_origin::Origin;
+use freshpool_tests::{TestClient, send};
+use http::Method;
+
+fn h2_client() -> TestClient {
+    freshpool::Client::builder()
+        .http2_only(true)
+        .build_http()
+        .expect("settings")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_connection() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("origin");
+    let client = h2_client();
+    let url = format!("{}/h2", origin.base_url());
+    send(&client, Method::GET, &url, &[])
+        .await
+        .expect("first request");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.spawn(async move {
+            let id = format!("h2-{i}");
+            send(
+                &client,
+                Method::POST,
+                &url,
+                &[("x-request-id", &id), ("x-delay-ms", "10")],
+            )
+            .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("request");
+    }
+    let stats = origin.stats();
+    assert_eq!(stats.connections_accepted, 1, "{stats:?}");
+    assert_eq!(stats.h2_connections, 1);
+    assert_eq!(stats.requests_processed, 51);
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_mid_run_loses_no_request() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .h2_goaway_after(7)
+        .start()
+        .await
+        .expect("origin");
+    let client = h2_client();
+    let url = format!("{}/h2", origin.base_url());
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.spawn(async move {
+            for i in 0..25 {
+                let id = format!("w{worker}-{i}");
+                send(&client, Method::POST, &url, &[("x-request-id", &id)]).await?;
+            }
+            Ok::<_, freshpool::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task")
+            .expect("no request may fail across a GOAWAY");
+    }
+    let stats = origin.stats();
+    assert!(stats.h2_goaways >= 10, "{stats:?}");
+    assert_eq!(stats.requests_processed, 200, "{stats:?}");
+    assert_eq!(stats.duplicate_requests, 0, "{stats:?}");
+    assert_eq!(origin.request_ids(), 200);
+    origin.shutdown().await;
+}
