@@ -243,3 +243,63 @@ async fn bad_input_gets_clear_errors() {
     let err = settings.expect_err("zero connections is invalid");
     assert_eq!(err.setting(), "max_connections_per_host");
 }
+
+#[tokio::test]
+async fn upgraded_connections_are_never_pooled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // freshpool-origin speaks no upgrade protocol; a few lines of raw
+    // socket do: answer every request with 101, then echo.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = {
+        let accepted = std::sync::Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+                        .await;
+                    let mut buf = [0u8; 64];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+    };
+
+    let client = client();
+    for _ in 0..2 {
+        let req = http::Request::get(format!("http://{addr}/"))
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(http_body_util::Full::default())
+            .expect("request");
+        let response = client.request(req).await.expect("101");
+        assert_eq!(response.status(), 101);
+        let upgraded = hyper::upgrade::on(response).await.expect("upgraded IO");
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        io.write_all(b"ping").await.expect("write");
+        let mut echo = [0u8; 4];
+        io.read_exact(&mut echo).await.expect("echo");
+        assert_eq!(&echo, b"ping");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(client.stats().total.reused, 0);
+    server.abort();
+}
