@@ -84,3 +84,45 @@ async fn a_goaway_mid_run_loses_no_request() {
     assert_eq!(origin.request_ids(), 200);
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connection_opens_another_and_first_requests_wait_for_one() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder()
+        .http2_only(true)
+        .http2_max_streams_per_connection(4)
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/h2", origin.base_url());
+    // Twelve requests at once, none connected yet: they must not open
+    // twelve connections, and four streams fill a connection.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.spawn(async move {
+            let id = format!("s-{i}");
+            send(
+                &client,
+                Method::GET,
+                &url,
+                &[("x-request-id", &id), ("x-delay-ms", "50")],
+            )
+            .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("request");
+    }
+    let stats = origin.stats();
+    assert!(
+        (3..=4).contains(&stats.connections_accepted),
+        "four streams per connection: {stats:?}"
+    );
+    assert_eq!(stats.requests_processed, 12);
+    origin.shutdown().await;
+}

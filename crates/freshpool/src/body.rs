@@ -72,6 +72,18 @@ where
     }
 }
 
+/// Keeps a handle (an HTTP/2 stream) alive until the body ends.
+pub(crate) struct Holding<B>(pub(crate) Conn<B>);
+
+impl<B> Checkin for Holding<B>
+where
+    Conn<B>: Send + Sync,
+{
+    fn checkin(self: Box<Self>) {
+        drop(self.0);
+    }
+}
+
 impl Body {
     pub(crate) fn new(inner: Incoming, checkin: Option<Box<dyn Checkin>>) -> Body {
         let mut body = Body { inner, checkin };

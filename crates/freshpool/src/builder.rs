@@ -21,6 +21,8 @@ pub(crate) struct Config {
     pub(crate) max_connections_per_host: Option<usize>,
     pub(crate) checkout_timeout: Duration,
     pub(crate) probe_after: Duration,
+    /// Whether `Keep-Alive: timeout=N` sets an origin's estimate.
+    pub(crate) keep_alive_hints: bool,
     pub(crate) max_lifetime: Option<Lifetime>,
     pub(crate) retry: RetryPolicy,
     pub(crate) replay_cap: usize,
@@ -28,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) overrides: HashMap<String, Duration>,
     pub(crate) set_host: bool,
     pub(crate) http2_only: bool,
+    pub(crate) http2_max_streams: usize,
     pub(crate) h1: http1::Builder,
     pub(crate) h2: http2::Builder<TokioExecutor>,
 }
@@ -59,6 +62,8 @@ pub struct Builder {
     max_connections_per_host: Option<usize>,
     checkout_timeout: Duration,
     probe_after: Duration,
+    keep_alive_hints: bool,
+    learn_from_closes: bool,
     margin: Margin,
     observation_ttl: Duration,
     max_lifetime: Option<Lifetime>,
@@ -67,6 +72,7 @@ pub struct Builder {
     overrides: HashMap<String, Duration>,
     set_host: bool,
     http2_only: bool,
+    http2_max_streams: usize,
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
 }
@@ -82,6 +88,8 @@ impl Default for Builder {
             max_connections_per_host: None,
             checkout_timeout: Duration::from_secs(30),
             probe_after: Duration::ZERO,
+            keep_alive_hints: true,
+            learn_from_closes: true,
             margin: Margin::default(),
             observation_ttl: estimator.observation_ttl,
             max_lifetime: None,
@@ -90,6 +98,7 @@ impl Default for Builder {
             overrides: HashMap::new(),
             set_host: true,
             http2_only: false,
+            http2_max_streams: 100,
             h1: http1::Builder::new(),
             h2,
         }
@@ -136,6 +145,23 @@ impl Builder {
     /// non-blocking syscall).
     pub fn probe_after(mut self, idle: Duration) -> Builder {
         self.probe_after = idle;
+        self
+    }
+
+    /// Whether a server's `Keep-Alive: timeout=N` response header sets its
+    /// origin's idle-timeout estimate. Switching it off shows what the
+    /// header contributes (as `poolbench ablation` does); `Keep-Alive:
+    /// max=N` is honoured either way. Default: `true`.
+    pub fn keep_alive_hints(mut self, enabled: bool) -> Builder {
+        self.keep_alive_hints = enabled;
+        self
+    }
+
+    /// Whether server-initiated closes of idle connections teach the pool
+    /// an origin's idle timeout. Switching it off shows what learning
+    /// contributes (as `poolbench ablation` does). Default: `true`.
+    pub fn learn_from_closes(mut self, enabled: bool) -> Builder {
+        self.learn_from_closes = enabled;
         self
     }
 
@@ -219,6 +245,14 @@ impl Builder {
         self
     }
 
+    /// How many requests share one HTTP/2 connection before another is
+    /// opened to the same origin. Default: 100, the minimum concurrency
+    /// RFC 9113 recommends servers allow.
+    pub fn http2_max_streams_per_connection(mut self, max: usize) -> Builder {
+        self.http2_max_streams = max;
+        self
+    }
+
     /// Accept obsolete line folding in response headers. Default: `false`.
     pub fn http1_allow_obsolete_multiline_headers_in_responses(mut self, enabled: bool) -> Builder {
         self.h1
@@ -293,6 +327,12 @@ impl Builder {
                 "must be at least 1",
             ));
         }
+        if self.http2_max_streams == 0 {
+            return Err(BuildError::new(
+                "http2_max_streams_per_connection",
+                "must be at least 1",
+            ));
+        }
         if self.checkout_timeout.is_zero() {
             return Err(BuildError::new(
                 "checkout_timeout",
@@ -320,7 +360,11 @@ impl Builder {
             default_timeout: self.pool_idle_timeout.unwrap_or(Duration::MAX),
             margin: self.margin,
             observation_ttl: self.observation_ttl,
-            ..EstimatorConfig::default()
+            max_observations: if self.learn_from_closes {
+                EstimatorConfig::default().max_observations
+            } else {
+                0
+            },
         };
         let config = Config {
             estimator,
@@ -328,12 +372,14 @@ impl Builder {
             max_connections_per_host: self.max_connections_per_host,
             checkout_timeout: self.checkout_timeout,
             probe_after: self.probe_after,
+            keep_alive_hints: self.keep_alive_hints,
             max_lifetime: self.max_lifetime,
             retry: self.retry,
             replay_cap: self.replay_cap,
             overrides: self.overrides,
             set_host: self.set_host,
             http2_only: self.http2_only,
+            http2_max_streams: self.http2_max_streams,
             h1: self.h1,
             h2: self.h2,
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use freshpool_expiry::response_reuse;
+use freshpool_expiry::{CloseKind, response_reuse};
 use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::body::{Body, Checkin, Returning};
+use crate::body::{Body, Checkin, Holding, Returning};
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
@@ -163,9 +163,13 @@ where
         loop {
             let (conn, reused, idle_for) = match self.pool.checkout(&origin).await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
-                Ok(Checkout::Connect(slot)) => {
+                Ok(Checkout::Connect(slot, h2_connecting)) => {
                     let connector = self.connector.clone();
-                    match connect(connector, &self.pool, &self.config, &origin, slot).await {
+                    let connected =
+                        connect(connector, &self.pool, &self.config, &origin, slot).await;
+                    // Requests waiting for this HTTP/2 connection look again.
+                    drop(h2_connecting);
+                    match connected {
                         Ok(conn) => (conn, false, Duration::ZERO),
                         Err(e) => return Err(self.fail(&origin, e.with_attempts(retries_done + 1))),
                     }
@@ -199,7 +203,14 @@ where
                 .any(|v| has_token(v.as_bytes(), b"close"));
 
             let outcome = self
-                .attempt(conn, req, &origin, &method, closes)
+                .attempt(
+                    conn,
+                    req,
+                    &origin,
+                    &method,
+                    closes,
+                    reused.then_some(idle_for),
+                )
                 .instrument(span.clone())
                 .await;
             let failure = match outcome {
@@ -252,6 +263,7 @@ where
         origin: &OriginKey,
         method: &Method,
         request_closes: bool,
+        reused_after: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
         conn.state.begin_attempt();
         let result = conn.send(req).await;
@@ -272,6 +284,16 @@ where
                         false,
                     )
                 };
+                if let (Some(idle_for), false, false) =
+                    (reused_after, response_started, conn.is_http2())
+                {
+                    let kind = if is_reset(&error) {
+                        CloseKind::Reset
+                    } else {
+                        CloseKind::Fin
+                    };
+                    self.pool.observe_crossed_close(origin, idle_for, kind);
+                }
                 return Err(Failure {
                     returned_unsent,
                     refused,
@@ -283,7 +305,12 @@ where
         };
         let (parts, incoming) = response.into_parts();
         if conn.is_http2() {
-            return Ok(Response::from_parts(parts, Body::new(incoming, None)));
+            // The handle counts as an open stream until the body ends.
+            let stream: Box<dyn Checkin> = Box::new(Holding(conn));
+            return Ok(Response::from_parts(
+                parts,
+                Body::new(incoming, Some(stream)),
+            ));
         }
 
         let status = parts.status;
@@ -339,6 +366,18 @@ impl Failure {
             .with_attempts(retries_done + 1)
             .with_reused(reused)
     }
+}
+
+/// Whether the connection was reset (rather than closed with a FIN).
+fn is_reset(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionReset;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether an HTTP/2 error proves the server did not process the stream:

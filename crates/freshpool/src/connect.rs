@@ -2,7 +2,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use freshpool_probe::Probe;
 use http::Uri;
@@ -75,7 +75,7 @@ where
                 tracing::debug!(%error, "HTTP/2 connection ended with an error");
             }
         });
-        Tx::Http2(tx)
+        Tx::Http2(tx, Arc::new(AtomicUsize::new(0)))
     } else {
         let (tx, conn) = config
             .h1
@@ -94,10 +94,10 @@ where
     tracing::debug!(
         origin = origin.as_str(),
         id,
-        http2 = matches!(tx, Tx::Http2(_)),
+        http2 = matches!(tx, Tx::Http2(..)),
         "connected"
     );
-    let conn = Conn {
+    let mut conn = Conn {
         id,
         tx,
         state,
@@ -105,9 +105,12 @@ where
         requests: 0,
         remaining: None,
         lifetime_deadline,
+        _stream: None,
     };
-    if let Some(shared) = conn.share() {
-        pool.insert_h2(origin, shared);
+    if let Some(template) = conn.share(false) {
+        pool.insert_h2(origin, template);
+        // The connecting request's own handle carries a stream too.
+        conn = conn.share(true).unwrap_or(conn);
     }
     Ok(conn)
 }

@@ -1,5 +1,6 @@
 //! One pooled connection, and the slot it occupies under a host's limit.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -16,7 +17,25 @@ use crate::replay::ReplayBody;
 /// protocol.
 pub(crate) enum Tx<B> {
     Http1(http1::SendRequest<ReplayBody<B>>),
-    Http2(http2::SendRequest<ReplayBody<B>>),
+    /// A shared HTTP/2 connection and the count of its handles that are
+    /// carrying a request (open streams, as far as this client knows).
+    Http2(http2::SendRequest<ReplayBody<B>>, Arc<AtomicUsize>),
+}
+
+/// One open stream on a shared HTTP/2 connection: counted while alive.
+pub(crate) struct Stream(Arc<AtomicUsize>);
+
+impl Stream {
+    fn new(count: &Arc<AtomicUsize>) -> Stream {
+        count.fetch_add(1, Ordering::Relaxed);
+        Stream(Arc::clone(count))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection the pool can hand out.
@@ -31,46 +50,59 @@ pub(crate) struct Conn<B> {
     pub(crate) remaining: Option<u32>,
     /// When the connection must go, whatever its activity (max lifetime).
     pub(crate) lifetime_deadline: Option<Instant>,
+    /// For a handle on a shared HTTP/2 connection: the stream it carries,
+    /// counted until the handle is dropped (held only for its `Drop`).
+    pub(crate) _stream: Option<Stream>,
 }
 
 impl<B> Conn<B> {
     pub(crate) fn is_http2(&self) -> bool {
-        matches!(self.tx, Tx::Http2(_))
+        matches!(self.tx, Tx::Http2(..))
+    }
+
+    /// Streams open on this HTTP/2 connection (zero for HTTP/1).
+    pub(crate) fn open_streams(&self) -> usize {
+        match &self.tx {
+            Tx::Http1(_) => 0,
+            Tx::Http2(_, streams) => streams.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         match &self.tx {
             Tx::Http1(tx) => tx.is_closed(),
-            Tx::Http2(tx) => tx.is_closed(),
+            Tx::Http2(tx, _) => tx.is_closed(),
         }
     }
 
     pub(crate) fn is_ready(&self) -> bool {
         match &self.tx {
             Tx::Http1(tx) => tx.is_ready(),
-            Tx::Http2(tx) => tx.is_ready(),
+            Tx::Http2(tx, _) => tx.is_ready(),
         }
     }
 
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         match &mut self.tx {
             Tx::Http1(tx) => tx.poll_ready(cx),
-            Tx::Http2(tx) => tx.poll_ready(cx),
+            Tx::Http2(tx, _) => tx.poll_ready(cx),
         }
     }
 
-    /// A second handle on a shared HTTP/2 connection.
-    pub(crate) fn share(&self) -> Option<Conn<B>> {
+    /// A second handle on a shared HTTP/2 connection; with `stream`, one
+    /// that counts as an open stream while it lives.
+    pub(crate) fn share(&self, stream: bool) -> Option<Conn<B>> {
         match &self.tx {
             Tx::Http1(_) => None,
-            Tx::Http2(tx) => Some(Conn {
+            Tx::Http2(tx, streams) => Some(Conn {
                 id: self.id,
-                tx: Tx::Http2(tx.clone()),
+                tx: Tx::Http2(tx.clone(), Arc::clone(streams)),
                 state: Arc::clone(&self.state),
                 probe: self.probe.clone(),
                 requests: self.requests,
                 remaining: None,
                 lifetime_deadline: self.lifetime_deadline,
+                _stream: stream.then(|| Stream::new(streams)),
             }),
         }
     }
@@ -92,7 +124,7 @@ where
         }
         match &mut self.tx {
             Tx::Http1(tx) => tx.try_send_request(req).await,
-            Tx::Http2(tx) => tx.try_send_request(req).await,
+            Tx::Http2(tx, _) => tx.try_send_request(req).await,
         }
     }
 }
@@ -115,6 +147,22 @@ impl<B> Drop for OpenSlot<B> {
         }
         if let Some(pool) = self.pool.upgrade() {
             pool.free_slot(&self.origin);
+        }
+    }
+}
+
+/// The right to open an origin's shared HTTP/2 connection. Other requests
+/// wait for it instead of opening connections of their own; dropping it
+/// (connected or not) lets them look again.
+pub(crate) struct H2Connecting<B> {
+    pub(crate) pool: Weak<PoolShared<B>>,
+    pub(crate) origin: OriginKey,
+}
+
+impl<B> Drop for H2Connecting<B> {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.h2_connected(&self.origin);
         }
     }
 }

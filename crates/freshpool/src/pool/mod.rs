@@ -20,7 +20,7 @@ use freshpool_expiry::{CloseKind, Driver, Expire, ExpiryQueue, IdleEstimator, Ke
 use freshpool_probe::Liveness;
 use tokio::sync::oneshot;
 
-pub(crate) use conn::{Conn, Handoff, OpenSlot, Tx};
+pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Tx};
 
 use crate::builder::Config;
 use crate::error::{Error, Kind};
@@ -83,8 +83,12 @@ pub(crate) struct Origin<B> {
     open: usize,
     estimator: IdleEstimator,
     pub(crate) counters: Arc<Counters>,
-    /// The shared HTTP/2 connection, if there is one.
-    h2: Option<Conn<B>>,
+    /// Shared HTTP/2 connections (the templates handles are cloned from).
+    h2: Vec<Conn<B>>,
+    /// Someone is opening an HTTP/2 connection to this origin.
+    h2_connecting: bool,
+    /// Requests waiting for that connection.
+    h2_waiters: Vec<oneshot::Sender<()>>,
 }
 
 struct State<B> {
@@ -103,8 +107,21 @@ pub(crate) struct PoolShared<B> {
 pub(crate) enum Checkout<B> {
     /// An idle connection, with how long it had been idle.
     Reused(Conn<B>, Duration),
-    /// No idle connection: connect, holding this slot.
-    Connect(OpenSlot<B>),
+    /// No idle connection: connect, holding this slot (and, for HTTP/2
+    /// with prior knowledge, the right to open the shared connection).
+    Connect(OpenSlot<B>, Option<H2Connecting<B>>),
+}
+
+/// What the locked part of checkout decided.
+enum Found<B> {
+    Done(Checkout<B>),
+    /// An idle HTTP/1 connection to probe outside the lock, and its
+    /// origin's counters.
+    Probe(Idle<B>, Arc<Counters>),
+    /// Wait for a connection or a slot.
+    Wait(oneshot::Receiver<Handoff<B>>),
+    /// Wait for another request's HTTP/2 connection.
+    WaitH2(oneshot::Receiver<()>),
 }
 
 /// Why an idle connection was not handed out.
@@ -113,6 +130,11 @@ enum Dead {
     Closed(Option<(Instant, CloseKind)>),
     Probe(Liveness),
 }
+
+/// The shortest idle time after which a request failure on a reused
+/// connection is taken for a crossing idle close (see
+/// [`PoolShared::observe_crossed_close`]).
+pub(crate) const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
 
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -164,7 +186,9 @@ impl<B> PoolShared<B> {
                 open: 0,
                 estimator,
                 counters: Arc::new(Counters::default()),
-                h2: None,
+                h2: Vec::new(),
+                h2_connecting: false,
+                h2_waiters: Vec::new(),
             }
         })
     }
@@ -172,82 +196,146 @@ impl<B> PoolShared<B> {
     /// Finds a usable idle connection for `key`, or a slot to connect, or
     /// waits for either.
     ///
+    /// The socket probe runs outside the pool's lock: one syscall per
+    /// checkout must not serialise every other checkout behind it.
+    ///
     /// # Errors
     ///
     /// A checkout timeout when the host's connection limit stays reached,
     /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
     pub(crate) async fn checkout(self: &Arc<Self>, key: &OriginKey) -> Result<Checkout<B>, Error> {
-        let waiter = {
-            let now = now();
-            let mut dead = Vec::new();
-            let mut state = self.lock();
-            let state = &mut *state;
-            let probe_after = self.config.probe_after;
-            let origin = self.origin(&mut state.origins, key);
-            self.bump(origin, Event::Request);
-
-            if let Some(h2) = &origin.h2 {
-                if !h2.is_closed()
-                    && let Some(shared) = h2.share()
-                {
-                    self.bump(origin, Event::Reused);
-                    return Ok(Checkout::Reused(shared, Duration::ZERO));
-                }
-                dead.extend(origin.h2.take());
-            }
-
-            while let Some(idle) = origin.idle.pop_back() {
-                state.queue.remove(&idle.key);
-                let idle_for = now.saturating_duration_since(idle.since);
-                // The estimate may have dropped since the connection was
-                // parked (a close was learned): judge it by today's.
-                let verdict =
-                    if idle.retire_at <= now || idle_for >= origin.estimator.retire_after(now) {
-                        Some(Dead::Expired)
-                    } else if idle.conn.is_closed() || !idle.conn.is_ready() {
-                        Some(Dead::Closed(idle.conn.state.closed()))
-                    } else if idle_for >= probe_after {
-                        let liveness = idle.conn.probe.probe();
-                        (!liveness.is_reusable()).then_some(Dead::Probe(liveness))
-                    } else {
-                        None
-                    };
-                match verdict {
-                    None => {
-                        self.bump(origin, Event::Reused);
+        let timeout = self.config.checkout_timeout;
+        let mut first = true;
+        loop {
+            let found = self.find(key, first);
+            first = false;
+            match found {
+                Found::Done(checkout) => return Ok(checkout),
+                Found::Probe(idle, counters) => {
+                    let liveness = idle.conn.probe.probe();
+                    if liveness.is_reusable() {
+                        counters.bump(Event::Reused);
+                        self.totals.bump(Event::Reused);
+                        let idle_for = now().saturating_duration_since(idle.since);
                         return Ok(Checkout::Reused(idle.conn, idle_for));
                     }
-                    Some(why) => {
-                        self.bury(origin, key, &idle, why, now);
-                        dead.push(idle.conn);
+                    let now = now();
+                    let mut state = self.lock();
+                    let origin = self.origin(&mut state.origins, key);
+                    self.bury(origin, key, &idle, Dead::Probe(liveness), now);
+                    drop(state);
+                    drop(idle);
+                }
+                Found::Wait(waiter) => {
+                    return match tokio::time::timeout(timeout, waiter).await {
+                        Ok(Ok(Handoff::Conn(conn))) => {
+                            self.count(key, Event::Reused);
+                            Ok(Checkout::Reused(conn, Duration::ZERO))
+                        }
+                        Ok(Ok(Handoff::Slot(slot))) => Ok(Checkout::Connect(slot, None)),
+                        Ok(Err(_)) => Err(Error::new(Kind::PoolClosed)),
+                        Err(_) => Err(Error::new(Kind::CheckoutTimeout(timeout))),
+                    };
+                }
+                Found::WaitH2(connected) => {
+                    // Whether it connected or failed, look again.
+                    if tokio::time::timeout(timeout, connected).await.is_err() {
+                        return Err(Error::new(Kind::CheckoutTimeout(timeout)));
                     }
                 }
             }
+        }
+    }
 
-            let limit = self.config.max_connections_per_host;
-            if limit.is_none_or(|limit| origin.open < limit) {
-                origin.open += 1;
-                return Ok(Checkout::Connect(OpenSlot {
+    /// The locked part of checkout.
+    fn find(self: &Arc<Self>, key: &OriginKey, count_request: bool) -> Found<B> {
+        let now = now();
+        // Declared before the guard, so dropped after it: connections are
+        // closed outside the lock.
+        let mut dead = Vec::new();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let origin = self.origin(&mut state.origins, key);
+        if count_request {
+            self.bump(origin, Event::Request);
+        }
+
+        // HTTP/2: the least busy shared connection with a free stream.
+        let mut i = 0;
+        while i < origin.h2.len() {
+            if origin.h2[i].is_closed() {
+                dead.push(origin.h2.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let max_streams = self.config.http2_max_streams;
+        let shared = origin
+            .h2
+            .iter()
+            .filter(|conn| conn.open_streams() < max_streams)
+            .min_by_key(|conn| conn.open_streams())
+            .and_then(|conn| conn.share(true));
+        if let Some(shared) = shared {
+            self.bump(origin, Event::Reused);
+            return Found::Done(Checkout::Reused(shared, Duration::ZERO));
+        }
+        let wants_h2 = self.config.http2_only || !origin.h2.is_empty();
+        if wants_h2 && origin.h2_connecting {
+            let (tx, rx) = oneshot::channel();
+            origin.h2_waiters.push(tx);
+            return Found::WaitH2(rx);
+        }
+
+        // HTTP/1: the most recently used idle connection that is still good.
+        while let Some(idle) = origin.idle.pop_back() {
+            state.queue.remove(&idle.key);
+            let idle_for = now.saturating_duration_since(idle.since);
+            // The estimate may have dropped since the connection was parked
+            // (a close was learned): judge it by today's.
+            let verdict = if idle.retire_at <= now || idle_for >= origin.estimator.retire_after(now)
+            {
+                Some(Dead::Expired)
+            } else if idle.conn.is_closed() || !idle.conn.is_ready() {
+                Some(Dead::Closed(idle.conn.state.closed()))
+            } else {
+                None
+            };
+            match verdict {
+                None if idle_for >= self.config.probe_after => {
+                    return Found::Probe(idle, Arc::clone(&origin.counters));
+                }
+                None => {
+                    self.bump(origin, Event::Reused);
+                    return Found::Done(Checkout::Reused(idle.conn, idle_for));
+                }
+                Some(why) => {
+                    self.bury(origin, key, &idle, why, now);
+                    dead.push(idle.conn);
+                }
+            }
+        }
+
+        let limit = self.config.max_connections_per_host;
+        if limit.is_none_or(|limit| origin.open < limit) {
+            origin.open += 1;
+            let slot = OpenSlot {
+                pool: Arc::downgrade(self),
+                origin: key.clone(),
+                armed: true,
+            };
+            let h2 = wants_h2.then(|| {
+                origin.h2_connecting = true;
+                H2Connecting {
                     pool: Arc::downgrade(self),
                     origin: key.clone(),
-                    armed: true,
-                }));
-            }
-            let (tx, rx) = oneshot::channel();
-            origin.waiters.push_back(tx);
-            rx
-        };
-
-        let timeout = self.config.checkout_timeout;
-        match tokio::time::timeout(timeout, waiter).await {
-            Ok(Ok(Handoff::Conn(conn))) => {
-                self.count(key, Event::Reused);
-                Ok(Checkout::Reused(conn, Duration::ZERO))
-            }
-            Ok(Ok(Handoff::Slot(slot))) => Ok(Checkout::Connect(slot)),
-            Ok(Err(_)) => Err(Error::new(Kind::PoolClosed)),
-            Err(_) => Err(Error::new(Kind::CheckoutTimeout(timeout))),
+                }
+            });
+            return Found::Done(Checkout::Connect(slot, h2));
         }
+        let (tx, rx) = oneshot::channel();
+        origin.waiters.push_back(tx);
+        Found::Wait(rx)
     }
 
     /// Records why an idle connection died, learning from server closes.
@@ -313,6 +401,9 @@ impl<B> PoolShared<B> {
 
     /// A response's `Keep-Alive` hint.
     pub(crate) fn observe_keep_alive(&self, key: &OriginKey, hint: KeepAlive) {
+        if !self.config.keep_alive_hints {
+            return;
+        }
         let now = now();
         let mut state = self.lock();
         self.origin(&mut state.origins, key)
@@ -328,13 +419,44 @@ impl<B> PoolShared<B> {
             .observe_rtt(rtt);
     }
 
-    /// Registers a new HTTP/2 connection as the origin's shared one.
+    /// A reused connection failed before any response byte: the server's
+    /// close crossed the request, `idle_for` after the connection went
+    /// idle. That bounds the server's idle timeout just as a close seen
+    /// while idle does, unless the connection had been idle for less than
+    /// [`MIN_CROSSED_IDLE`]: below that, a server that crashed or reset
+    /// mid-request is likelier than an idle timeout, and one such failure
+    /// must not stop all reuse of the origin.
+    pub(crate) fn observe_crossed_close(
+        &self,
+        key: &OriginKey,
+        idle_for: Duration,
+        kind: CloseKind,
+    ) {
+        if idle_for < MIN_CROSSED_IDLE {
+            return;
+        }
+        let now = now();
+        let mut state = self.lock();
+        let origin = self.origin(&mut state.origins, key);
+        self.learn(origin, key, idle_for, kind, now);
+    }
+
+    /// Registers a new HTTP/2 connection as one of the origin's shared ones.
     pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
-        let old = {
-            let mut state = self.lock();
-            self.origin(&mut state.origins, key).h2.replace(conn)
+        let mut state = self.lock();
+        self.origin(&mut state.origins, key).h2.push(conn);
+    }
+
+    /// The HTTP/2 connect attempt for `key` ended: let waiters look again.
+    pub(crate) fn h2_connected(&self, key: &OriginKey) {
+        let mut state = self.lock();
+        let Some(origin) = state.origins.get_mut(key) else {
+            return;
         };
-        drop(old);
+        origin.h2_connecting = false;
+        for waiter in origin.h2_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
     }
 
     /// A connection (or connect attempt) ended: give its place to a waiter,
