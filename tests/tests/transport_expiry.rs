@@ -1,0 +1,138 @@
+//! The pool's clock, in paused tokio time: idle connections are retired a
+//! margin before the server's deadline, by the pool's single driver, and
+//! nothing outlives the client.
+
+use std::time::Duration;
+
+use freshpool_origin::Origin;
+use freshpool_tests::{TestClient, send};
+use http::Method;
+
+async fn origin() -> Origin {
+    Origin::builder()
+        .idle_timeout(Duration::from_secs(600))
+        .start()
+        .await
+        .expect("origin")
+}
+
+/// Lets connection tasks and the driver run without moving the clock.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
+    let origin = origin().await;
+    // The server's idle timeout is 10 s: the default margin (10%) retires
+    // its connections at 9 s.
+    let client: TestClient = freshpool::Client::builder()
+        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/e", origin.base_url());
+    send(&client, Method::GET, &url, &[])
+        .await
+        .expect("request");
+    settle().await;
+    assert_eq!(client.stats().total.idle, 1);
+
+    tokio::time::sleep(Duration::from_millis(8_900)).await;
+    settle().await;
+    let stats = client.stats().total;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle().await;
+    let stats = client.stats().total;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
+
+    // The retired socket is really closed: the origin sees it go.
+    for _ in 0..100 {
+        if origin.stats().connections_open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(origin.stats().connections_open, 0);
+
+    // The next request connects afresh.
+    send(&client, Method::GET, &url, &[])
+        .await
+        .expect("request");
+    assert_eq!(origin.stats().connections_accepted, 2);
+    origin.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_connection_is_retired_once_in_deadline_order() {
+    let origin = origin().await;
+    let client: TestClient = freshpool::Client::builder()
+        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/e", origin.base_url());
+    // Three connections that go idle one second apart.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let req = http::Request::get(&url)
+            .header("x-body-size", "10")
+            .body(http_body_util::Full::default())
+            .expect("request");
+        held.push(client.request(req).await.expect("head"));
+    }
+    for response in held {
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body");
+        settle().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(client.stats().total.idle, 3);
+    // Idle since t = 0, 1, 2 (now is t = 3): retired at 9, 10, 11.
+    // Samples at t = 3.5, 4, ..., 12.
+    let mut seen = Vec::new();
+    for _ in 0..18 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        settle().await;
+        seen.push(client.stats().total.retired_by_expiry);
+    }
+    assert_eq!(seen[9], 0, "none before t = 8.5: {seen:?}");
+    assert_eq!(*seen.last().expect("samples"), 3, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1] - w[0] <= 1),
+        "one at a time: {seen:?}"
+    );
+    origin.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_the_client_closes_every_connection() {
+    let origin = origin().await;
+    let client: TestClient = freshpool::Client::builder().build_http().expect("settings");
+    let url = format!("{}/e", origin.base_url());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.spawn(async move { send(&client, Method::GET, &url, &[("x-delay-ms", "20")]).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("request");
+    }
+    assert_eq!(client.stats().total.idle, 8);
+    assert_eq!(origin.stats().connections_open, 8);
+    drop(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while origin.stats().connections_open > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        origin.stats().connections_open,
+        0,
+        "no connection outlives the client"
+    );
+    origin.shutdown().await;
+}
