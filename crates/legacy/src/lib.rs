@@ -1,35 +1,89 @@
 //! Keep hyper-util's legacy `Client` from reusing a connection the server
-//! is closing.
+//! is closing, with a one-line change.
 //!
 //! An HTTP/1.1 client that reuses a pooled keep-alive connection just as
-//! the server closes it for idleness fails that request with
-//! `connection closed before message completed`. `freshpool-legacy` fixes
-//! this without replacing the client: it wraps the connector, and its IO
-//! wrapper follows the HTTP/1 messages on each connection from the bytes
-//! hyper writes and reads. When a connection is provably idle between
-//! messages and is about to outlive the server's idle timeout, the wrapper
-//! makes its next read return EOF, so hyper closes it and hyper-util's pool
-//! drops it before a request can meet the server's close.
+//! the server closes it for idleness fails that request with `connection
+//! closed before message completed` or `connection reset by peer`, and for
+//! a `POST` cannot know whether the server processed it. hyper-util's
+//! `Client` (and reqwest, built on it) does this to about 1–2% of requests
+//! sent at about the server's idle timeout.
 //!
-//! The wrapper never writes or holds back a byte hyper did not ask for, and
-//! a connection whose exchange it cannot follow (an upgrade, a `CONNECT`
-//! tunnel, anything malformed) is simply never touched again.
+//! # The swap
 //!
-//! This first part holds the message-boundary tracker that all of this
-//! rests on; the connector and IO wrapper build on it.
+//! Wrap the connector you already have:
+//!
+//! ```no_run
+//! # use bytes::Bytes;
+//! # use http_body_util::Full;
+//! # use hyper_util::client::legacy::{Client, connect::HttpConnector};
+//! # use hyper_util::rt::TokioExecutor;
+//! let client = Client::builder(TokioExecutor::new())
+//!     .build::<_, Full<Bytes>>(freshpool_legacy::Connector::new(HttpConnector::new()));
+//! ```
+//!
+//! That alone removes the race in the usual case, where the server's idle
+//! timer fires while the next request is on its way. Each connection's IO
+//! ([`TrackedIo`]) follows the HTTP/1 messages from the bytes hyper writes
+//! and reads, and the [`Connector`] learns each origin's idle timeout: from
+//! `Keep-Alive: timeout=N` when the server advertises it (Apache, Node),
+//! otherwise from the first idle close it observes (Go, nginx, most
+//! servers advertise nothing). A margin before that deadline, a connection
+//! that is *provably idle between messages* makes its next read return
+//! end-of-file: hyper closes it, hyper-util's pool drops it, and the next
+//! request opens a fresh connection instead of meeting the server's close.
+//! Requests hyper-util had already queued on it are handed back unsent,
+//! and hyper-util retries them itself.
+//!
+//! The wrapper never writes, buffers or holds back a byte hyper did not
+//! ask for, and never ends a connection with a request or a response in
+//! progress: a slow consumer, or a server pausing mid-body, is safe. One
+//! driver task per connector retires the connections of all its clones;
+//! it holds only a weak reference and ends with the connector.
+//!
+//! # `RetryClient`
+//!
+//! What the swap cannot prevent is a close nobody could foresee: before
+//! the idle timeout was learned, a server restart, a load balancer
+//! dropping flows. [`RetryClient`] wraps the `Client` and retries such a
+//! failure exactly as RFC 9112 §9.3.1 allows: only on a reused connection,
+//! before any response byte, and only when the request provably never
+//! reached the socket, or is idempotent, or carries an `Idempotency-Key`.
+//! It knows what reached the socket because the connection counted it:
+//! [`ConnectionInfo`], attached to every response and error as a
+//! `Connected` extra.
+//!
+//! # Limits
+//!
+//! - HTTP/2 connections (negotiated with ALPN) pass through untouched.
+//! - A connection whose exchange the adapter cannot follow (a `101`
+//!   upgrade, a `CONNECT` tunnel, a malformed or pipelined exchange) is
+//!   never touched again; it behaves exactly as without the adapter
+//!   ([`Stats::untracked`] counts them).
+//! - hyper-util's pool does not consult the connector at checkout, so
+//!   unlike [`freshpool::Client`] there is no socket probe: protection
+//!   comes from retiring connections before the deadline and from
+//!   learning. (hyper itself reads idle connections, so a close that
+//!   already happened is usually noticed before reuse.)
+//! - Each [`Connector`] learns on its own; clones share what they learn.
+//! - A retire time is fixed when a connection goes idle: a shorter
+//!   estimate learned later applies from that connection's next idle
+//!   period.
 
-#[allow(
-    dead_code,
-    reason = "the IO wrapper that drives the tracker lands in the next part of \
-              issue 5; until then only its tests and the fuzz hooks use it"
-)]
+mod connector;
+mod error;
+mod info;
+mod io;
+mod retry;
 mod tracker;
 
-#[allow(
-    unused_imports,
-    reason = "the tracker's interface for the IO wrapper (next part of issue 5)"
-)]
-pub(crate) use tracker::{CloseOutcome, ReadOutcome, ResponseHead, StopReason, Tracker};
+pub use connector::{Connecting, Connector, Stats};
+pub use error::Error;
+pub use freshpool::ReplayBody;
+pub use freshpool::retry::{Refusal, RetryPolicy, Rule};
+pub use freshpool_expiry::{Estimate, EstimatorConfig, Margin, Source};
+pub use info::ConnectionInfo;
+pub use io::TrackedIo;
+pub use retry::{DEFAULT_REPLAY_CAP, ResponseFuture, RetryClient};
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -1,0 +1,451 @@
+//! The connector: wraps the user's connector, and owns what all of its
+//! connections share: the per-origin idle estimators, the one expiry queue
+//! and the one driver task that retires idle connections.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use freshpool_expiry::{
+    CloseKind, Driver, Estimate, EstimatorConfig, Expire, ExpiryQueue, IdleEstimator, KeepAlive,
+    Key,
+};
+use http::Uri;
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::Connection;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::info::ConnShared;
+use crate::io::TrackedIo;
+
+/// Reads the clock the way paused-time tests can control.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What identifies an origin: scheme, host and port (default ports filled
+/// in, host lower-cased). Connections of two origins never share an
+/// estimate.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OriginKey(Arc<str>);
+
+impl OriginKey {
+    pub(crate) fn of(uri: &Uri) -> OriginKey {
+        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        OriginKey(format!("{scheme}://{host}:{port}").into())
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A snapshot of a [`Connector`]'s counters, shared by all its clones.
+///
+/// Filled from relaxed atomics: each counter is exact, but a snapshot taken
+/// while connections are active may mix moments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections the inner connector made.
+    pub connections: u64,
+    /// Idle connections the adapter ended at their retire time, before the
+    /// server's idle deadline.
+    pub retired: u64,
+    /// Server closes of idle connections observed (a FIN, a reset, or
+    /// stray bytes such as a `408`); each one is learned from.
+    pub server_closes: u64,
+    /// Connections the adapter stopped following and never touches again:
+    /// HTTP/2, upgrades, `CONNECT` tunnels, exchanges it cannot follow.
+    pub untracked: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicU64,
+    retired: AtomicU64,
+    server_closes: AtomicU64,
+    untracked: AtomicU64,
+}
+
+struct State {
+    origins: HashMap<OriginKey, IdleEstimator>,
+    /// Every idle connection's retire time. The entries hold only a
+    /// `Weak`: a connection hyper dropped is simply skipped.
+    queue: ExpiryQueue<Weak<ConnShared>>,
+}
+
+/// What every clone of a [`Connector`] and every one of its connections
+/// share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    config: EstimatorConfig,
+    counters: Counters,
+    driver: Driver,
+}
+
+/// How far away "never" is, when the estimate overflows an `Instant`.
+const FAR: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Shared {
+    fn new(config: EstimatorConfig) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                origins: HashMap::new(),
+                queue: ExpiryQueue::new(),
+            }),
+            config,
+            counters: Counters::default(),
+            driver: Driver::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held; if something did, the
+        // estimators and the queue are still valid.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn estimator<'a>(
+        config: EstimatorConfig,
+        origins: &'a mut HashMap<OriginKey, IdleEstimator>,
+        origin: &OriginKey,
+    ) -> &'a mut IdleEstimator {
+        origins
+            .entry(origin.clone())
+            .or_insert_with(|| IdleEstimator::new(config))
+    }
+
+    pub(crate) fn connected(&self, origin: &OriginKey, rtt: Duration) {
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        Self::estimator(self.config, &mut state.origins, origin).observe_rtt(rtt);
+    }
+
+    pub(crate) fn observe_keep_alive(&self, origin: &OriginKey, hint: KeepAlive, now: Instant) {
+        let mut state = self.lock();
+        Self::estimator(self.config, &mut state.origins, origin).observe_keep_alive(hint, now);
+    }
+
+    /// The server closed a connection that had been idle for `idle_for`.
+    pub(crate) fn observe_close(
+        &self,
+        origin: &OriginKey,
+        idle_for: Duration,
+        kind: CloseKind,
+        now: Instant,
+    ) {
+        self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        let estimator = Self::estimator(self.config, &mut state.origins, origin);
+        if estimator.observe_close(idle_for, kind, false, now) {
+            let estimate = estimator.estimate(now);
+            tracing::debug!(
+                origin = origin.as_str(),
+                ?idle_for,
+                ?kind,
+                estimate = ?estimate.timeout,
+                source = %estimate.source,
+                "learned idle timeout from a server close"
+            );
+        }
+    }
+
+    /// A connection became idle at `now`: (re)schedules its retirement and
+    /// returns the retire time. `hint` is the `Keep-Alive` header of the
+    /// response that just ended; with `at_once` the connection is due now
+    /// (the server allows no further request on it).
+    pub(crate) fn schedule_idle(
+        self: &Arc<Self>,
+        conn: &Arc<ConnShared>,
+        origin: &OriginKey,
+        key: &mut Option<Key>,
+        hint: Option<KeepAlive>,
+        at_once: bool,
+        now: Instant,
+    ) -> Instant {
+        let deadline = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let estimator = Self::estimator(self.config, &mut state.origins, origin);
+            if let Some(hint) = hint {
+                estimator.observe_keep_alive(hint, now);
+            }
+            let after = if at_once {
+                Duration::ZERO
+            } else {
+                estimator.retire_after(now)
+            };
+            let deadline = now.checked_add(after).unwrap_or(now + FAR);
+            let moved = key.as_ref().is_some_and(|k| state.queue.reset(k, deadline));
+            if !moved {
+                *key = Some(state.queue.insert(deadline, Arc::downgrade(conn)));
+            }
+            deadline
+        };
+        self.driver.schedule(self, deadline);
+        deadline
+    }
+
+    /// Drops a connection's queue entry (it closed, or is not followed).
+    pub(crate) fn unschedule(&self, key: &Key) {
+        let removed = self.lock().queue.remove(key);
+        drop(removed);
+    }
+
+    pub(crate) fn count_retired(&self) {
+        self.counters.retired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_untracked(&self) {
+        self.counters.untracked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            retired: self.counters.retired.load(Ordering::Relaxed),
+            server_closes: self.counters.server_closes.load(Ordering::Relaxed),
+            untracked: self.counters.untracked.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Expire for Shared {
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut due = Vec::new();
+        let next = {
+            let mut state = self.lock();
+            while let Some((_, conn)) = state.queue.poll_expired(now) {
+                due.push(conn);
+            }
+            state.queue.next_deadline()
+        };
+        // Outside the lock: waking runs hyper's waker code.
+        for conn in due {
+            if let Some(conn) = conn.upgrade() {
+                conn.request_retire();
+            }
+        }
+        next
+    }
+}
+
+/// Wraps a hyper-util connector so that hyper-util's legacy `Client` never
+/// reuses a connection the server is about to close for idleness.
+///
+/// `Connector::new(inner)` takes any connector hyper-util's `Client`
+/// accepts (`HttpConnector`, hyper-rustls's `HttpsConnector`, a proxy
+/// connector) and is one itself. Its connections are [`TrackedIo`]s: each
+/// follows its HTTP/1 messages, learns the server's idle timeout per origin
+/// (from `Keep-Alive` headers and from the closes it observes), and ends
+/// itself, while provably idle, a margin before the server would (see the
+/// [crate documentation](crate)).
+///
+/// Clones share their estimates, their counters and their one driver task,
+/// as clones of a hyper-util `Client` share their pool.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use freshpool_legacy::Connector;
+/// use freshpool_origin::{Advertise, Origin};
+/// use http_body_util::{BodyExt, Empty};
+/// use hyper_util::client::legacy::{Client, connect::HttpConnector};
+/// use hyper_util::rt::TokioExecutor;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// // A server that closes idle connections after 1 s, and says so.
+/// let origin = Origin::builder()
+///     .idle_timeout(Duration::from_secs(1))
+///     .advertise(Advertise::Truthful)
+///     .start()
+///     .await?;
+///
+/// let connector = Connector::new(HttpConnector::new());
+/// let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector.clone());
+///
+/// let url: http::Uri = format!("{}/", origin.base_url()).parse()?;
+/// let response = client.get(url.clone()).await?;
+/// response.into_body().collect().await?;
+///
+/// // `Keep-Alive: timeout=1`: the connection is retired 100 ms early.
+/// tokio::time::sleep(Duration::from_millis(950)).await;
+/// assert_eq!(connector.stats().retired, 1);
+/// assert_eq!(connector.stats().server_closes, 0);
+///
+/// // The next request gets a fresh connection instead of a dying one.
+/// client.get(url).await?.into_body().collect().await?;
+/// assert_eq!(origin.stats().connections_accepted, 2);
+/// # origin.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Connector<C> {
+    inner: C,
+    shared: Arc<Shared>,
+}
+
+impl<C> Connector<C> {
+    /// Wraps `inner`, with the default estimator settings: a 90 s idle
+    /// timeout when nothing is known about a server (hyper-util's own
+    /// `pool_idle_timeout`), and a margin of max(10%, 20 ms, connect RTT),
+    /// at most 2 s.
+    pub fn new(inner: C) -> Connector<C> {
+        Connector::with_config(inner, EstimatorConfig::default())
+    }
+
+    /// Wraps `inner` with the given estimator settings.
+    ///
+    /// Set [`default_timeout`](EstimatorConfig::default_timeout) to the
+    /// client's `pool_idle_timeout` if it is not the default 90 s.
+    pub fn with_config(inner: C, config: EstimatorConfig) -> Connector<C> {
+        Connector {
+            inner,
+            shared: Shared::new(config),
+        }
+    }
+
+    /// The wrapped connector.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+
+    /// The wrapped connector, mutably (to change its settings).
+    pub fn get_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// A snapshot of the counters of this connector and all its clones.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The current estimate of the idle timeout of `uri`'s origin (scheme,
+    /// host and port), or `None` if no connection was made to it yet.
+    pub fn estimate(&self, uri: &Uri) -> Option<Estimate> {
+        let origin = OriginKey::of(uri);
+        let state = self.shared.lock();
+        state.origins.get(&origin).map(|e| e.estimate(now()))
+    }
+}
+
+impl<C: Clone> Clone for Connector<C> {
+    fn clone(&self) -> Self {
+        Connector {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Connector<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("inner", &self.inner)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Service<Uri> for Connector<C>
+where
+    C: Service<Uri>,
+    C::Response: Read + Write + Connection + Unpin,
+{
+    type Response = TrackedIo<C::Response>;
+    type Error = C::Error;
+    type Future = Connecting<C::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let origin = OriginKey::of(&uri);
+        Connecting {
+            inner: self.inner.call(uri),
+            shared: Arc::clone(&self.shared),
+            origin,
+            started: now(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a connection from [`Connector`]: the inner
+    /// connector's, with its IO wrapped in a [`TrackedIo`]. Errors are the
+    /// inner connector's, unchanged.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Connecting<F> {
+        #[pin]
+        inner: F,
+        shared: Arc<Shared>,
+        origin: OriginKey,
+        started: Instant,
+    }
+}
+
+impl<F, T, E> Future for Connecting<F>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Read + Write + Connection + Unpin,
+{
+    type Output = Result<TrackedIo<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let io = ready!(this.inner.poll(cx))?;
+        let opened = now();
+        this.shared
+            .connected(this.origin, opened.saturating_duration_since(*this.started));
+        Poll::Ready(Ok(TrackedIo::new(
+            io,
+            Arc::clone(this.shared),
+            this.origin.clone(),
+            opened,
+        )))
+    }
+}
+
+impl<F> fmt::Debug for Connecting<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connecting")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_keys_fill_default_ports_and_lower_case_hosts() {
+        let key = |s: &str| OriginKey::of(&s.parse().unwrap());
+        assert_eq!(key("http://Example.com/x"), key("http://example.com:80/y"));
+        assert_eq!(key("http://example.com/").as_str(), "http://example.com:80");
+        assert_eq!(
+            key("https://example.com/").as_str(),
+            "https://example.com:443"
+        );
+        assert_ne!(key("http://example.com/"), key("https://example.com/"));
+        assert_ne!(key("http://example.com:8080/"), key("http://example.com/"));
+    }
+}

@@ -1,0 +1,184 @@
+//! What a connection shares with the rest of the adapter: the retire
+//! signal the expiry driver sends it, and the facts about its current
+//! exchange that [`RetryClient`](crate::RetryClient) needs after a failure.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures_util::task::AtomicWaker;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The state of one connection that outlives its IO wrapper's borrow.
+///
+/// The IO wrapper (owned by hyper's connection task) is the only writer of
+/// the counters; the expiry driver sets `retire` and wakes the reader; a
+/// [`ConnectionInfo`] reads the counters after an exchange failed.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    id: u64,
+    /// Set by the expiry driver: the connection may be due for retirement.
+    retire: AtomicBool,
+    /// hyper's read waker, registered while the connection is idle.
+    pub(crate) waker: AtomicWaker,
+    /// The inner connector negotiated HTTP/2 (ALPN).
+    h2: AtomicBool,
+    /// The counters below describe the exchanges exactly: the tracker
+    /// followed every message up to the end of the connection.
+    followed: AtomicBool,
+    /// Responses completed on the connection.
+    completed: AtomicU64,
+    /// Bytes written since the last response completed (or since connect).
+    written: AtomicU64,
+    /// Bytes read since the last response completed (or since connect).
+    read: AtomicU64,
+}
+
+impl ConnShared {
+    pub(crate) fn new() -> ConnShared {
+        ConnShared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            retire: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            h2: AtomicBool::new(false),
+            followed: AtomicBool::new(true),
+            completed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Asks the reader to check whether the connection is due, and wakes
+    /// it. Called by the expiry driver.
+    pub(crate) fn request_retire(&self) {
+        self.retire.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Consumes a pending retire request.
+    pub(crate) fn take_retire(&self) -> bool {
+        // A plain load first: the read path must not pay an atomic
+        // read-modify-write per call.
+        self.retire.load(Ordering::Relaxed) && self.retire.swap(false, Ordering::Acquire)
+    }
+
+    /// Marks the connection HTTP/2, never to be followed; `true` the
+    /// first time.
+    pub(crate) fn mark_h2(&self) -> bool {
+        self.followed.store(false, Ordering::Release);
+        !self.h2.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Acquire)
+    }
+
+    /// From now on the counters say nothing reliable about the exchanges.
+    pub(crate) fn set_unfollowed(&self) {
+        self.followed.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn add_written(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Release);
+    }
+
+    pub(crate) fn add_read(&self, n: usize) {
+        self.read.fetch_add(n as u64, Ordering::Release);
+    }
+
+    /// A response completed; `extra` bytes of the same read followed it.
+    pub(crate) fn response_completed(&self, completed: u64, extra: usize) {
+        self.written.store(0, Ordering::Release);
+        self.read.store(extra as u64, Ordering::Release);
+        self.completed.store(completed, Ordering::Release);
+    }
+}
+
+/// What is known about the request a failed exchange was sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// A response had completed on the connection before: it was reused.
+    pub(crate) reused: bool,
+    /// Bytes of the failed request the socket accepted.
+    pub(crate) bytes_written: u64,
+    /// A byte of a response to it arrived.
+    pub(crate) response_started: bool,
+}
+
+/// The adapter's handle to one connection, attached by
+/// [`Connector`](crate::Connector) to the connection's
+/// `hyper_util::client::legacy::connect::Connected` as an extra.
+///
+/// hyper-util copies it into the extensions of every response the
+/// connection carries, and into the `connect_info` of every error, so both
+/// can be traced to their connection:
+///
+/// ```
+/// use freshpool_legacy::ConnectionInfo;
+///
+/// fn connection_of(response: &http::Response<hyper::body::Incoming>) -> Option<u64> {
+///     response.extensions().get::<ConnectionInfo>().map(ConnectionInfo::id)
+/// }
+/// ```
+///
+/// The extras of the inner connector (such as hyper-util's `HttpInfo`) are
+/// kept: hyper-util chains extras rather than replacing them.
+#[derive(Clone)]
+pub struct ConnectionInfo {
+    conn: Arc<ConnShared>,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(conn: Arc<ConnShared>) -> ConnectionInfo {
+        ConnectionInfo { conn }
+    }
+
+    /// A number that identifies the connection within this process.
+    pub fn id(&self) -> u64 {
+        self.conn.id
+    }
+
+    /// Whether the adapter followed every HTTP/1 message of the connection
+    /// so far (`false` for HTTP/2, upgrades, `CONNECT` tunnels and
+    /// exchanges it does not follow; such connections are never touched).
+    pub fn is_followed(&self) -> bool {
+        self.conn.followed.load(Ordering::Acquire)
+    }
+
+    /// Responses completed on the connection so far.
+    pub fn responses_completed(&self) -> u64 {
+        self.conn.completed.load(Ordering::Acquire)
+    }
+
+    /// The facts of the exchange in progress when the connection failed;
+    /// `None` when the adapter did not follow the connection.
+    ///
+    /// hyper sends one request at a time on an HTTP/1 connection, so the
+    /// bytes written and read since the last completed response all belong
+    /// to the failed request, whether it had started or not.
+    pub(crate) fn facts(&self) -> Option<Facts> {
+        if !self.is_followed() {
+            return None;
+        }
+        Some(Facts {
+            reused: self.conn.completed.load(Ordering::Acquire) > 0,
+            bytes_written: self.conn.written.load(Ordering::Acquire),
+            response_started: self.conn.read.load(Ordering::Acquire) > 0,
+        })
+    }
+}
+
+impl fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("id", &self.id())
+            .field("followed", &self.is_followed())
+            .field("responses_completed", &self.responses_completed())
+            .finish()
+    }
+}
