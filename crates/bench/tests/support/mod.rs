@@ -1,0 +1,88 @@
+//! Shared helpers: run the `poolbench` binary, parse its JSON, and start
+//! servers to point it at.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use freshpool_origin::Origin;
+use serde_json::Value;
+
+/// Runs `poolbench` with `args` and returns what it did.
+pub(crate) fn poolbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolbench"))
+        .args(args)
+        .output()
+        .expect("poolbench runs")
+}
+
+/// Runs `poolbench` with `args`, expects success, and parses its stdout
+/// as JSON.
+pub(crate) fn poolbench_json(args: &[&str]) -> Value {
+    let output = poolbench(args);
+    assert!(
+        output.status.success(),
+        "poolbench {args:?} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "poolbench {args:?} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// stderr as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A built-in origin on a runtime of its own, as a server in another
+/// process would be.
+pub(crate) struct OwnOrigin {
+    /// The origin.
+    pub(crate) origin: Origin,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl OwnOrigin {
+    /// Starts an origin with this idle timeout.
+    pub(crate) fn start(idle: Duration) -> OwnOrigin {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let origin = runtime
+            .block_on(Origin::builder().idle_timeout(idle).start())
+            .expect("origin starts");
+        OwnOrigin { origin, runtime }
+    }
+
+    /// Stops the origin.
+    pub(crate) fn shutdown(self) {
+        let OwnOrigin { origin, runtime } = self;
+        runtime.block_on(origin.shutdown());
+    }
+}
+
+/// The client entry of a race or ablation JSON document, by id prefix.
+pub(crate) fn client<'a>(doc: &'a Value, id_prefix: &str) -> &'a Value {
+    doc["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["id_prefix"] == id_prefix)
+        .unwrap_or_else(|| panic!("no client {id_prefix} in {doc:#}"))
+}
+
+/// `value` within `share` of `expected`.
+pub(crate) fn within(value: f64, expected: f64, share: f64) -> bool {
+    (value - expected).abs() <= expected * share
+}
