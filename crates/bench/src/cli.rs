@@ -80,6 +80,15 @@ pub(crate) struct Schedule {
     /// Seed of the jitter, for a reproducible schedule.
     #[arg(long, default_value_t = 0x5eed)]
     pub(crate) seed: u64,
+    /// Start cold: each sender's first pause is the interval, like the
+    /// rest. By default it is one and a half intervals, so that every
+    /// client has seen the server close an idle connection once before the
+    /// race proper, as a long-running service has. Cold, a request that
+    /// meets the very first close can fail for any client: the table's
+    /// "once known" column counts only the errors after a client knew the
+    /// server's idle timeout.
+    #[arg(long)]
+    pub(crate) cold: bool,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub(crate) json: bool,

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use freshpool_legacy::{Connector, RetryClient};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -31,6 +32,10 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub(crate) enum Kind {
     /// hyper-util's legacy `Client`, as is.
     HyperUtil,
+    /// hyper-util's legacy `Client` over `freshpool_legacy::Connector`.
+    Adapter,
+    /// The same, wrapped in `freshpool_legacy::RetryClient`.
+    AdapterRetry,
     /// `freshpool::Client` with the given mechanisms.
     Freshpool(Mechanisms),
 }
@@ -63,6 +68,8 @@ impl Kind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::HyperUtil => "hyper-util",
+            Kind::Adapter => "hyper-util + Connector",
+            Kind::AdapterRetry => "hyper-util + RetryClient",
             Kind::Freshpool(Mechanisms::ALL) => "freshpool",
             Kind::Freshpool(_) => "freshpool (ablated)",
         }
@@ -81,6 +88,22 @@ impl Kind {
             Kind::HyperUtil => Ok(Box::new(
                 LegacyClient::builder(TokioExecutor::new()).build::<_, Body>(connector),
             )),
+            Kind::Adapter => {
+                let connector = Connector::new(connector);
+                Ok(Box::new(Adapter {
+                    client: LegacyClient::builder(TokioExecutor::new()).build(connector.clone()),
+                    connector,
+                }))
+            }
+            Kind::AdapterRetry => {
+                let connector = Connector::new(connector);
+                Ok(Box::new(AdapterRetry {
+                    client: RetryClient::new(
+                        LegacyClient::builder(TokioExecutor::new()).build(connector.clone()),
+                    ),
+                    connector,
+                }))
+            }
             Kind::Freshpool(m) => {
                 let mut builder = freshpool::Client::builder()
                     .keep_alive_hints(m.header)
@@ -106,8 +129,10 @@ pub(crate) trait Pool: Send + Sync {
     /// `Ok`; anything else is an error kind a user would search for.
     fn send(&self, req: Request<Body>) -> BoxFuture<Result<(), String>>;
 
-    /// The server idle timeout this client believes in, and its source.
-    fn estimate(&self) -> Option<(Duration, &'static str)> {
+    /// The idle timeout this client believes `url`'s server has, and
+    /// where it learned it.
+    fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
+        let _ = url;
         None
     }
 
@@ -130,10 +155,17 @@ impl Pool for freshpool::Client<Counting, Body> {
         Box::pin(async move { complete(response.await).await })
     }
 
-    fn estimate(&self) -> Option<(Duration, &'static str)> {
+    fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
         let stats = self.stats();
-        let (_, origin) = stats.origins.first()?;
-        origin
+        let origin = format!(
+            "{}://{}",
+            url.scheme_str().unwrap_or("http"),
+            url.authority().map_or("", |a| a.as_str())
+        );
+        let stats = stats
+            .origin(&origin)
+            .or_else(|| stats.origins.first().map(|(_, s)| s))?;
+        stats
             .estimate
             .map(|(timeout, source)| (timeout, source.as_str()))
     }
@@ -141,6 +173,50 @@ impl Pool for freshpool::Client<Counting, Body> {
     fn retries(&self) -> Option<u64> {
         Some(self.stats().total.retries())
     }
+}
+
+/// hyper-util over freshpool-legacy's `Connector`; the connector is kept to
+/// read what it learned.
+struct Adapter {
+    client: LegacyClient<Connector<Counting>, Body>,
+    connector: Connector<Counting>,
+}
+
+impl Pool for Adapter {
+    fn send(&self, req: Request<Body>) -> BoxFuture<Result<(), String>> {
+        let response = self.client.request(req);
+        Box::pin(async move { complete(response.await).await })
+    }
+
+    fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
+        adapter_estimate(&self.connector, url)
+    }
+}
+
+/// [`Adapter`] wrapped in freshpool-legacy's `RetryClient`.
+struct AdapterRetry {
+    client: RetryClient<Counting, Body>,
+    connector: Connector<Counting>,
+}
+
+impl Pool for AdapterRetry {
+    fn send(&self, req: Request<Body>) -> BoxFuture<Result<(), String>> {
+        let response = self.client.request(req);
+        Box::pin(async move { complete(response.await).await })
+    }
+
+    fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
+        adapter_estimate(&self.connector, url)
+    }
+}
+
+fn adapter_estimate(
+    connector: &Connector<Counting>,
+    url: &Uri,
+) -> Option<(Duration, &'static str)> {
+    connector
+        .estimate(url)
+        .map(|estimate| (estimate.timeout, estimate.source.as_str()))
 }
 
 /// Reads a response to its end and judges it.

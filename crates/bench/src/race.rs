@@ -6,6 +6,12 @@
 //! after the others, then POSTs, waits `interval ± jitter` (drawn from a
 //! seeded generator, the same for every client), and POSTs again. So every
 //! client meets the server's idle closes in the same way, in one run.
+//!
+//! The first pause is half an interval longer, unless the plan is `cold`:
+//! every client has then seen the server close an idle connection once
+//! before the race proper, as a long-running service has. All requests
+//! count, the first ones included. Cold, a request can meet the very first
+//! close, before any client could know the server's timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -33,6 +39,9 @@ pub(crate) struct Plan {
     pub(crate) jitter: Duration,
     /// Seed of the jitter.
     pub(crate) seed: u64,
+    /// Whether each sender's first pause is the interval like the others
+    /// (`true`) or one and a half intervals (`false`, the default).
+    pub(crate) cold: bool,
 }
 
 impl Plan {
@@ -73,6 +82,9 @@ pub(crate) struct Sample {
     pub(crate) latency: Duration,
     /// The error's kind, if it failed.
     pub(crate) error: Option<String>,
+    /// Whether the sender's pool knew the server's idle timeout (from a
+    /// header or learned, not a default) when the request was sent.
+    pub(crate) informed: bool,
 }
 
 /// What one client did in the race.
@@ -141,7 +153,7 @@ pub(crate) async fn run(
             .iter()
             .map(|p| p.retries())
             .try_fold(0, |sum, r| r.map(|r| sum + r));
-        let mut estimates: Vec<_> = pools.iter().filter_map(|p| p.estimate()).collect();
+        let mut estimates: Vec<_> = pools.iter().filter_map(|p| p.estimate(&plan.url)).collect();
         estimates.sort_by_key(|&(timeout, _)| timeout);
         outcomes.push(Outcome {
             contender,
@@ -174,9 +186,16 @@ async fn send_all(
     .await;
     for n in 0..count {
         if n > 0 {
-            tokio::time::sleep(rng.around(plan.interval, plan.jitter)).await;
+            let mut pause = rng.around(plan.interval, plan.jitter);
+            if n == 1 && !plan.cold {
+                pause += plan.interval / 2;
+            }
+            tokio::time::sleep(pause).await;
         }
         let id = format!("{slug}.{index}.{n}");
+        let informed = pool
+            .estimate(&plan.url)
+            .is_some_and(|(_, source)| source != "default");
         let sent = Instant::now();
         let result = pool.send(clients::post(&plan.url, &id)).await;
         let done = Instant::now();
@@ -184,6 +203,7 @@ async fn send_all(
             at: sent.saturating_duration_since(start),
             latency: done.saturating_duration_since(sent),
             error: result.err(),
+            informed,
         });
         progress.add();
     }
@@ -244,6 +264,7 @@ mod tests {
             interval: Duration::from_millis(1),
             jitter: Duration::ZERO,
             seed: 1,
+            cold: false,
         };
         assert_eq!((0..7).map(|i| plan.share(i)).sum::<u32>(), 100);
         assert_eq!(plan.share(0), 15);

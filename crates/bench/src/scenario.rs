@@ -17,6 +17,8 @@ use crate::{Failure, plot, table};
 fn race_contenders() -> Vec<Contender> {
     vec![
         Contender::new(Kind::HyperUtil, "hyper-util"),
+        Contender::new(Kind::Adapter, "connector"),
+        Contender::new(Kind::AdapterRetry, "retry-client"),
         Contender::new(Kind::Freshpool(Mechanisms::ALL), "freshpool"),
     ]
 }
@@ -174,6 +176,7 @@ fn execute(
         interval,
         jitter: schedule.jitter,
         seed: schedule.seed,
+        cold: schedule.cold,
     };
     let runtime = crate::client_runtime()?;
     let total = u64::from(plan.requests) * contenders.len() as u64;
@@ -213,6 +216,7 @@ fn execute(
             "interval_ms": ms(plan.interval),
             "jitter_ms": ms(plan.jitter),
             "seed": plan.seed,
+            "cold": plan.cold,
         });
         if let (Some(settings), Value::Object(extra)) = (settings.as_object_mut(), extra) {
             settings.extend(extra);

@@ -17,6 +17,9 @@ pub(crate) struct Summary {
     pub(crate) ok: u64,
     /// Failed requests by error kind.
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Failed requests sent once the client knew the server's idle
+    /// timeout.
+    pub(crate) errors_informed: u64,
     /// Connections opened.
     pub(crate) connections: u64,
     /// Requests that did not need a new connection, in percent.
@@ -31,10 +34,14 @@ impl Summary {
     /// Figures of `outcome`.
     pub(crate) fn of(outcome: &Outcome) -> Summary {
         let mut errors = BTreeMap::new();
+        let mut errors_informed = 0;
         let mut latencies = Vec::with_capacity(outcome.samples.len());
         for sample in &outcome.samples {
             match &sample.error {
-                Some(kind) => *errors.entry(kind.clone()).or_insert(0) += 1,
+                Some(kind) => {
+                    *errors.entry(kind.clone()).or_insert(0) += 1;
+                    errors_informed += u64::from(sample.informed);
+                }
                 None => latencies.push(sample.latency),
             }
         }
@@ -45,6 +52,7 @@ impl Summary {
             requests,
             ok: latencies.len() as u64,
             errors,
+            errors_informed,
             connections: outcome.connections,
             reuse_percent: percent(reused, requests),
             p50: quantile(&latencies, 0.50),
@@ -93,10 +101,11 @@ pub(crate) fn render(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$}  {:>8}  {:>6}  {:>10}  {:>7}  {:>11}  {:>8}  {:>8}  {:>7}  idle estimate",
+        "{:<width$}  {:>8}  {:>6}  {:>10}  {:>10}  {:>7}  {:>11}  {:>8}  {:>8}  {:>7}  idle estimate",
         "client",
         "requests",
         "errors",
+        "once known",
         "duplicates",
         "reuse",
         "connections",
@@ -117,12 +126,18 @@ pub(crate) fn render(outcomes: &[Outcome]) -> String {
             || "-".to_owned(),
             |(timeout, source)| format!("{:.0} ms ({source})", millis(timeout)),
         );
+        let once_known = if outcome.estimate.is_some() {
+            s.errors_informed.to_string()
+        } else {
+            "-".to_owned()
+        };
         let _ = writeln!(
             out,
-            "{:<width$}  {:>8}  {:>6}  {:>10}  {:>6.1}%  {:>11}  {:>8}  {:>8}  {:>7}  {estimate}",
+            "{:<width$}  {:>8}  {:>6}  {:>10}  {:>10}  {:>6.1}%  {:>11}  {:>8}  {:>8}  {:>7}  {estimate}",
             outcome.contender.label,
             s.requests,
             s.error_count(),
+            once_known,
             duplicates,
             s.reuse_percent,
             s.connections,
@@ -156,6 +171,7 @@ pub(crate) fn client_json(outcome: &Outcome) -> Value {
         "ok": s.ok,
         "errors": s.error_count(),
         "errors_by_kind": s.errors,
+        "errors_once_timeout_known": s.errors_informed,
         "duplicates": outcome.duplicates,
         "reuse_percent": s.reuse_percent,
         "connections_opened": s.connections,
@@ -178,6 +194,7 @@ mod tests {
             at: Duration::from_millis(ms),
             latency: Duration::from_millis(ms),
             error: error.map(str::to_owned),
+            informed: true,
         }
     }
 
@@ -209,6 +226,7 @@ mod tests {
         assert_eq!(s.requests, 4);
         assert_eq!(s.ok, 3);
         assert_eq!(s.error_count(), 1);
+        assert_eq!(s.errors_informed, 1);
         assert_eq!(s.errors.get("connection reset"), Some(&1));
         assert_eq!(s.reuse_percent, 75.0);
         assert_eq!(s.p50, Some(Duration::from_millis(2)));

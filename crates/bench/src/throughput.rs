@@ -77,6 +77,8 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<(), Failure> {
     };
     let contenders = [
         Contender::Pooled(Kind::HyperUtil),
+        Contender::Pooled(Kind::Adapter),
+        Contender::Pooled(Kind::AdapterRetry),
         Contender::Pooled(Kind::Freshpool(Mechanisms::ALL)),
         Contender::Bare,
     ];

@@ -4,10 +4,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::{OwnOrigin, client, poolbench_json, within};
+use support::{OwnOrigin, client, one_at_a_time, poolbench_json, within};
 
 #[test]
 fn race_shows_every_client_and_freshpool_fails_nothing() {
+    let _serial = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("poolbench-race-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let svg = dir.join("race.svg");
@@ -39,6 +40,12 @@ fn race_shows_every_client_and_freshpool_fails_nothing() {
     }
     // Every successful request was processed exactly once by the origin.
     assert!(doc["origin_processed"].as_u64().expect("processed") >= processed);
+    for prefix in ["connector", "retry-client", "freshpool"] {
+        let c = client(&doc, prefix);
+        assert_eq!(c["freshpool"], true, "{c:#}");
+        assert_eq!(c["errors"], 0, "{c:#}");
+        assert_eq!(c["duplicates"], 0, "{c:#}");
+    }
     let fp = client(&doc, "freshpool");
     assert_eq!(fp["errors"], 0, "{fp:#}");
     assert_eq!(fp["duplicates"], 0, "{fp:#}");
@@ -80,6 +87,7 @@ fn assert_well_formed(svg: &str) {
 
 #[test]
 fn ablation_switches_each_mechanism_off_in_turn() {
+    let _serial = one_at_a_time();
     let doc = poolbench_json(&[
         "ablation",
         "--idle",
@@ -120,6 +128,7 @@ fn ablation_switches_each_mechanism_off_in_turn() {
 
 #[test]
 fn throughput_measures_every_client_at_each_concurrency() {
+    let _serial = one_at_a_time();
     let doc = poolbench_json(&[
         "throughput",
         "--duration",
@@ -145,6 +154,7 @@ fn throughput_measures_every_client_at_each_concurrency() {
 
 #[test]
 fn discover_finds_the_origins_idle_timeout_within_ten_percent() {
+    let _serial = one_at_a_time();
     let origin = OwnOrigin::start(Duration::from_millis(300));
     let url = format!("{}/", origin.origin.base_url());
     let doc = poolbench_json(&["discover", "--target", &url, "--json"]);

@@ -7,10 +7,24 @@
 )]
 
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use freshpool_origin::Origin;
 use serde_json::Value;
+
+/// Held by each test that runs a scenario in real time: one at a time,
+/// so that no test's timing is disturbed by another's load on a small
+/// machine.
+static REAL_TIME: Mutex<()> = Mutex::new(());
+
+/// Takes the real-time lock (a test that panicked while holding it does
+/// not stop the others).
+pub(crate) fn one_at_a_time() -> MutexGuard<'static, ()> {
+    REAL_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs `poolbench` with `args` and returns what it did.
 pub(crate) fn poolbench(args: &[&str]) -> Output {
