@@ -303,3 +303,26 @@ async fn upgraded_connections_are_never_pooled() {
     assert_eq!(client.stats().total.reused, 0);
     server.abort();
 }
+
+#[tokio::test]
+async fn unprobed_connectors_still_pool_and_retire() {
+    let origin = origin(Duration::from_secs(5)).await;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    let client = freshpool::Client::builder()
+        .build::<_, http_body_util::Full<bytes::Bytes>>(freshpool::Unprobed::new(http))
+        .expect("settings");
+    let url = format!("{}/u", origin.base_url());
+    for _ in 0..3 {
+        let req = http::Request::get(&url)
+            .body(http_body_util::Full::default())
+            .expect("request");
+        let response = client.request(req).await.expect("response");
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body");
+    }
+    assert_eq!(origin.stats().connections_accepted, 1);
+    assert_eq!(client.stats().total.reused, 2);
+    origin.shutdown().await;
+}

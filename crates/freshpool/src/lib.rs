@@ -46,6 +46,7 @@ mod pool;
 mod replay;
 pub mod retry;
 mod stats;
+mod unprobed;
 
 pub use body::Body;
 pub use builder::Builder;
@@ -55,3 +56,4 @@ pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
 pub use replay::ReplayBody;
 pub use stats::{OriginStats, Stats};
+pub use unprobed::{Unprobed, UnprobedIo};
