@@ -5,6 +5,11 @@
 //! client (one pool), as the tasks of one service do. A bare hyper
 //! `SendRequest` per task, on its own connection, shows the ceiling: no
 //! pool at all. Ratios are to hyper-util's legacy `Client` in the same run.
+//!
+//! The duration is split into [`ROUNDS`] slices taken in turn (client A,
+//! B, C, then A, B, C again, each client keeping its pool), so that a
+//! change in the machine's load during the run is shared by every client
+//! rather than charged to whichever ran then.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -42,6 +47,9 @@ impl Contender {
         }
     }
 }
+
+/// Slices each client's duration is split into.
+const ROUNDS: u32 = 4;
 
 /// One measurement.
 #[derive(Debug, Clone)]
@@ -85,17 +93,44 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<(), Failure> {
     let runtime = crate::client_runtime()?;
     let results = runtime.block_on(async {
         target::check_reachable(&target).await?;
-        let steps = (args.concurrency.len() * contenders.len()) as u64;
+        let steps = (args.concurrency.len() * contenders.len()) as u64 * u64::from(ROUNDS);
         let progress = Progress::start("throughput", steps);
         let counter = progress.counter();
         let mut results = Vec::new();
         for &concurrency in &args.concurrency {
             let mut row = Vec::new();
             for contender in contenders {
-                row.push(measure(contender, &target, concurrency, args.duration).await?);
-                counter.add();
+                let pool = match contender {
+                    Contender::Pooled(kind) => Some(Arc::<dyn Pool>::from(
+                        kind.build(Arc::new(AtomicU64::new(0)))
+                            .map_err(Failure::runtime)?,
+                    )),
+                    Contender::Bare => None,
+                };
+                let measured = Measured {
+                    name: contender.name(),
+                    requests: 0,
+                    errors: 0,
+                    elapsed: Duration::ZERO,
+                };
+                row.push((contender, pool, measured));
             }
-            results.push((concurrency, row));
+            for _ in 0..ROUNDS {
+                for (contender, pool, measured) in &mut row {
+                    let slice = args.duration / ROUNDS;
+                    measure(
+                        *contender,
+                        pool.as_ref(),
+                        &target,
+                        concurrency,
+                        slice,
+                        measured,
+                    )
+                    .await?;
+                    counter.add();
+                }
+            }
+            results.push((concurrency, row.into_iter().map(|(_, _, m)| m).collect()));
         }
         progress.finish();
         Ok::<_, Failure>(results)
@@ -164,12 +199,15 @@ fn report(args: &ThroughputArgs, target: &Target, results: &[(u32, Vec<Measured>
     }
 }
 
+/// Runs `contender` for `duration` and adds what it did to `into`.
 async fn measure(
     contender: Contender,
+    pool: Option<&Arc<dyn Pool>>,
     target: &Target,
     concurrency: u32,
     duration: Duration,
-) -> Result<Measured, Failure> {
+    into: &mut Measured,
+) -> Result<(), Failure> {
     let requests = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let ok = Counter::from(Arc::clone(&requests));
@@ -177,14 +215,10 @@ async fn measure(
     let mut tasks = JoinSet::new();
     let start = Instant::now();
     let deadline = start + duration;
-    match contender {
-        Contender::Pooled(kind) => {
-            let pool: Arc<dyn Pool> = Arc::from(
-                kind.build(Arc::new(AtomicU64::new(0)))
-                    .map_err(Failure::runtime)?,
-            );
+    match pool {
+        Some(pool) => {
             for _ in 0..concurrency {
-                let (pool, url) = (Arc::clone(&pool), target.url.clone());
+                let (pool, url) = (Arc::clone(pool), target.url.clone());
                 let (ok, failed) = (ok.clone(), failed.clone());
                 tasks.spawn(async move {
                     while Instant::now() < deadline {
@@ -196,7 +230,7 @@ async fn measure(
                 });
             }
         }
-        Contender::Bare => {
+        None => {
             for _ in 0..concurrency {
                 let target = target.clone();
                 let (ok, failed) = (ok.clone(), failed.clone());
@@ -211,12 +245,10 @@ async fn measure(
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| Failure::runtime(format!("a {} task failed: {e}", contender.name())))?;
     }
-    Ok(Measured {
-        name: contender.name(),
-        requests: requests.load(std::sync::atomic::Ordering::Relaxed),
-        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
-        elapsed: Instant::now().saturating_duration_since(start),
-    })
+    into.requests += requests.load(std::sync::atomic::Ordering::Relaxed);
+    into.errors += errors.load(std::sync::atomic::Ordering::Relaxed);
+    into.elapsed += Instant::now().saturating_duration_since(start);
+    Ok(())
 }
 
 /// One task's own hyper connection, GETs back to back until `deadline`.
