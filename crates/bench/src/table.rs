@@ -17,6 +17,8 @@ pub(crate) struct Summary {
     pub(crate) ok: u64,
     /// Failed requests by error kind.
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Requests sent once the client knew the server's idle timeout.
+    pub(crate) informed: u64,
     /// Failed requests sent once the client knew the server's idle
     /// timeout.
     pub(crate) errors_informed: u64,
@@ -36,6 +38,7 @@ impl Summary {
         let mut errors = BTreeMap::new();
         let mut errors_informed = 0;
         let mut latencies = Vec::with_capacity(outcome.samples.len());
+        let informed = outcome.samples.iter().filter(|s| s.informed).count() as u64;
         for sample in &outcome.samples {
             match &sample.error {
                 Some(kind) => {
@@ -52,6 +55,7 @@ impl Summary {
             requests,
             ok: latencies.len() as u64,
             errors,
+            informed,
             errors_informed,
             connections: outcome.connections,
             reuse_percent: percent(reused, requests),
@@ -171,6 +175,7 @@ pub(crate) fn client_json(outcome: &Outcome) -> Value {
         "ok": s.ok,
         "errors": s.error_count(),
         "errors_by_kind": s.errors,
+        "requests_once_timeout_known": s.informed,
         "errors_once_timeout_known": s.errors_informed,
         "duplicates": outcome.duplicates,
         "reuse_percent": s.reuse_percent,

@@ -62,6 +62,36 @@ fn race_shows_every_client_and_freshpool_fails_nothing() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_cold_race_fails_freshpool_only_before_the_timeout_is_known() {
+    let _serial = one_at_a_time();
+    let doc = poolbench_json(&[
+        "race",
+        "--cold",
+        "--idle",
+        "100ms",
+        "--senders",
+        "4",
+        "--requests",
+        "24",
+        "--json",
+    ]);
+    assert_eq!(doc["settings"]["cold"], true);
+    let hyper_util = client(&doc, "hyper-util");
+    assert_eq!(
+        hyper_util["requests_once_timeout_known"], 0,
+        "it never knows"
+    );
+    for prefix in ["connector", "retry-client", "freshpool"] {
+        let c = client(&doc, prefix);
+        let known = c["requests_once_timeout_known"].as_u64().expect("count");
+        // Each sender's pool learns from its first idle close at the latest.
+        assert!(known > 0 && known < 24, "{c:#}");
+        assert_eq!(c["errors_once_timeout_known"], 0, "{c:#}");
+        assert_eq!(c["duplicates"], 0, "{c:#}");
+    }
+}
+
 /// Tags open and close in order; attributes are quoted.
 fn assert_well_formed(svg: &str) {
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
