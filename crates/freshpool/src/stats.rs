@@ -123,6 +123,26 @@ pub struct OriginStats {
 }
 
 impl OriginStats {
+    /// Adds `other`'s counts to these (the estimate is not summed).
+    pub(crate) fn accumulate(&mut self, other: &OriginStats) {
+        self.requests += other.requests;
+        self.connections_opened += other.connections_opened;
+        self.reused += other.reused;
+        self.probe_rejected_closed += other.probe_rejected_closed;
+        self.probe_rejected_reset += other.probe_rejected_reset;
+        self.probe_rejected_unexpected += other.probe_rejected_unexpected;
+        self.retired_by_expiry += other.retired_by_expiry;
+        self.server_closes_observed += other.server_closes_observed;
+        self.retries_unsent += other.retries_unsent;
+        self.retries_refused += other.retries_refused;
+        self.retries_nothing_written += other.retries_nothing_written;
+        self.retries_idempotent += other.retries_idempotent;
+        self.retries_idempotency_key += other.retries_idempotency_key;
+        self.errors += other.errors;
+        self.idle += other.idle;
+        self.open += other.open;
+    }
+
     /// All retries, whatever the rule.
     pub fn retries(&self) -> u64 {
         self.retries_unsent

@@ -99,7 +99,6 @@ struct State<B> {
 pub(crate) struct PoolShared<B> {
     state: Mutex<State<B>>,
     pub(crate) config: Arc<Config>,
-    pub(crate) totals: Counters,
     driver: Driver,
 }
 
@@ -148,7 +147,6 @@ impl<B> PoolShared<B> {
                 queue: ExpiryQueue::new(),
             }),
             config,
-            totals: Counters::default(),
             driver: Driver::new(),
         })
     }
@@ -159,14 +157,13 @@ impl<B> PoolShared<B> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Bumps a counter of `origin`; totals are summed when read.
     pub(crate) fn bump(&self, origin: &Origin<B>, event: Event) {
         origin.counters.bump(event);
-        self.totals.bump(event);
     }
 
-    /// Bumps a counter of `origin` and of the totals.
+    /// Bumps a counter of the origin named `origin`.
     pub(crate) fn count(&self, origin: &OriginKey, event: Event) {
-        self.totals.bump(event);
         if let Some(o) = self.lock().origins.get(origin) {
             o.counters.bump(event);
         }
@@ -215,7 +212,6 @@ impl<B> PoolShared<B> {
                     let liveness = idle.conn.probe.probe();
                     if liveness.is_reusable() {
                         counters.bump(Event::Reused);
-                        self.totals.bump(Event::Reused);
                         let idle_for = now().saturating_duration_since(idle.since);
                         return Ok(Checkout::Reused(idle.conn, idle_for));
                     }
@@ -521,6 +517,12 @@ impl<B: Send + 'static> PoolShared<B> {
                 return;
             }
             conn.state.set_idle();
+            // The driver already wakes for the queue's earliest deadline;
+            // it only needs telling about an earlier one.
+            let earlier = state
+                .queue
+                .next_deadline()
+                .is_none_or(|next| retire_at < next);
             let key_in_queue = state.queue.insert(
                 retire_at,
                 Expiring {
@@ -534,15 +536,17 @@ impl<B: Send + 'static> PoolShared<B> {
                 retire_at,
                 key: key_in_queue,
             });
-            retire_at
+            earlier.then_some(retire_at)
         };
-        self.driver.schedule(self, retire_at);
+        if let Some(retire_at) = retire_at {
+            self.driver.schedule(self, retire_at);
+        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
         let now = now();
         let state = self.lock();
-        let mut total = self.totals.snapshot();
+        let mut total = Counters::default().snapshot();
         let origins = state
             .origins
             .iter()
@@ -552,8 +556,7 @@ impl<B: Send + 'static> PoolShared<B> {
                 stats.open = origin.open;
                 let estimate = origin.estimator.estimate(now);
                 stats.estimate = Some((estimate.timeout, estimate.source));
-                total.idle += stats.idle;
-                total.open += stats.open;
+                total.accumulate(&stats);
                 (key.as_str().to_owned(), stats)
             })
             .collect();
