@@ -312,9 +312,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] naming the setting when `max_connections_per_host`
-    /// or `checkout_timeout` is zero, or `max_lifetime`'s jitter exceeds
-    /// its maximum.
+    /// A [`BuildError`] naming the setting when `max_connections_per_host`,
+    /// `http2_max_streams_per_connection`, `checkout_timeout`,
+    /// `max_lifetime` or an `idle_timeout_override` is zero, or
+    /// `max_lifetime`'s jitter exceeds its maximum.
     pub fn build<C, B>(self, connector: C) -> Result<Client<C, B>, BuildError>
     where
         B: http_body::Body + Send + Unpin + 'static,

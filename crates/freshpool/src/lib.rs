@@ -19,6 +19,22 @@
 //!    the request provably never reached the server, or is idempotent, or
 //!    carries an `Idempotency-Key`.
 //!
+//! Around those, the client behaves as hyper-util's legacy `Client`: it
+//! takes the same connectors (DNS, proxies and TLS come from the one you
+//! already have; an IO type that cannot be [probed](Probe) is accepted
+//! through [`Unprobed`]), keys its pool by scheme, host and port, and
+//! speaks HTTP/2 when ALPN negotiates it or [`Builder::http2_only`] asks,
+//! sharing one connection per origin (more once
+//! [`Builder::http2_max_streams_per_connection`] requests are in flight).
+//! A response's [`Body`] returns its connection to the pool when it has
+//! been read to the end; a body dropped early closes it.
+//!
+//! [`Client::stats`] counts what the pool did per origin (reuse, probe
+//! rejections, retirements, observed closes, retries by rule, the current
+//! idle-timeout estimate and its [`Source`]); `tracing` has a `request`
+//! span per attempt (origin, reused, idle time, attempt) and a debug event
+//! for each retirement, probe rejection, learned estimate and retry.
+//!
 //! ```no_run
 //! use bytes::Bytes;
 //! use http_body_util::{BodyExt, Full};
