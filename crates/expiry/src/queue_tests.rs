@@ -1,3 +1,4 @@
+use super::wheel::Entry;
 use super::*;
 
 fn ms(n: u64) -> Duration {
@@ -140,7 +141,7 @@ fn values_are_dropped_once() {
 }
 
 /// DESIGN.md §6: at most 64 bytes per entry with 1,000,000 entries, in the
-/// steady state where stale heap entries (from `remove` and `reset`)
+/// steady state where stale schedule entries (from `remove` and `reset`)
 /// accumulate until compaction.
 #[test]
 fn memory_per_entry_at_one_million() {
@@ -153,7 +154,8 @@ fn memory_per_entry_at_one_million() {
         .map(|i| q.insert(t0 + Duration::from_nanos(rng.next() % spread), i))
         .collect();
     assert_eq!(size_of::<Slot<u64>>(), 24);
-    assert_eq!(size_of::<HeapEntry>(), 16);
+    assert_eq!(size_of::<Entry>(), 12);
+    assert_eq!(size_of::<NearEntry>(), 16);
     let mut worst = 0;
     for i in 0..3 * N {
         let r = rng.next();
@@ -166,7 +168,7 @@ fn memory_per_entry_at_one_million() {
             keys[slot] = key;
         }
         worst = worst.max(q.allocated_bytes());
-        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+        assert!(q.scheduled() <= 2 * q.len() + COMPACT_SLACK);
     }
     assert_eq!(q.len(), N);
     let per_entry = worst as f64 / N as f64;
@@ -178,13 +180,13 @@ fn compaction_keeps_every_live_entry() {
     let t0 = Instant::now();
     let mut q = ExpiryQueue::new();
     let keys: Vec<Key> = (0..1000).map(|i| q.insert(t0 + ms(1000 - i), i)).collect();
-    // Reset every entry many times: the heap fills with stale entries and
-    // is compacted several times over.
+    // Reset every entry many times: the schedule fills with stale entries
+    // and is compacted several times over.
     for round in 1..=5 {
         for (i, key) in keys.iter().enumerate() {
             assert!(q.reset(key, t0 + ms(round * 2000 + i as u64)));
         }
-        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+        assert!(q.scheduled() <= 2 * q.len() + COMPACT_SLACK);
     }
     for key in keys.iter().step_by(2) {
         assert!(q.remove(key).is_some());
@@ -196,7 +198,7 @@ fn compaction_keeps_every_live_entry() {
 }
 
 #[test]
-fn compaction_with_random_deadlines_keeps_heap_order() {
+fn compaction_with_random_deadlines_keeps_order() {
     let t0 = Instant::now();
     let mut rng = XorShift(99);
     let mut q = ExpiryQueue::new();
@@ -208,7 +210,7 @@ fn compaction_with_random_deadlines_keeps_heap_order() {
         let i = (rng.next() % keys.len() as u64) as usize;
         deadlines[i] = rng.next() % 1000;
         assert!(q.reset(&keys[i], t0 + ms(deadlines[i])));
-        assert!(q.heap.len() <= 2 * q.len() + COMPACT_SLACK);
+        assert!(q.scheduled() <= 2 * q.len() + COMPACT_SLACK);
     }
     let mut last = 0;
     while let Some((_, i)) = q.poll_expired(t0 + ms(1000)) {
@@ -217,4 +219,124 @@ fn compaction_with_random_deadlines_keeps_heap_order() {
         last = deadline;
     }
     assert!(q.is_empty());
+}
+
+/// Checks the queue against a sorted model through random inserts, resets,
+/// removals and polls whose deadlines span every level of the wheel (from
+/// nanoseconds to years, in the past too), with the clock advancing by as
+/// much.
+#[test]
+fn matches_a_sorted_model_across_wheel_levels() {
+    use std::collections::{BTreeSet, HashMap};
+
+    let t0 = Instant::now() + Duration::from_secs(1 << 40);
+    let at = |nanos: i128| {
+        let offset = Duration::from_nanos(nanos.unsigned_abs() as u64);
+        if nanos >= 0 { t0 + offset } else { t0 - offset }
+    };
+    let mut rng = XorShift(0x0DDB_A110);
+    let mut q = ExpiryQueue::new();
+    let mut sorted: BTreeSet<(i128, u64)> = BTreeSet::new();
+    let mut live: HashMap<Key, (i128, u64)> = HashMap::new();
+    let mut keys: Vec<Key> = Vec::new();
+    let mut now: i128 = 0;
+    for id in 0..60_000u64 {
+        let r = rng.next();
+        // A span of 2^0 .. 2^56 ns (about 2.3 years).
+        let span = 1i128 << (r % 57);
+        let offset = i128::from(rng.next()) % span - span / 8;
+        match r >> 60 {
+            0..=6 => {
+                let deadline = now + offset;
+                let key = q.insert(at(deadline), id);
+                sorted.insert((deadline, id));
+                live.insert(key, (deadline, id));
+                keys.push(key);
+            }
+            7..=9 if !keys.is_empty() => {
+                let key = keys[(rng.next() % keys.len() as u64) as usize];
+                let deadline = now + offset;
+                let expected = live.get(&key).copied();
+                assert_eq!(q.reset(&key, at(deadline)), expected.is_some());
+                if let Some((old, id)) = expected {
+                    sorted.remove(&(old, id));
+                    sorted.insert((deadline, id));
+                    live.insert(key, (deadline, id));
+                }
+            }
+            10..=12 if !keys.is_empty() => {
+                let key = keys.swap_remove((rng.next() % keys.len() as u64) as usize);
+                let expected = live.remove(&key);
+                if let Some(entry) = expected {
+                    sorted.remove(&entry);
+                }
+                assert_eq!(q.remove(&key), expected.map(|(_, id)| id));
+            }
+            _ => {
+                now += offset.abs() / 4;
+                while let Some((key, id)) = q.poll_expired(at(now)) {
+                    let (deadline, expected) = live.remove(&key).expect("expired a live key");
+                    assert_eq!(id, expected);
+                    assert!(deadline <= now, "expired early");
+                    // Equal deadlines come out in any order.
+                    assert_eq!(
+                        sorted.first().map(|&(d, _)| d),
+                        Some(deadline),
+                        "out of order"
+                    );
+                    sorted.remove(&(deadline, id));
+                }
+                assert!(sorted.first().is_none_or(|&(d, _)| d > now));
+            }
+        }
+        assert_eq!(q.len(), sorted.len());
+        assert_eq!(q.next_deadline(), sorted.first().map(|&(d, _)| at(d)));
+        assert!(q.scheduled() <= 2 * q.len() + COMPACT_SLACK);
+        if keys.len() > 4096 {
+            keys.drain(..2048);
+        }
+    }
+}
+
+/// Deadlines earlier than the wheel's current tick first go to the near
+/// heap; once there are many, the wheel moves back and takes them, so the
+/// near heap stays small and order is kept.
+#[test]
+fn earlier_deadlines_move_the_wheel_back() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    // The first deadline is the latest: the wheel starts at its tick.
+    q.insert(t0 + Duration::from_secs(3600), 10_000);
+    for i in (0..10_000u64).rev() {
+        q.insert(t0 + ms(i * 100), i);
+        assert!(q.near.len() <= REBASE_SLACK + q.wheel.len() / 8 + 1);
+    }
+    assert!(q.wheel.len() > 9_000, "the wheel took the earlier entries");
+    assert_eq!(q.next_deadline(), Some(t0));
+    let order: Vec<u64> = std::iter::from_fn(|| {
+        q.poll_expired(t0 + Duration::from_secs(3600))
+            .map(|(_, v)| v)
+    })
+    .collect();
+    assert_eq!(order, (0..=10_000).collect::<Vec<_>>());
+}
+
+/// A pool that checks out the connection it returned last (hyper-util's
+/// LIFO order) leaves no stale schedule entries behind.
+#[test]
+fn lifo_removal_leaves_nothing_stale() {
+    let t0 = Instant::now();
+    let mut q = ExpiryQueue::new();
+    for i in 0..1000 {
+        q.insert(t0 + ms(i), i);
+    }
+    for i in 1000..5000 {
+        // Both ahead of the wheel and within its current tick.
+        for deadline in [i, 0] {
+            let key = q.insert(t0 + ms(deadline), i);
+            assert_eq!(q.remove(&key), Some(i));
+            assert_eq!(q.scheduled(), q.len());
+        }
+    }
+    assert_eq!(q.next_deadline(), Some(t0));
 }
