@@ -91,6 +91,11 @@ impl ConnShared {
         self.read.fetch_add(n as u64, Ordering::Release);
     }
 
+    /// Bytes read since the last response completed.
+    pub(crate) fn read_since_response(&self) -> u64 {
+        self.read.load(Ordering::Acquire)
+    }
+
     /// A response completed; `extra` bytes of the same read followed it.
     pub(crate) fn response_completed(&self, completed: u64, extra: usize) {
         self.written.store(0, Ordering::Release);

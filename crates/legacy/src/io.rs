@@ -60,6 +60,8 @@ pub struct TrackedIo<T> {
     key: Option<Key>,
     /// The last response said `Keep-Alive: max=0`: no further request.
     exhausted: bool,
+    /// When the request in progress began (its first byte was written).
+    request_started: Option<Instant>,
 }
 
 impl<T> TrackedIo<T> {
@@ -82,6 +84,7 @@ impl<T> TrackedIo<T> {
             retire_at: None,
             key: None,
             exhausted: false,
+            request_started: None,
         };
         // The server's idle timer starts when it accepts: a connection that
         // waits in the pool before its first request ages too.
@@ -174,10 +177,13 @@ impl<T> TrackedIo<T> {
                 .observe_close(&self.origin, idle_for, CloseKind::Unexpected, now);
         }
         match outcome.message_end {
-            Some(end) => self.conn.response_completed(
-                self.tracker.messages_completed(),
-                bytes.len().saturating_sub(end),
-            ),
+            Some(end) => {
+                self.request_started = None;
+                self.conn.response_completed(
+                    self.tracker.messages_completed(),
+                    bytes.len().saturating_sub(end),
+                );
+            }
             None => self.conn.add_read(bytes.len()),
         }
         let hint = if outcome.response_head {
@@ -211,6 +217,7 @@ impl<T> TrackedIo<T> {
     }
 
     fn on_close(&mut self, kind: CloseKind) {
+        let was_tracking = self.tracker.is_tracking();
         let outcome = match kind {
             CloseKind::Fin => self.tracker.on_eof(),
             _ => self.tracker.on_read_error(),
@@ -223,13 +230,33 @@ impl<T> TrackedIo<T> {
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
             self.shared.observe_close(&self.origin, idle_for, kind, now);
+        } else if let Some(started) = self.request_started
+            && was_tracking
+            && kind == CloseKind::Fin
+            && !outcome.message_end
+            && self.tracker.messages_completed() > 0
+            && self.conn.read_since_response() == 0
+        {
+            // The server closed a reused connection cleanly, without a
+            // byte of response, as the next request was on its way: its
+            // idle timer fired first, so its timeout is at most the idle
+            // time before that request. (A reset is not read this way:
+            // servers also reset connections over a request they could
+            // not handle.)
+            let idle_for = started.saturating_duration_since(self.idle_since);
+            self.shared
+                .observe_close(&self.origin, idle_for, kind, now());
         }
         self.check_stopped();
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
+        let was_idle = self.tracker.is_idle();
         self.tracker.on_write(bytes);
         self.conn.add_written(bytes.len());
+        if was_idle && !self.tracker.is_idle() {
+            self.request_started = Some(now());
+        }
     }
 
     /// Accounts for the tracker stopping: a connection it stopped following

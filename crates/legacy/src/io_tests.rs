@@ -286,3 +286,61 @@ async fn http2_passes_through_untouched() {
     assert_eq!((stats.untracked, stats.retired), (1, 0));
     assert_eq!(h.script.lock().unwrap().written.len(), 24);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_close_racing_a_reused_request_is_learned() {
+    let mut h = Harness::new(false).await;
+    h.exchange();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    h.write(POST);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    h.push_read(Ok(b""));
+    assert!(matches!(h.read(), Poll::Ready(Ok(b)) if b.is_empty()));
+    assert_eq!(h.connector.stats().server_closes, 1);
+    let estimate = h
+        .connector
+        .estimate(&Uri::from_static("http://example.test/"))
+        .expect("origin known");
+    assert_eq!(
+        estimate.timeout,
+        Duration::from_millis(250),
+        "the idle time before the request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn closes_that_say_nothing_about_the_idle_timeout_are_not_learned() {
+    // A reset over a request: servers also reset over requests they could
+    // not handle.
+    let mut h = Harness::new(false).await;
+    h.exchange();
+    h.write(POST);
+    h.push_read(Err(io::ErrorKind::ConnectionReset.into()));
+    assert!(matches!(h.read(), Poll::Ready(Err(_))));
+    // A close after part of the response.
+    let mut started = Harness::new(false).await;
+    started.exchange();
+    started.write(POST);
+    started.push_read(Ok(b"HTTP/1.1 200 OK\r\n"));
+    started.push_read(Ok(b""));
+    assert!(matches!(started.read(), Poll::Ready(Ok(_))));
+    assert!(matches!(started.read(), Poll::Ready(Ok(b)) if b.is_empty()));
+    // The close a `Connection: close` response announced.
+    let mut announced = Harness::new(false).await;
+    announced.exchange();
+    announced.write(POST);
+    announced.push_read(Ok(
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+    ));
+    announced.push_read(Ok(b""));
+    assert!(matches!(announced.read(), Poll::Ready(Ok(_))));
+    assert!(matches!(announced.read(), Poll::Ready(Ok(b)) if b.is_empty()));
+    // A fresh connection's close.
+    let mut fresh = Harness::new(false).await;
+    fresh.write(POST);
+    fresh.push_read(Ok(b""));
+    assert!(matches!(fresh.read(), Poll::Ready(Ok(b)) if b.is_empty()));
+    for harness in [h, started, announced, fresh] {
+        assert_eq!(harness.connector.stats().server_closes, 0);
+    }
+}

@@ -1,0 +1,298 @@
+//! The race of DESIGN.md §1 through hyper-util's real legacy `Client`, in
+//! one run on identical origins: plain hyper-util (the baseline), the same
+//! client with only its connector swapped for `freshpool_legacy::Connector`,
+//! and `freshpool_legacy::RetryClient` over it. Every sender POSTs at the
+//! server's idle timeout ± jitter with a client of its own, so each learns
+//! on its own.
+//!
+//! What must hold: the swap alone has no error when the server advertises
+//! `Keep-Alive`, and none after its first observed close when it does not
+//! (with FIN closes, at most one per client, the one it learns from);
+//! `RetryClient` has no error at all; nobody processes a request twice.
+//!
+//! `RetryClient`'s POSTs carry an `Idempotency-Key` (their request id): a
+//! POST that reached the socket may be retried only then (RFC 9112
+//! §9.3.1), and a POST failing before its client learned the idle timeout
+//! did reach the socket.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use freshpool_legacy::{Connector, RetryClient};
+use freshpool_origin::{Advertise, CloseMode, Origin};
+use freshpool_tests::{Gaps, Report, Schedule, error_kind, race};
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Marks an error that happened after the client's connector had observed
+/// a server close: from then on, learning must prevent every failure.
+const AFTER_LEARNING: &str = " [after a close was observed]";
+
+type Body = Full<Bytes>;
+
+fn post(url: String, id: String, keyed: bool) -> Request<Body> {
+    let mut req = Request::post(url).header("x-request-id", id.as_str());
+    if keyed {
+        req = req.header("idempotency-key", id.as_str());
+    }
+    req.body(Full::new(Bytes::from_static(b"{\"order\": 1}")))
+        .expect("valid request")
+}
+
+fn reused(response: &http::response::Parts) -> bool {
+    response
+        .headers
+        .get("x-connection-requests")
+        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
+        .is_some_and(|n| n > 1)
+}
+
+/// No request may hang: one that gets no complete response in this long
+/// counts as an error of its own kind.
+const BOUND: Duration = Duration::from_secs(10);
+
+async fn bounded(exchange: impl Future<Output = Result<bool, String>>) -> Result<bool, String> {
+    tokio::time::timeout(BOUND, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no response within {BOUND:?}")))
+}
+
+fn tagged(kind: String, learned: bool) -> String {
+    if learned { kind + AFTER_LEARNING } else { kind }
+}
+
+async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
+    race("hyper-util", origin, schedule, || {
+        let client: LegacyClient<HttpConnector, Body> =
+            LegacyClient::builder(TokioExecutor::new()).build_http();
+        move |url, id| {
+            let client = client.clone();
+            bounded(async move {
+                let response = client
+                    .request(post(url, id, false))
+                    .await
+                    .map_err(|e| error_kind(&e))?;
+                let (parts, body) = response.into_parts();
+                body.collect().await.map_err(|e| error_kind(&e))?;
+                Ok(reused(&parts))
+            })
+        }
+    })
+    .await
+}
+
+async fn run_swapped(origin: &Origin, schedule: Schedule) -> Report {
+    race("hyper-util + Connector", origin, schedule, || {
+        let connector = Connector::new(HttpConnector::new());
+        let client: LegacyClient<_, Body> =
+            LegacyClient::builder(TokioExecutor::new()).build(connector.clone());
+        move |url, id| {
+            let (client, connector) = (client.clone(), connector.clone());
+            bounded(async move {
+                let learned = connector.stats().server_closes > 0;
+                let response = client
+                    .request(post(url, id, false))
+                    .await
+                    .map_err(|e| tagged(error_kind(&e), learned))?;
+                let (parts, body) = response.into_parts();
+                body.collect()
+                    .await
+                    .map_err(|e| tagged(error_kind(&e), learned))?;
+                Ok(reused(&parts))
+            })
+        }
+    })
+    .await
+}
+
+async fn run_retry_client(origin: &Origin, schedule: Schedule) -> Report {
+    race("RetryClient", origin, schedule, || {
+        let client: RetryClient<HttpConnector, Body> = RetryClient::new(
+            LegacyClient::builder(TokioExecutor::new()).build(Connector::new(HttpConnector::new())),
+        );
+        move |url, id| {
+            let client = client.clone();
+            bounded(async move {
+                let response = client
+                    .request(post(url, id, true))
+                    .await
+                    .map_err(|e| error_kind(&e))?;
+                let (parts, body) = response.into_parts();
+                body.collect().await.map_err(|e| error_kind(&e))?;
+                Ok(reused(&parts))
+            })
+        }
+    })
+    .await
+}
+
+async fn origin(idle: Duration, close: CloseMode, advertise: Advertise) -> Origin {
+    Origin::builder()
+        .idle_timeout(idle)
+        .close_mode(close)
+        .advertise(advertise)
+        .start()
+        .await
+        .expect("origin starts on loopback")
+}
+
+struct Run {
+    baseline: Report,
+    swapped: Report,
+    retrying: Report,
+}
+
+/// Runs the three clients at once on identical origins and prints the
+/// figures.
+async fn side_by_side(
+    scenario: &str,
+    idle: Duration,
+    close: CloseMode,
+    advertise: Advertise,
+    schedule: Schedule,
+) -> Run {
+    let origins = [
+        origin(idle, close, advertise.clone()).await,
+        origin(idle, close, advertise.clone()).await,
+        origin(idle, close, advertise).await,
+    ];
+    let (baseline, swapped, retrying) = tokio::join!(
+        run_hyper_util(&origins[0], schedule),
+        run_swapped(&origins[1], schedule),
+        run_retry_client(&origins[2], schedule),
+    );
+    println!("scenario: {scenario}");
+    for report in [&baseline, &swapped, &retrying] {
+        let reuses = report
+            .requests
+            .iter()
+            .filter(|sent| matches!(sent.result, Ok(true)))
+            .count();
+        println!("  {report}  reused {reuses}");
+    }
+    for origin in &origins {
+        origin.shutdown().await;
+    }
+    for report in [&baseline, &swapped, &retrying] {
+        assert_eq!(report.sent, (schedule.tasks * schedule.per_task) as u64);
+        assert_exactly_once(report);
+    }
+    assert_eq!(retrying.error_count(), 0, "{retrying}");
+    Run {
+        baseline,
+        swapped,
+        retrying,
+    }
+}
+
+fn assert_exactly_once(report: &Report) {
+    assert_eq!(report.duplicates, 0, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(
+        report.processed, report.ok,
+        "every success processed exactly once: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_keep_alive_the_swap_alone_prevents_every_failure() {
+    // `Keep-Alive: timeout=1` is the server's truth: the connector knows
+    // the deadline from the first response.
+    let schedule = Schedule {
+        tasks: 100,
+        per_task: 20,
+        gaps: Gaps::Around {
+            interval: Duration::from_secs(1),
+            jitter: Duration::from_millis(20),
+        },
+        seed: 11,
+    };
+    let run = side_by_side(
+        "Keep-Alive advertised, idle 1 s, FIN",
+        Duration::from_secs(1),
+        CloseMode::Fin,
+        Advertise::Truthful,
+        schedule,
+    )
+    .await;
+    assert_eq!(run.swapped.error_count(), 0, "{}", run.swapped);
+    println!(
+        "  errors: hyper-util {} -> swap {} -> RetryClient {}",
+        run.baseline.error_count(),
+        run.swapped.error_count(),
+        run.retrying.error_count()
+    );
+}
+
+async fn learning_scenario(close: CloseMode, seed: u64) {
+    let schedule = Schedule {
+        tasks: 20,
+        per_task: 100,
+        gaps: Gaps::Around {
+            interval: Duration::from_millis(200),
+            jitter: Duration::from_millis(4),
+        },
+        seed,
+    };
+    let run = side_by_side(
+        &format!("no Keep-Alive header, idle 200 ms, {}", close.as_str()),
+        Duration::from_millis(200),
+        close,
+        Advertise::None,
+        schedule,
+    )
+    .await;
+    let swapped = &run.swapped;
+    for sent in swapped.requests.iter().filter(|s| s.result.is_err()) {
+        println!(
+            "    swap error: client {} after a gap of {:?}: {:?}",
+            sent.task, sent.gap, sent.result
+        );
+    }
+    let after: u64 = swapped
+        .errors
+        .iter()
+        .filter(|(kind, _)| kind.ends_with(AFTER_LEARNING))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        after, 0,
+        "no error once a server close was observed: {swapped}"
+    );
+    if close == CloseMode::Fin {
+        // A clean close racing a request teaches as much as an idle close:
+        // each client fails at most once. (A reset racing a request is not
+        // learned from, so with RST a client can fail again before it sees
+        // an idle close.)
+        for task in 0..schedule.tasks {
+            let before = swapped
+                .requests
+                .iter()
+                .filter(|sent| sent.task == task && sent.result.is_err())
+                .count();
+            assert!(
+                before <= 1,
+                "client {task}: at most one error before learning: {swapped}"
+            );
+        }
+    }
+    println!(
+        "  errors: hyper-util {} -> swap {} (all before learning) -> RetryClient {}",
+        run.baseline.error_count(),
+        swapped.error_count(),
+        run.retrying.error_count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_from_fin_closes_the_swap_prevents_failures() {
+    learning_scenario(CloseMode::Fin, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_from_rst_closes_the_swap_prevents_failures() {
+    learning_scenario(CloseMode::Rst, 13).await;
+}
