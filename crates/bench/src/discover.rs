@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::Failure;
 use crate::cli::DiscoverArgs;
 use crate::progress::Progress;
+use crate::race::REQUEST_TIMEOUT;
 use crate::table::quantile;
 use crate::target::{self, Target};
 use crate::wire::{self, Head};
@@ -176,7 +177,9 @@ async fn discover(args: &DiscoverArgs, target: &Target) -> Result<(), Failure> {
             );
         }
         (Some(raw), Some(secs), Some(false)) => println!(
-            "advertised:     Keep-Alive: {raw}: DIFFERS, the server claims {secs} s but closes as measured"
+            "advertised:     Keep-Alive: {raw}: DIFFERS, the server claims {secs} s but closes \
+             idle connections after {:.0} ms",
+            found.map_or(0.0, ms)
         ),
         (Some(raw), _, _) => println!("advertised:     Keep-Alive: {raw}"),
     }
@@ -210,7 +213,7 @@ fn agrees(found: Duration, secs: u64) -> bool {
 async fn watch(authority: &str, path: &str, max: Duration) -> std::io::Result<Watched> {
     let mut stream = TcpStream::connect(authority).await?;
     stream.set_nodelay(true)?;
-    let head = wire::get(&mut stream, authority, path).await?;
+    let head = answered(wire::get(&mut stream, authority, path)).await?;
     if head.closes {
         return Ok(Watched { head, closed: None });
     }
@@ -234,9 +237,23 @@ async fn watch(authority: &str, path: &str, max: Duration) -> std::io::Result<Wa
 async fn check_reuse(authority: &str, path: &str, pause: Duration) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(authority).await?;
     stream.set_nodelay(true)?;
-    wire::get(&mut stream, authority, path).await?;
+    answered(wire::get(&mut stream, authority, path)).await?;
     tokio::time::sleep(pause).await;
-    wire::get(&mut stream, authority, path).await.map(drop)
+    answered(wire::get(&mut stream, authority, path))
+        .await
+        .map(drop)
+}
+
+/// `get`, failing with `TimedOut` if the server does not answer in time.
+async fn answered<T>(get: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    tokio::time::timeout(REQUEST_TIMEOUT, get)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete response within {REQUEST_TIMEOUT:?}"),
+            ))
+        })
 }
 
 fn ms(d: Duration) -> f64 {

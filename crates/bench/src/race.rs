@@ -22,6 +22,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clients::{self, Kind, Pool};
+
+/// How long one request may take before it counts as failed (`timed
+/// out`), so that a server that stops answering cannot stall a race.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::progress::Counter;
 
 /// What to send, how often.
@@ -197,7 +201,10 @@ async fn send_all(
             .estimate(&plan.url)
             .is_some_and(|(_, source)| source != "default");
         let sent = Instant::now();
-        let result = pool.send(clients::post(&plan.url, &id)).await;
+        let result =
+            tokio::time::timeout(REQUEST_TIMEOUT, pool.send(clients::post(&plan.url, &id)))
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_owned()));
         let done = Instant::now();
         samples.push(Sample {
             at: sent.saturating_duration_since(start),

@@ -28,6 +28,7 @@ use crate::cli::ThroughputArgs;
 use crate::clients::{self, Kind, Mechanisms, Pool};
 use crate::origin::BuiltIn;
 use crate::progress::{Counter, Progress};
+use crate::race::REQUEST_TIMEOUT;
 use crate::target::{self, Target};
 
 /// A client under measurement.
@@ -222,9 +223,10 @@ async fn measure(
                 let (ok, failed) = (ok.clone(), failed.clone());
                 tasks.spawn(async move {
                     while Instant::now() < deadline {
-                        match pool.send(clients::get(&url)).await {
-                            Ok(()) => ok.add(),
-                            Err(_) => failed.add(),
+                        let sent = pool.send(clients::get(&url));
+                        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
+                            Ok(Ok(())) => ok.add(),
+                            Ok(Err(_)) | Err(_) => failed.add(),
                         }
                     }
                 });
@@ -235,8 +237,10 @@ async fn measure(
                 let target = target.clone();
                 let (ok, failed) = (ok.clone(), failed.clone());
                 tasks.spawn(async move {
-                    if bare(&target, deadline, &ok).await.is_err() {
-                        failed.add();
+                    let limit = deadline + REQUEST_TIMEOUT;
+                    match tokio::time::timeout_at(limit, bare(&target, deadline, &ok)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => failed.add(),
                     }
                 });
             }

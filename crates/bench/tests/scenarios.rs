@@ -4,6 +4,8 @@ mod support;
 
 use std::time::Duration;
 
+use freshpool_origin::Advertise;
+
 use support::{OwnOrigin, client, one_at_a_time, poolbench_json, within};
 
 #[test]
@@ -185,7 +187,7 @@ fn throughput_measures_every_client_at_each_concurrency() {
 #[test]
 fn discover_finds_the_origins_idle_timeout_within_ten_percent() {
     let _serial = one_at_a_time();
-    let origin = OwnOrigin::start(Duration::from_millis(300));
+    let origin = OwnOrigin::start(Duration::from_millis(300), Advertise::None);
     let url = format!("{}/", origin.origin.base_url());
     let doc = poolbench_json(&["discover", "--target", &url, "--json"]);
     let found = doc["idle_timeout_ms"]
@@ -196,4 +198,30 @@ fn discover_finds_the_origins_idle_timeout_within_ten_percent() {
     assert_eq!(doc["reuse_check_ok"], true, "{doc:#}");
     assert!(doc["requests_sent"].as_u64().expect("count") <= 40);
     origin.shutdown();
+}
+
+#[test]
+fn discover_tells_a_false_keep_alive_header_from_a_true_one() {
+    let _serial = one_at_a_time();
+    let liar = OwnOrigin::start(
+        Duration::from_millis(300),
+        Advertise::False(Duration::from_secs(5)),
+    );
+    let url = format!("{}/", liar.origin.base_url());
+    let doc = poolbench_json(&["discover", "--target", &url, "--json", "--connections", "2"]);
+    assert_eq!(doc["keep_alive_header"], "timeout=5", "{doc:#}");
+    assert_eq!(doc["advertised_timeout_s"], 5);
+    assert_eq!(doc["advertised_agrees"], false, "{doc:#}");
+    liar.shutdown();
+
+    let honest = OwnOrigin::start(Duration::from_millis(1_200), Advertise::Truthful);
+    let url = format!("{}/", honest.origin.base_url());
+    let doc = poolbench_json(&["discover", "--target", &url, "--json", "--connections", "2"]);
+    assert_eq!(doc["advertised_timeout_s"], 1, "{doc:#}");
+    assert_eq!(doc["advertised_agrees"], true, "{doc:#}");
+    let found = doc["idle_timeout_ms"]
+        .as_f64()
+        .expect("a timeout was found");
+    assert!(within(found, 1_200.0, 0.10), "found {found} ms");
+    honest.shutdown();
 }

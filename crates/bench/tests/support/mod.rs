@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use freshpool_origin::Origin;
+use freshpool_origin::{Advertise, Origin};
 use serde_json::Value;
 
 /// Held by each test that runs a scenario in real time: one at a time,
@@ -66,15 +66,20 @@ pub(crate) struct OwnOrigin {
 }
 
 impl OwnOrigin {
-    /// Starts an origin with this idle timeout.
-    pub(crate) fn start(idle: Duration) -> OwnOrigin {
+    /// Starts an origin with this idle timeout and `Keep-Alive` header.
+    pub(crate) fn start(idle: Duration, advertise: Advertise) -> OwnOrigin {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
         let origin = runtime
-            .block_on(Origin::builder().idle_timeout(idle).start())
+            .block_on(
+                Origin::builder()
+                    .idle_timeout(idle)
+                    .advertise(advertise)
+                    .start(),
+            )
             .expect("origin starts");
         OwnOrigin { origin, runtime }
     }
