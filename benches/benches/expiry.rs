@@ -9,11 +9,16 @@
 //!
 //! Workloads, from a pool's point of view:
 //!
-//! - `lifo`: a connection goes idle (deadline later than all others) and
-//!   the most recently idle one is checked out, as hyper-util's pool does;
-//! - `fifo`: the longest idle one is checked out;
-//! - `checkout`: a random idle connection is checked out;
-//! - `random`: random deadlines and random removals, the worst case.
+//! - `insert+remove/lifo`: a connection goes idle (deadline later than all
+//!   others) and the most recently idle one is checked out, as
+//!   hyper-util's pool does;
+//! - `insert+remove/fifo`: the longest idle one is checked out;
+//! - `insert+remove/checkout`: a random idle connection is checked out;
+//! - `insert+remove/random`: random deadlines and random removals, the
+//!   worst case;
+//! - `reset/random`: a random entry's deadline moves;
+//! - `insert+poll_expired`: the earliest entry expires and a new one is
+//!   tracked.
 //!
 //! In `checkout` and `random` the keys to remove are visited in a shuffled
 //! order, read sequentially from the bench's own key list, so each removal
@@ -23,9 +28,7 @@
 //! second pass over the list would remove entries in the order they were
 //! inserted: in `checkout`, whose deadlines increase, that is FIFO order.
 //! `checkout` therefore shuffles the list again after every pass, outside
-//! the measured time;
-//! - `reset`: a random entry's deadline moves;
-//! - `expire`: the earliest entry expires and a new one is tracked.
+//! the measured time.
 
 use std::collections::VecDeque;
 use std::hint::black_box;

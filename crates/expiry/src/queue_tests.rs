@@ -175,6 +175,38 @@ fn memory_per_entry_at_one_million() {
     assert!(per_entry <= 64.0, "{per_entry:.1} bytes per entry");
 }
 
+/// The memory bound also holds while the wheel turns: increasing
+/// deadlines (each new idle connection is due last), a random connection
+/// checked out or the earliest one retired at every step, so entries keep
+/// moving down the wheel's levels and buckets keep emptying.
+#[test]
+fn memory_per_entry_at_one_million_while_expiring() {
+    const N: u64 = 1_000_000;
+    let t0 = Instant::now();
+    let mut q: ExpiryQueue<u64> = ExpiryQueue::new();
+    let mut rng = XorShift(11);
+    let step = Duration::from_micros(3);
+    let mut keys: Vec<Key> = (0..N).map(|i| q.insert(t0 + step * i as u32, i)).collect();
+    let mut worst = 0;
+    let mut expired = 0;
+    for clock in N..3 * N {
+        let key = q.insert(t0 + step * clock as u32, clock);
+        let r = rng.next();
+        let slot = (r % N) as usize;
+        if r & 1 == 0 || q.remove(&keys[slot]).is_none() {
+            let due = q.next_deadline().expect("the queue is full");
+            assert!(q.poll_expired(due).is_some());
+            expired += 1;
+        }
+        keys[slot] = key;
+        worst = worst.max(q.allocated_bytes());
+    }
+    assert_eq!(q.len(), N as usize);
+    assert!(expired > N / 2, "the wheel turned");
+    let per_entry = worst as f64 / N as f64;
+    assert!(per_entry <= 64.0, "{per_entry:.1} bytes per entry");
+}
+
 #[test]
 fn compaction_keeps_every_live_entry() {
     let t0 = Instant::now();

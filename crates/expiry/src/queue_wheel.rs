@@ -14,14 +14,18 @@
 //! buckets are in slot order, so the earliest bucket is the lowest set bit
 //! of the lowest non-empty level's occupancy mask.
 //!
-//! The wheel stores no deadlines: an [`Entry`] is a slab slot and the tag
-//! of the schedule entry it was filed as (8 bytes). The queue reads the
-//! exact deadline from the slab when it takes a bucket out with
-//! [`Wheel::pop_earliest`] and files each live entry again, one level
-//! lower, or hands it to its exact near heap. Stale entries (their slot
-//! was removed or reset since) are never looked for: they are dropped when
-//! their bucket is taken or when the queue compacts the wheel with
-//! [`Wheel::retain`].
+//! The wheel stores no deadlines, only what it needs to file an entry: an
+//! [`Entry`] is a slab slot, the tag of the schedule entry it was filed as,
+//! and the low 32 bits of its tick (12 bytes). When the queue takes the
+//! earliest bucket out with [`Wheel::pop_earliest`], the wheel advances to
+//! the bucket's first tick; an entry of the bucket shares every digit from
+//! the bucket's level up with that tick, so its low bits tell its whole
+//! tick ([`Wheel::tick_of`], up to level 5) and it goes one level down
+//! without a look at the slab. Only entries due at the new current tick
+//! are checked and handed to the queue's exact near heap. Stale entries
+//! (their slot was removed or reset since) are never looked for: they are
+//! dropped when they reach the current tick or when the queue compacts the
+//! wheel with [`Wheel::retain`].
 
 use std::mem;
 
@@ -244,9 +248,9 @@ impl Wheel {
     }
 
     /// Keeps only the entries for which `live` returns `true`. A bucket
-    /// left with more than four times the room it needs gives the excess
-    /// back (a bucket that merely lost its stale entries keeps its room,
-    /// which it will need again before the next compaction).
+    /// left with more than twice the room it needs keeps a quarter more
+    /// than it needs and gives the rest back, so that the wheel's memory
+    /// follows its entries even when they move between buckets.
     pub(super) fn retain(&mut self, mut live: impl FnMut(&Entry) -> bool) {
         for level in 0..LEVELS {
             let mut mask = self.occupied[level];
@@ -259,8 +263,8 @@ impl Wheel {
                 if bucket.is_empty() {
                     *bucket = Vec::new();
                     self.occupied[level] &= !(1 << slot);
-                } else if bucket.capacity() > 4 * bucket.len() {
-                    bucket.shrink_to(2 * bucket.len());
+                } else if bucket.capacity() > 2 * bucket.len() + MIN_BUCKET {
+                    bucket.shrink_to(bucket.len() + bucket.len() / 4);
                 }
                 self.len -= len - bucket.len();
                 self.capacity = self.capacity - capacity + bucket.capacity();
