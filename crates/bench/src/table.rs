@@ -130,7 +130,10 @@ pub(crate) fn render(outcomes: &[Outcome]) -> String {
             || "-".to_owned(),
             |(timeout, source)| format!("{:.0} ms ({source})", millis(timeout)),
         );
-        let once_known = if outcome.estimate.is_some() {
+        let knows = outcome
+            .estimate
+            .is_some_and(|(_, source)| source != "default");
+        let once_known = if knows {
             s.errors_informed.to_string()
         } else {
             "-".to_owned()
