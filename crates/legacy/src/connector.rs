@@ -83,10 +83,42 @@ struct Counters {
     untracked: AtomicU64,
 }
 
+/// What the connections of one origin read on every request, without the
+/// lock: how long an idle connection may live, published by the estimator
+/// whenever it changes.
+///
+/// An estimate can also change by itself, as old observations age out;
+/// that only ever lengthens it, so the published value errs on the side of
+/// retiring early until the next observation publishes again.
+#[derive(Debug)]
+pub(crate) struct OriginShared {
+    retire_after_nanos: AtomicU64,
+}
+
+impl OriginShared {
+    pub(crate) fn retire_after(&self) -> Duration {
+        Duration::from_nanos(self.retire_after_nanos.load(Ordering::Acquire))
+    }
+
+    fn publish(&self, estimator: &IdleEstimator, now: Instant) {
+        let nanos = u64::try_from(estimator.retire_after(now).as_nanos()).unwrap_or(u64::MAX);
+        self.retire_after_nanos.store(nanos, Ordering::Release);
+    }
+}
+
+/// An origin's place in [`State::estimators`]: connections keep it, so
+/// their updates need no hashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot(usize);
+
 struct State {
-    origins: HashMap<OriginKey, IdleEstimator>,
-    /// Every idle connection's retire time. The entries hold only a
-    /// `Weak`: a connection hyper dropped is simply skipped.
+    /// Where each origin's estimator is. Origins are never forgotten, as
+    /// in hyper-util's pool.
+    origins: HashMap<OriginKey, Slot>,
+    estimators: Vec<(IdleEstimator, Arc<OriginShared>)>,
+    /// Every idle connection's retire time, at most one entry per
+    /// connection. The entries hold only a `Weak`: a connection hyper
+    /// dropped is simply skipped.
     queue: ExpiryQueue<Weak<ConnShared>>,
 }
 
@@ -99,14 +131,12 @@ pub(crate) struct Shared {
     driver: Driver,
 }
 
-/// How far away "never" is, when the estimate overflows an `Instant`.
-const FAR: Duration = Duration::from_secs(24 * 60 * 60);
-
 impl Shared {
     fn new(config: EstimatorConfig) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 origins: HashMap::new(),
+                estimators: Vec::new(),
                 queue: ExpiryQueue::new(),
             }),
             config,
@@ -121,85 +151,101 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn estimator<'a>(
-        config: EstimatorConfig,
-        origins: &'a mut HashMap<OriginKey, IdleEstimator>,
-        origin: &OriginKey,
-    ) -> &'a mut IdleEstimator {
-        origins
-            .entry(origin.clone())
-            .or_insert_with(|| IdleEstimator::new(config))
+    /// Applies `f` to the origin's estimator and publishes the result.
+    fn update(&self, slot: Slot, now: Instant, f: impl FnOnce(&mut IdleEstimator)) {
+        let mut state = self.lock();
+        if let Some((estimator, shared)) = state.estimators.get_mut(slot.0) {
+            f(estimator);
+            shared.publish(estimator, now);
+        }
     }
 
-    pub(crate) fn connected(&self, origin: &OriginKey, rtt: Duration) {
+    /// A new connection to `origin`, made in `rtt`: returns the origin's
+    /// slot and what its connections share.
+    pub(crate) fn connected(
+        &self,
+        origin: &OriginKey,
+        rtt: Duration,
+        now: Instant,
+    ) -> (Slot, Arc<OriginShared>) {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
-        Self::estimator(self.config, &mut state.origins, origin).observe_rtt(rtt);
+        let state = &mut *state;
+        let slot = match state.origins.get(origin) {
+            Some(&slot) => slot,
+            None => {
+                let slot = Slot(state.estimators.len());
+                let shared = Arc::new(OriginShared {
+                    retire_after_nanos: AtomicU64::new(0),
+                });
+                state
+                    .estimators
+                    .push((IdleEstimator::new(self.config), shared));
+                state.origins.insert(origin.clone(), slot);
+                slot
+            }
+        };
+        let (estimator, shared) = &mut state.estimators[slot.0];
+        estimator.observe_rtt(rtt);
+        shared.publish(estimator, now);
+        (slot, Arc::clone(shared))
     }
 
-    pub(crate) fn observe_keep_alive(&self, origin: &OriginKey, hint: KeepAlive, now: Instant) {
-        let mut state = self.lock();
-        Self::estimator(self.config, &mut state.origins, origin).observe_keep_alive(hint, now);
+    pub(crate) fn observe_keep_alive(&self, slot: Slot, hint: KeepAlive, now: Instant) {
+        self.update(slot, now, |estimator| {
+            estimator.observe_keep_alive(hint, now);
+        });
     }
 
     /// The server closed a connection that had been idle for `idle_for`.
     pub(crate) fn observe_close(
         &self,
         origin: &OriginKey,
+        slot: Slot,
         idle_for: Duration,
         kind: CloseKind,
         now: Instant,
     ) {
         self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.lock();
-        let estimator = Self::estimator(self.config, &mut state.origins, origin);
-        if estimator.observe_close(idle_for, kind, false, now) {
-            let estimate = estimator.estimate(now);
-            tracing::debug!(
-                origin = origin.as_str(),
-                ?idle_for,
-                ?kind,
-                estimate = ?estimate.timeout,
-                source = %estimate.source,
-                "learned idle timeout from a server close"
-            );
-        }
+        self.update(slot, now, |estimator| {
+            if estimator.observe_close(idle_for, kind, false, now) {
+                let estimate = estimator.estimate(now);
+                tracing::debug!(
+                    origin = origin.as_str(),
+                    ?idle_for,
+                    ?kind,
+                    estimate = ?estimate.timeout,
+                    source = %estimate.source,
+                    "learned idle timeout from a server close"
+                );
+            }
+        });
     }
 
-    /// A connection became idle at `now`: (re)schedules its retirement and
-    /// returns the retire time. `hint` is the `Keep-Alive` header of the
-    /// response that just ended; with `at_once` the connection is due now
-    /// (the server allows no further request on it).
-    pub(crate) fn schedule_idle(
+    /// Puts (or moves) a connection's entry in the queue at `deadline`.
+    pub(crate) fn schedule(
         self: &Arc<Self>,
         conn: &Arc<ConnShared>,
-        origin: &OriginKey,
         key: &mut Option<Key>,
-        hint: Option<KeepAlive>,
-        at_once: bool,
-        now: Instant,
-    ) -> Instant {
-        let deadline = {
+        deadline: Instant,
+    ) {
+        let earliest = {
             let mut state = self.lock();
-            let state = &mut *state;
-            let estimator = Self::estimator(self.config, &mut state.origins, origin);
-            if let Some(hint) = hint {
-                estimator.observe_keep_alive(hint, now);
-            }
-            let after = if at_once {
-                Duration::ZERO
-            } else {
-                estimator.retire_after(now)
-            };
-            let deadline = now.checked_add(after).unwrap_or(now + FAR);
+            let earliest = state
+                .queue
+                .next_deadline()
+                .is_none_or(|next| deadline < next);
             let moved = key.as_ref().is_some_and(|k| state.queue.reset(k, deadline));
             if !moved {
                 *key = Some(state.queue.insert(deadline, Arc::downgrade(conn)));
             }
-            deadline
+            earliest
         };
-        self.driver.schedule(self, deadline);
-        deadline
+        // The driver already wakes at the queue's earliest deadline (one
+        // moved later only makes it wake for nothing once).
+        if earliest {
+            self.driver.schedule(self, deadline);
+        }
     }
 
     /// Drops a connection's queue entry (it closed, or is not followed).
@@ -342,7 +388,8 @@ impl<C> Connector<C> {
     pub fn estimate(&self, uri: &Uri) -> Option<Estimate> {
         let origin = OriginKey::of(uri);
         let state = self.shared.lock();
-        state.origins.get(&origin).map(|e| e.estimate(now()))
+        let slot = state.origins.get(&origin)?;
+        state.estimators.get(slot.0).map(|(e, _)| e.estimate(now()))
     }
 }
 
@@ -413,12 +460,13 @@ where
         let this = self.project();
         let io = ready!(this.inner.poll(cx))?;
         let opened = now();
-        this.shared
-            .connected(this.origin, opened.saturating_duration_since(*this.started));
+        let rtt = opened.saturating_duration_since(*this.started);
+        let (slot, origin_shared) = this.shared.connected(this.origin, rtt, opened);
         Poll::Ready(Ok(TrackedIo::new(
             io,
             Arc::clone(this.shared),
             this.origin.clone(),
+            (slot, origin_shared),
             opened,
         )))
     }

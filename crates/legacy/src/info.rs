@@ -83,12 +83,19 @@ impl ConnShared {
         self.followed.store(false, Ordering::Release);
     }
 
+    // The IO wrapper is the only writer of the counters, so a load and a
+    // store (no read-modify-write) is exact.
+
     pub(crate) fn add_written(&self, n: usize) {
-        self.written.fetch_add(n as u64, Ordering::Release);
+        let written = self.written.load(Ordering::Relaxed);
+        self.written
+            .store(written.saturating_add(n as u64), Ordering::Release);
     }
 
     pub(crate) fn add_read(&self, n: usize) {
-        self.read.fetch_add(n as u64, Ordering::Release);
+        let read = self.read.load(Ordering::Relaxed);
+        self.read
+            .store(read.saturating_add(n as u64), Ordering::Release);
     }
 
     /// Bytes read since the last response completed.

@@ -7,15 +7,22 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use freshpool_expiry::{CloseKind, KeepAlive, Key};
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 
-use crate::connector::{OriginKey, Shared, now};
+use crate::connector::{OriginKey, OriginShared, Shared, Slot, now};
 use crate::info::{ConnShared, ConnectionInfo};
 use crate::tracker::{StopReason, Tracker};
+
+/// How far away "never" is, when a retire time overflows an `Instant`.
+const FAR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How often a connection repeats an unchanged `Keep-Alive` hint to the
+/// estimator, well within the estimator's memory of it.
+const HINT_REFRESH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -45,6 +52,8 @@ pub struct TrackedIo<T> {
     conn: Arc<ConnShared>,
     shared: Arc<Shared>,
     origin: OriginKey,
+    slot: Slot,
+    origin_shared: Arc<OriginShared>,
     tracker: Tracker,
     mode: Mode,
     /// Whether the HTTP/2 flag set by `connected()` has been looked at.
@@ -56,12 +65,17 @@ pub struct TrackedIo<T> {
     /// When the current idle period's retire time is (stale while busy:
     /// every use checks that the tracker calls the connection idle).
     retire_at: Option<Instant>,
-    /// The connection's entry in the connector's expiry queue.
+    /// The connection's entry in the connector's expiry queue, and when it
+    /// fires (`None` once the driver took it out).
     key: Option<Key>,
+    entry_at: Option<Instant>,
+    /// The last `Keep-Alive` timeout reported to the estimator, and when.
+    reported: Option<(Duration, Instant)>,
     /// The last response said `Keep-Alive: max=0`: no further request.
     exhausted: bool,
-    /// When the request in progress began (its first byte was written).
-    request_started: Option<Instant>,
+    /// A request began (its first byte was written) and its response has
+    /// not completed.
+    in_exchange: bool,
 }
 
 impl<T> TrackedIo<T> {
@@ -69,6 +83,7 @@ impl<T> TrackedIo<T> {
         inner: T,
         shared: Arc<Shared>,
         origin: OriginKey,
+        (slot, origin_shared): (Slot, Arc<OriginShared>),
         opened: Instant,
     ) -> TrackedIo<T> {
         let mut io = TrackedIo {
@@ -76,6 +91,8 @@ impl<T> TrackedIo<T> {
             conn: Arc::new(ConnShared::new()),
             shared,
             origin,
+            slot,
+            origin_shared,
             tracker: Tracker::new(),
             mode: Mode::Following,
             mode_checked: false,
@@ -83,12 +100,14 @@ impl<T> TrackedIo<T> {
             idle_since: opened,
             retire_at: None,
             key: None,
+            entry_at: None,
+            reported: None,
             exhausted: false,
-            request_started: None,
+            in_exchange: false,
         };
         // The server's idle timer starts when it accepts: a connection that
         // waits in the pool before its first request ages too.
-        io.became_idle(None, opened);
+        io.became_idle(opened);
         io
     }
 
@@ -102,17 +121,37 @@ impl<T> TrackedIo<T> {
         ConnectionInfo::new(Arc::clone(&self.conn))
     }
 
-    fn became_idle(&mut self, hint: Option<KeepAlive>, now: Instant) {
+    /// The connection is idle between messages from `now` on: computes
+    /// its retire time from the origin's published estimate.
+    ///
+    /// The queue is only touched when the connection's entry would fire
+    /// too late (there is none, or the estimate shrank). Otherwise the
+    /// entry fires at its old, earlier time, and [`retire_if_due`] moves it
+    /// to the current retire time then: one queue operation per retire
+    /// period instead of one per request.
+    ///
+    /// [`retire_if_due`]: Self::retire_if_due
+    fn became_idle(&mut self, now: Instant) {
         self.idle_since = now;
-        let at = self.shared.schedule_idle(
-            &self.conn,
-            &self.origin,
-            &mut self.key,
-            hint,
-            self.exhausted,
-            now,
-        );
+        if self.conn.take_retire() {
+            // The entry fired while the connection was busy: it is gone.
+            self.entry_at = None;
+        }
+        let after = if self.exhausted {
+            Duration::ZERO
+        } else {
+            self.origin_shared.retire_after()
+        };
+        let at = now.checked_add(after).unwrap_or(now + FAR);
         self.retire_at = Some(at);
+        if self.entry_at.is_none_or(|entry| entry > at) {
+            self.arm(at);
+        }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        self.shared.schedule(&self.conn, &mut self.key, at);
+        self.entry_at = Some(at);
     }
 
     /// Switches to pass-through if the inner connector negotiated HTTP/2.
@@ -131,6 +170,7 @@ impl<T> TrackedIo<T> {
     }
 
     fn unschedule(&mut self) {
+        self.entry_at = None;
         if let Some(key) = self.key.take() {
             self.shared.unschedule(&key);
         }
@@ -139,11 +179,22 @@ impl<T> TrackedIo<T> {
     /// Ends the connection if a retire request is pending, its time has
     /// come, and the connection is idle between messages.
     fn retire_if_due(&mut self) -> bool {
-        if !self.conn.take_retire() || !self.tracker.is_idle() {
+        if !self.conn.take_retire() {
             return false;
         }
+        // The driver took the entry out of the queue.
+        self.entry_at = None;
+        if !self.tracker.is_idle() {
+            // In use: the next idle period schedules it again.
+            return false;
+        }
+        let Some(at) = self.retire_at else {
+            return false;
+        };
         let now = now();
-        if self.retire_at.is_none_or(|at| now < at) {
+        if now < at {
+            // Used since the entry was made: wait for the current time.
+            self.arm(at);
             return false;
         }
         self.tracker.stop();
@@ -173,12 +224,17 @@ impl<T> TrackedIo<T> {
             // response. The tracker stopped; hyper will close it.
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
-            self.shared
-                .observe_close(&self.origin, idle_for, CloseKind::Unexpected, now);
+            self.shared.observe_close(
+                &self.origin,
+                self.slot,
+                idle_for,
+                CloseKind::Unexpected,
+                now,
+            );
         }
         match outcome.message_end {
             Some(end) => {
-                self.request_started = None;
+                self.in_exchange = false;
                 self.conn.response_completed(
                     self.tracker.messages_completed(),
                     bytes.len().saturating_sub(end),
@@ -191,18 +247,34 @@ impl<T> TrackedIo<T> {
         } else {
             None
         };
-        if outcome.message_end.is_some() && self.tracker.is_idle() {
-            self.became_idle(hint, now());
-        } else {
+        let idle = outcome.message_end.is_some() && self.tracker.is_idle();
+        if hint.is_some() || idle {
+            let now = now();
             if let Some(hint) = hint {
-                self.shared.observe_keep_alive(&self.origin, hint, now());
+                self.report(hint, now);
             }
-            if !self.tracker.is_reusable() {
-                // hyper will close it after this exchange: nothing to retire.
-                self.unschedule();
+            if idle {
+                self.became_idle(now);
             }
         }
+        if !idle && !self.tracker.is_reusable() {
+            // hyper will close it after this exchange: nothing to retire.
+            self.unschedule();
+        }
         self.check_stopped();
+    }
+
+    /// Passes a `Keep-Alive` hint to the origin's estimator when it says
+    /// something new, or to refresh it (the estimator forgets a hint that
+    /// is not repeated): not on every response.
+    fn report(&mut self, hint: KeepAlive, now: Instant) {
+        let fresh = self.reported.is_some_and(|(timeout, at)| {
+            hint.timeout == Some(timeout) && now.saturating_duration_since(at) < HINT_REFRESH
+        });
+        if !fresh {
+            self.shared.observe_keep_alive(self.slot, hint, now);
+            self.reported = hint.timeout.map(|timeout| (timeout, now));
+        }
     }
 
     /// The `Keep-Alive` header of the response head that just completed.
@@ -229,8 +301,9 @@ impl<T> TrackedIo<T> {
         if outcome.was_idle {
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
-            self.shared.observe_close(&self.origin, idle_for, kind, now);
-        } else if let Some(started) = self.request_started
+            self.shared
+                .observe_close(&self.origin, self.slot, idle_for, kind, now);
+        } else if self.in_exchange
             && was_tracking
             && kind == CloseKind::Fin
             && !outcome.message_end
@@ -240,12 +313,14 @@ impl<T> TrackedIo<T> {
             // The server closed a reused connection cleanly, without a
             // byte of response, as the next request was on its way: its
             // idle timer fired first, so its timeout is at most the idle
-            // time before that request. (A reset is not read this way:
+            // time until now (the request's own trip on top, which the
+            // margin's round trip covers). A reset is not read this way:
             // servers also reset connections over a request they could
-            // not handle.)
-            let idle_for = started.saturating_duration_since(self.idle_since);
+            // not handle.
+            let now = now();
+            let idle_for = now.saturating_duration_since(self.idle_since);
             self.shared
-                .observe_close(&self.origin, idle_for, kind, now());
+                .observe_close(&self.origin, self.slot, idle_for, kind, now);
         }
         self.check_stopped();
     }
@@ -255,7 +330,7 @@ impl<T> TrackedIo<T> {
         self.tracker.on_write(bytes);
         self.conn.add_written(bytes.len());
         if was_idle && !self.tracker.is_idle() {
-            self.request_started = Some(now());
+            self.in_exchange = true;
         }
     }
 

@@ -1,6 +1,8 @@
 //! Request heads as hyper writes them: the method, the body framing hyper
 //! chose, and whether the request itself rules out keep-alive.
 
+use std::mem::MaybeUninit;
+
 use super::StopReason;
 use super::body::{Body, Chunked};
 use super::head::{ContentLength, MAX_HEADERS, has_token, is_chunked};
@@ -32,9 +34,10 @@ pub(super) struct RequestHead {
 
 /// Parses a request head at the start of `bytes`; `Ok(None)` asks for more.
 pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestHead)>, StopReason> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(bytes) {
+    // Uninitialised, as hyper does: no 3 KiB memset per head.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(bytes, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(StopReason::Unsupported(Unsupported::RequestHead)),
