@@ -26,8 +26,11 @@
 //! ([`TrackedIo`]) follows the HTTP/1 messages from the bytes hyper writes
 //! and reads, and the [`Connector`] learns each origin's idle timeout: from
 //! `Keep-Alive: timeout=N` when the server advertises it (Apache, Node),
-//! otherwise from the first idle close it observes (Go, nginx, most
-//! servers advertise nothing). A margin before that deadline, a connection
+//! otherwise from the closes it observes (Go, nginx, most servers
+//! advertise nothing): a close of an idle connection, or a clean close
+//! (FIN) that meets the next request before any byte of its response,
+//! which is the server's idle timer firing first. A margin before that
+//! deadline, a connection
 //! that is *provably idle between messages* makes its next read return
 //! end-of-file: hyper closes it, hyper-util's pool drops it, and the next
 //! request opens a fresh connection instead of meeting the server's close.
@@ -65,6 +68,9 @@
 //!   learning. (hyper itself reads idle connections, so a close that
 //!   already happened is usually noticed before reuse.)
 //! - Each [`Connector`] learns on its own; clones share what they learn.
+//!   A reset that meets a request is not learned from (servers also reset
+//!   over requests they could not handle), so a server that resets idle
+//!   connections is learned from the resets it sends to idle ones.
 //! - A retire time is fixed when a connection goes idle: a shorter
 //!   estimate learned later applies from that connection's next idle
 //!   period.
