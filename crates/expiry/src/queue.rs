@@ -36,8 +36,9 @@
 //! itself (no slab read, stale ones included); entries due at it are
 //! checked against their tag, their exact deadline is read from the slab,
 //! and they go to the near heap. An entry is thus filed at most once per
-//! level (two to four times for deadlines seconds to hours away) and its
-//! slab slot is read once, shortly before it expires. Deadlines are never
+//! level (two to four times for deadlines seconds to hours away), and the
+//! schedule reads its slab slot once, shortly before it expires (at every
+//! level for deadlines more than about 2.3 years away). Deadlines are never
 //! rounded: the tick only decides how many entries are sorted at once, so
 //! entries expire earliest first and never before their deadline.
 //!
@@ -60,10 +61,10 @@
 //! Why this shape: at a million entries, removing a random entry has to
 //! touch its slab slot, a cache miss (about 110 ns on the machine the
 //! figures below come from). The binary heap this queue replaced added
-//! sift-ups with random parents, stale entries surfacing at the top and
-//! rebuilds that read every slab slot again; an indexed heap, or a wheel of
-//! intrusive lists, adds a miss for every neighbour it relinks. Here an
-//! insert and a remove together cost about one miss.
+//! stale entries surfacing at its top (a sift-down through the heap each)
+//! and rebuilds that read every slab slot again; an indexed heap, or a
+//! wheel of intrusive lists, adds a miss for every neighbour it relinks.
+//! Here an insert and a remove together cost about one miss.
 //!
 //! | operation | cost |
 //! |---|---|
@@ -71,25 +72,29 @@
 //! | [`remove`](ExpiryQueue::remove) | O(1) amortized |
 //! | [`poll_expired`](ExpiryQueue::poll_expired) | O(log k), plus O(1) amortized per level an entry descends (at most 8) |
 //! | [`next_deadline`](ExpiryQueue::next_deadline), [`get`](ExpiryQueue::get), [`len`](ExpiryQueue::len) | O(1) |
-//! | memory per entry | `size_of::<Slot<T>>()` + 4 (tag) + 12 per wheel entry, up to two with stale ones, plus 25% bucket growth slack: 40 to 58 bytes for `T = u64` |
+//! | memory per entry | `size_of::<Slot<T>>()` + 4 (tag) + 12 per wheel entry (16 per near heap entry), up to two with stale ones, plus up to 25% bucket growth slack: 40 to 58 bytes for `T = u64` |
 //!
 //! Amortized means a single call may do O(n) work: compacting, or taking
 //! out a bucket that holds most of the queue (entries minutes or hours
 //! away, taken out when the near heap runs dry).
 //!
-//! Measured with `cargo bench -p freshpool-benches --bench expiry` (1,000,000
-//! entries, `T = u64`, AMD EPYC, 2 vCPUs, ns per iteration; the heap column
-//! is the binary heap this queue replaced, run in the same session):
+//! Measured with `cargo bench -p freshpool-benches --bench expiry`
+//! (1,000,000 entries, `T = u64`; AMD EPYC VM, 2 vCPUs shared with other
+//! builds; ns per iteration, two runs each, alternating with the binary
+//! heap this queue replaced):
 //!
 //! | workload | heap | wheel |
 //! |---|---|---|
-//! | insert+remove, LIFO | 26 | 33 |
-//! | insert+remove, FIFO | 94 | 88 |
-//! | insert+remove, checkout (increasing deadlines, random removal) | 223 | 152 |
-//! | insert+remove, random deadlines, random removal | 216 | 178 |
-//! | reset, random | 247 | 181 |
-//! | insert+poll_expired | 439 | 203 |
-//! | bytes per entry after the random workload | 58.7 | 56.6 |
+//! | insert+remove, LIFO | 29–31 | 33 |
+//! | insert+remove, FIFO | 90–93 | 89–90 |
+//! | insert+remove, checkout (increasing deadlines, random removal) | 384–399 | 177–206 |
+//! | insert+remove, random deadlines, random removal | 187–190 | 187–191 |
+//! | reset, random | 185–202 | 174–176 |
+//! | insert+poll_expired | 365–392 | 193–210 |
+//! | bytes per entry after the random workload | 58.7 | 52.8 |
+//!
+//! Random removal is bound by the one cache miss on the slab slot for both
+//! structures; the wheel's gain is everything around it.
 
 use std::fmt;
 use std::mem;
