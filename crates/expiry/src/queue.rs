@@ -398,6 +398,8 @@ impl<T> ExpiryQueue<T> {
     pub fn clear(&mut self) {
         self.near.clear();
         self.wheel.clear();
+        self.last = (NONE, 0);
+        self.early = 0;
         for index in 0..self.slots.len() {
             drop(self.vacate(index as u32));
         }
