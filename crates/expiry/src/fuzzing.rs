@@ -56,8 +56,8 @@ pub fn expiry_queue(data: &[u8]) {
     while let Some(op) = bytes.next() {
         let arg = bytes.next().unwrap_or(0);
         let pick = |issued: &[Key]| issued.get(usize::from(arg) % issued.len().max(1)).copied();
-        // Resets are frequent so that stale heap entries pile up and the
-        // heap gets compacted.
+        // Resets are frequent so that stale schedule entries pile up and
+        // the schedule gets compacted.
         match op % 8 {
             0 | 1 => {
                 let deadline = (now + u64::from(arg) * 2).saturating_sub(32);
@@ -204,7 +204,7 @@ pub fn expiry_queue_seeds() -> Vec<Vec<u8>> {
         [0u8, 7].repeat(40).into_iter().chain([6, 255]).collect(),
         // insert in the past, single polls.
         vec![0, 0, 7, 0, 7, 0],
-        // a few entries reset over and over: forces heap compaction.
+        // a few entries reset over and over: forces schedule compaction.
         (0..24u8)
             .flat_map(|i| [0, i * 5])
             .chain((0..600u32).flat_map(|i| [2, (i % 24) as u8, (i * 37 % 101) as u8]))

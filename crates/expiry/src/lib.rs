@@ -16,8 +16,9 @@
 //!   the closes the server performed) and derives the retire time
 //!   `estimate − margin` ([`Margin`]). [`Lifetime`] adds an optional
 //!   maximum lifetime with jitter.
-//! - [`ExpiryQueue`] holds the deadlines of a whole pool: O(log n) insert,
-//!   reset and remove, earliest first.
+//! - [`ExpiryQueue`] holds the deadlines of a whole pool: O(1) amortized
+//!   insert, reset and remove on a timing wheel with an exact near heap,
+//!   expiring earliest first and never early.
 //! - [`Driver`] is the one tokio task per pool that sleeps until the next
 //!   deadline and calls the pool's [`Expire`] implementation.
 //!
