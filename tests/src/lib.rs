@@ -287,3 +287,102 @@ pub async fn send(
         .to_bytes();
     Ok((status, conn, body.len()))
 }
+
+/// Marks an error that happened after the client had observed a server
+/// close: from then on, learning must prevent every failure.
+pub const AFTER_LEARNING: &str = " [after a close was observed]";
+
+/// No request of a race may hang: one that gets no complete response in
+/// this long counts as an error of its own kind.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Bounds one exchange of a race by [`BOUND`].
+pub async fn bounded(exchange: impl Future<Output = Result<bool, String>>) -> Result<bool, String> {
+    tokio::time::timeout(BOUND, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no response within {BOUND:?}")))
+}
+
+/// Tags an error kind with [`AFTER_LEARNING`] when the client had learned.
+pub fn tagged(kind: String, learned: bool) -> String {
+    if learned { kind + AFTER_LEARNING } else { kind }
+}
+
+/// The race's POST, carrying its request id (and, when `keyed`, the same
+/// value as its `Idempotency-Key`).
+pub fn post(
+    url: String,
+    id: String,
+    keyed: bool,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut req = http::Request::post(url).header("x-request-id", id.as_str());
+    if keyed {
+        req = req.header("idempotency-key", id.as_str());
+    }
+    req.body(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"{\"order\": 1}",
+    )))
+    .expect("valid request")
+}
+
+/// Whether the origin served this response on a connection that had
+/// already served a request.
+pub fn reused(response: &http::response::Parts) -> bool {
+    response
+        .headers
+        .get("x-connection-requests")
+        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
+        .is_some_and(|n| n > 1)
+}
+
+/// An origin on loopback with the given idle behaviour.
+pub async fn origin(
+    idle: Duration,
+    close: freshpool_origin::CloseMode,
+    advertise: freshpool_origin::Advertise,
+) -> Origin {
+    Origin::builder()
+        .idle_timeout(idle)
+        .close_mode(close)
+        .advertise(advertise)
+        .start()
+        .await
+        .expect("origin starts on loopback")
+}
+
+/// Every success was processed once, and nothing twice.
+pub fn assert_exactly_once(report: &Report) {
+    assert_eq!(report.duplicates, 0, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(
+        report.processed, report.ok,
+        "every success processed exactly once: {report}"
+    );
+}
+
+/// The baseline: hyper-util's legacy `Client` as is, one per sender.
+pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> Report {
+    use http_body_util::BodyExt;
+    type Legacy = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >;
+    race(name, origin, schedule, || {
+        let client: Legacy =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        move |url, id| {
+            let client = client.clone();
+            bounded(async move {
+                let response = client
+                    .request(post(url, id, false))
+                    .await
+                    .map_err(|e| error_kind(&e))?;
+                let (parts, body) = response.into_parts();
+                body.collect().await.map_err(|e| error_kind(&e))?;
+                Ok(reused(&parts))
+            })
+        }
+    })
+    .await
+}

@@ -20,69 +20,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use freshpool_legacy::{Connector, RetryClient};
 use freshpool_origin::{Advertise, CloseMode, Origin};
-use freshpool_tests::{Gaps, Report, Schedule, error_kind, race};
-use http::Request;
+use freshpool_tests::{
+    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, bounded, error_kind, origin, post,
+    race, reused, run_hyper_util, tagged,
+};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// Marks an error that happened after the client's connector had observed
-/// a server close: from then on, learning must prevent every failure.
-const AFTER_LEARNING: &str = " [after a close was observed]";
-
 type Body = Full<Bytes>;
-
-fn post(url: String, id: String, keyed: bool) -> Request<Body> {
-    let mut req = Request::post(url).header("x-request-id", id.as_str());
-    if keyed {
-        req = req.header("idempotency-key", id.as_str());
-    }
-    req.body(Full::new(Bytes::from_static(b"{\"order\": 1}")))
-        .expect("valid request")
-}
-
-fn reused(response: &http::response::Parts) -> bool {
-    response
-        .headers
-        .get("x-connection-requests")
-        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
-        .is_some_and(|n| n > 1)
-}
-
-/// No request may hang: one that gets no complete response in this long
-/// counts as an error of its own kind.
-const BOUND: Duration = Duration::from_secs(10);
-
-async fn bounded(exchange: impl Future<Output = Result<bool, String>>) -> Result<bool, String> {
-    tokio::time::timeout(BOUND, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("no response within {BOUND:?}")))
-}
-
-fn tagged(kind: String, learned: bool) -> String {
-    if learned { kind + AFTER_LEARNING } else { kind }
-}
-
-async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
-    race("hyper-util", origin, schedule, || {
-        let client: LegacyClient<HttpConnector, Body> =
-            LegacyClient::builder(TokioExecutor::new()).build_http();
-        move |url, id| {
-            let client = client.clone();
-            bounded(async move {
-                let response = client
-                    .request(post(url, id, false))
-                    .await
-                    .map_err(|e| error_kind(&e))?;
-                let (parts, body) = response.into_parts();
-                body.collect().await.map_err(|e| error_kind(&e))?;
-                Ok(reused(&parts))
-            })
-        }
-    })
-    .await
-}
 
 async fn run_swapped(origin: &Origin, schedule: Schedule) -> Report {
     race("hyper-util + Connector", origin, schedule, || {
@@ -129,16 +76,6 @@ async fn run_retry_client(origin: &Origin, schedule: Schedule) -> Report {
     .await
 }
 
-async fn origin(idle: Duration, close: CloseMode, advertise: Advertise) -> Origin {
-    Origin::builder()
-        .idle_timeout(idle)
-        .close_mode(close)
-        .advertise(advertise)
-        .start()
-        .await
-        .expect("origin starts on loopback")
-}
-
 struct Run {
     baseline: Report,
     swapped: Report,
@@ -165,7 +102,7 @@ async fn side_by_side(
         origin(idle, close, advertise).await,
     ];
     let (baseline, swapped, retrying) = tokio::join!(
-        run_hyper_util(&origins[0], schedule),
+        run_hyper_util("hyper-util", &origins[0], schedule),
         run_swapped(&origins[1], schedule),
         run_retry_client(&origins[2], schedule),
     );
@@ -191,15 +128,6 @@ async fn side_by_side(
         swapped,
         retrying,
     }
-}
-
-fn assert_exactly_once(report: &Report) {
-    assert_eq!(report.duplicates, 0, "{report}");
-    assert_eq!(report.lost, 0, "{report}");
-    assert_eq!(
-        report.processed, report.ok,
-        "every success processed exactly once: {report}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

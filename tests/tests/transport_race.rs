@@ -7,31 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use freshpool_origin::{Advertise, CloseMode, Origin};
-use freshpool_tests::{Gaps, Report, Schedule, error_kind, race};
-use http::Request;
+use freshpool_tests::{
+    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, bounded, error_kind, origin, post,
+    race, reused, run_hyper_util, tagged,
+};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as LegacyClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
-/// Marks an error that happened after the pool had observed a server
-/// close: from then on, learning must prevent every failure.
-const AFTER_LEARNING: &str = " [after a close was observed]";
-
-fn post(url: String, id: String) -> Request<Full<Bytes>> {
-    Request::post(url)
-        .header("x-request-id", id)
-        .body(Full::new(Bytes::from_static(b"{\"order\": 1}")))
-        .expect("valid request")
-}
-
-fn reused(response: &http::response::Parts) -> bool {
-    response
-        .headers
-        .get("x-connection-requests")
-        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
-        .is_some_and(|n| n > 1)
-}
 
 async fn run_freshpool(origin: &Origin, schedule: Schedule) -> Report {
     race("freshpool::Client", origin, schedule, || {
@@ -40,56 +20,21 @@ async fn run_freshpool(origin: &Origin, schedule: Schedule) -> Report {
             .expect("default settings are valid");
         move |url, id| {
             let client = client.clone();
-            async move {
-                let observed = client.stats().total.server_closes_observed;
-                let tag = |kind: String| {
-                    if observed > 0 {
-                        kind + AFTER_LEARNING
-                    } else {
-                        kind
-                    }
-                };
+            bounded(async move {
+                let learned = client.stats().total.server_closes_observed > 0;
                 let response = client
-                    .request(post(url, id))
+                    .request(post(url, id, false))
                     .await
-                    .map_err(|e| tag(error_kind(&e)))?;
+                    .map_err(|e| tagged(error_kind(&e), learned))?;
                 let (parts, body) = response.into_parts();
-                body.collect().await.map_err(|e| tag(error_kind(&e)))?;
+                body.collect()
+                    .await
+                    .map_err(|e| tagged(error_kind(&e), learned))?;
                 Ok(reused(&parts))
-            }
+            })
         }
     })
     .await
-}
-
-async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
-    race("hyper-util legacy Client", origin, schedule, || {
-        let client: LegacyClient<HttpConnector, Full<Bytes>> =
-            LegacyClient::builder(TokioExecutor::new()).build_http();
-        move |url, id| {
-            let client = client.clone();
-            async move {
-                let response = client
-                    .request(post(url, id))
-                    .await
-                    .map_err(|e| error_kind(&e))?;
-                let (parts, body) = response.into_parts();
-                body.collect().await.map_err(|e| error_kind(&e))?;
-                Ok(reused(&parts))
-            }
-        }
-    })
-    .await
-}
-
-async fn origin(idle: Duration, close: CloseMode, advertise: Advertise) -> Origin {
-    Origin::builder()
-        .idle_timeout(idle)
-        .close_mode(close)
-        .advertise(advertise)
-        .start()
-        .await
-        .expect("origin starts on loopback")
 }
 
 /// Runs both clients on identical origins at once and prints the figures.
@@ -104,7 +49,7 @@ async fn side_by_side(
     let theirs = origin(idle, close, advertise).await;
     let (fp, hu) = tokio::join!(
         run_freshpool(&ours, schedule),
-        run_hyper_util(&theirs, schedule)
+        run_hyper_util("hyper-util legacy Client", &theirs, schedule)
     );
     println!("scenario: {scenario}");
     println!("  {fp}");
@@ -112,15 +57,6 @@ async fn side_by_side(
     ours.shutdown().await;
     theirs.shutdown().await;
     (fp, hu)
-}
-
-fn assert_exactly_once(report: &Report) {
-    assert_eq!(report.duplicates, 0, "{report}");
-    assert_eq!(report.lost, 0, "{report}");
-    assert_eq!(
-        report.processed, report.ok,
-        "every success processed exactly once: {report}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
