@@ -7,23 +7,20 @@
 //! plain from an interleaved run (alternating rounds, so both clients see
 //! the same machine load). The goal is ≥ 0.95.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use freshpool_benches::{Sender, drive};
 use freshpool_legacy::Connector;
 use freshpool_origin::Origin;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use std::future::ready;
 
 type Body = Empty<Bytes>;
-
-/// Sends one request and reads its response to the end.
-type Sender = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 fn sender<C>(client: Client<C, Body>, uri: http::Uri) -> Sender
 where
@@ -37,26 +34,6 @@ where
             response.into_body().collect().await.expect("body");
         })
     })
-}
-
-/// Runs `iters` requests split over `concurrency` tasks, each task sending
-/// its share one after another, and returns the wall time.
-async fn drive(iters: u64, concurrency: u64, make: impl Fn() -> Sender) -> Duration {
-    let senders: Vec<Sender> = (0..concurrency).map(|_| make()).collect();
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, mut send) in senders.into_iter().enumerate() {
-        let share = iters / concurrency + u64::from((i as u64) < iters % concurrency);
-        tasks.spawn(async move {
-            for _ in 0..share {
-                send().await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("bench task");
-    }
-    start.elapsed()
 }
 
 fn http() -> HttpConnector {
@@ -96,7 +73,10 @@ fn bench_legacy(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (plain, uri) = (plain.clone(), uri.clone());
                 async move {
-                    drive(iters, concurrency, || sender(plain.clone(), uri.clone())).await
+                    drive(iters, concurrency, || {
+                        ready(sender(plain.clone(), uri.clone()))
+                    })
+                    .await
                 }
             });
         });
@@ -104,7 +84,10 @@ fn bench_legacy(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (swapped, uri) = (swapped.clone(), uri.clone());
                 async move {
-                    drive(iters, concurrency, || sender(swapped.clone(), uri.clone())).await
+                    drive(iters, concurrency, || {
+                        ready(sender(swapped.clone(), uri.clone()))
+                    })
+                    .await
                 }
             });
         });
@@ -118,10 +101,10 @@ fn bench_legacy(c: &mut Criterion) {
         rt.block_on(async {
             for round in 0..ROUNDS {
                 let plain_run = drive(per_round, concurrency, || {
-                    sender(plain.clone(), uri.clone())
+                    ready(sender(plain.clone(), uri.clone()))
                 });
                 let swapped_run = drive(per_round, concurrency, || {
-                    sender(swapped.clone(), uri.clone())
+                    ready(sender(swapped.clone(), uri.clone()))
                 });
                 let (plain_time, swapped_time) = if round % 2 == 0 {
                     let plain_time = plain_run.await;

@@ -6,13 +6,12 @@
 //! second (criterion's elements/s) for each; the ratios to hyper-util are
 //! the figures the project tracks.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use freshpool_benches::{Sender, drive};
 use freshpool_origin::Origin;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -20,36 +19,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 type Body = Empty<Bytes>;
-
-/// Runs `iters` requests split over `concurrency` tasks, each task sending
-/// its share one after another, and returns the wall time.
-async fn drive<F, Fut>(iters: u64, concurrency: u64, make: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Sender>,
-{
-    let mut senders = Vec::new();
-    for _ in 0..concurrency {
-        senders.push(make().await);
-    }
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, mut send) in senders.into_iter().enumerate() {
-        let share = iters / concurrency + u64::from((i as u64) < iters % concurrency);
-        tasks.spawn(async move {
-            for _ in 0..share {
-                send().await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("bench task");
-    }
-    start.elapsed()
-}
-
-/// Sends one request and reads its response to the end.
-type Sender = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 fn freshpool_sender(client: freshpool::Client<HttpConnector, Body>, uri: http::Uri) -> Sender {
     Box::new(move || {
