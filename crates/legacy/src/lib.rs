@@ -30,9 +30,9 @@
 //! advertise nothing): a close of an idle connection, or a clean close
 //! (FIN) that meets the next request before any byte of its response,
 //! which is the server's idle timer firing first. A margin before that
-//! deadline, a connection
-//! that is *provably idle between messages* makes its next read return
-//! end-of-file: hyper closes it, hyper-util's pool drops it, and the next
+//! deadline, a connection that is *provably idle between messages* makes
+//! its next read return end-of-file: hyper closes it, hyper-util's pool
+//! drops it, and the next
 //! request opens a fresh connection instead of meeting the server's close.
 //! Requests hyper-util had already queued on it are handed back unsent,
 //! and hyper-util retries them itself.
