@@ -32,10 +32,9 @@
 //! which is the server's idle timer firing first. A margin before that
 //! deadline, a connection that is *provably idle between messages* makes
 //! its next read return end-of-file: hyper closes it, hyper-util's pool
-//! drops it, and the next
-//! request opens a fresh connection instead of meeting the server's close.
-//! Requests hyper-util had already queued on it are handed back unsent,
-//! and hyper-util retries them itself.
+//! drops it, and the next request opens a fresh connection instead of
+//! meeting the server's close. Requests hyper-util had already queued on
+//! it are handed back unsent, and hyper-util retries them itself.
 //!
 //! The wrapper never writes, buffers or holds back a byte hyper did not
 //! ask for, and never ends a connection with a request or a response in
