@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use freshpool_benches::{Sender, drive};
+use freshpool_benches::{Sender, drive, runtime_with_origin};
 use freshpool_legacy::Connector;
-use freshpool_origin::Origin;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
@@ -43,18 +42,7 @@ fn http() -> HttpConnector {
 }
 
 fn bench_legacy(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let origin = rt
-        .block_on(
-            Origin::builder()
-                .idle_timeout(Duration::from_secs(60))
-                .start(),
-        )
-        .expect("origin");
+    let (rt, origin) = runtime_with_origin();
     let uri: http::Uri = format!("{}/", origin.base_url()).parse().expect("uri");
 
     let mut group = c.benchmark_group("legacy");

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use freshpool_benches::{Sender, drive};
-use freshpool_origin::Origin;
+use freshpool_benches::{Sender, drive, runtime_with_origin};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -74,18 +73,7 @@ async fn bare_sender(addr: std::net::SocketAddr) -> Sender {
 }
 
 fn bench_transport(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let origin = rt
-        .block_on(
-            Origin::builder()
-                .idle_timeout(Duration::from_secs(60))
-                .start(),
-        )
-        .expect("origin");
+    let (rt, origin) = runtime_with_origin();
     let addr = origin.addr();
     let uri: http::Uri = format!("{}/", origin.base_url()).parse().expect("uri");
 

@@ -39,3 +39,22 @@ where
     }
     start.elapsed()
 }
+
+/// The runtime every throughput bench runs on (two workers, as this
+/// machine has two cores) and a keep-alive origin on it that never closes
+/// an idle connection during a run.
+pub fn runtime_with_origin() -> (tokio::runtime::Runtime, freshpool_origin::Origin) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let origin = rt
+        .block_on(
+            freshpool_origin::Origin::builder()
+                .idle_timeout(Duration::from_secs(60))
+                .start(),
+        )
+        .expect("origin");
+    (rt, origin)
+}

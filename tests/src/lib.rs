@@ -362,7 +362,6 @@ pub fn assert_exactly_once(report: &Report) {
 
 /// The baseline: hyper-util's legacy `Client` as is, one per sender.
 pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> Report {
-    use http_body_util::BodyExt;
     type Legacy = hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<bytes::Bytes>,
@@ -373,16 +372,35 @@ pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> 
                 .build_http();
         move |url, id| {
             let client = client.clone();
-            bounded(async move {
-                let response = client
-                    .request(post(url, id, false))
-                    .await
-                    .map_err(|e| error_kind(&e))?;
-                let (parts, body) = response.into_parts();
-                body.collect().await.map_err(|e| error_kind(&e))?;
-                Ok(reused(&parts))
-            })
+            async move { exchange(client.request(post(url, id, false)), false).await }
         }
+    })
+    .await
+}
+
+/// One exchange of a race: awaits `response`, reads its body to the end,
+/// and says whether the connection was reused. An error becomes its kind,
+/// [tagged](tagged) when the client had `learned`; the whole exchange is
+/// [bounded](bounded).
+pub async fn exchange<B, E>(
+    response: impl Future<Output = Result<http::Response<B>, E>>,
+    learned: bool,
+) -> Result<bool, String>
+where
+    B: hyper::body::Body,
+    B::Error: StdError + 'static,
+    E: StdError + 'static,
+{
+    use http_body_util::BodyExt;
+    bounded(async move {
+        let response = response
+            .await
+            .map_err(|e| tagged(error_kind(&e), learned))?;
+        let (parts, body) = response.into_parts();
+        body.collect()
+            .await
+            .map_err(|e| tagged(error_kind(&e), learned))?;
+        Ok(reused(&parts))
     })
     .await
 }

@@ -21,10 +21,10 @@ use bytes::Bytes;
 use freshpool_legacy::{Connector, RetryClient};
 use freshpool_origin::{Advertise, CloseMode, Origin};
 use freshpool_tests::{
-    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, bounded, error_kind, origin, post,
-    race, reused, run_hyper_util, tagged,
+    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, exchange, origin, post, race,
+    run_hyper_util,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -38,18 +38,10 @@ async fn run_swapped(origin: &Origin, schedule: Schedule) -> Report {
             LegacyClient::builder(TokioExecutor::new()).build(connector.clone());
         move |url, id| {
             let (client, connector) = (client.clone(), connector.clone());
-            bounded(async move {
+            async move {
                 let learned = connector.stats().server_closes > 0;
-                let response = client
-                    .request(post(url, id, false))
-                    .await
-                    .map_err(|e| tagged(error_kind(&e), learned))?;
-                let (parts, body) = response.into_parts();
-                body.collect()
-                    .await
-                    .map_err(|e| tagged(error_kind(&e), learned))?;
-                Ok(reused(&parts))
-            })
+                exchange(client.request(post(url, id, false)), learned).await
+            }
         }
     })
     .await
@@ -62,15 +54,7 @@ async fn run_retry_client(origin: &Origin, schedule: Schedule) -> Report {
         );
         move |url, id| {
             let client = client.clone();
-            bounded(async move {
-                let response = client
-                    .request(post(url, id, true))
-                    .await
-                    .map_err(|e| error_kind(&e))?;
-                let (parts, body) = response.into_parts();
-                body.collect().await.map_err(|e| error_kind(&e))?;
-                Ok(reused(&parts))
-            })
+            async move { exchange(client.request(post(url, id, true)), false).await }
         }
     })
     .await

@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use freshpool_origin::{Advertise, CloseMode, Origin};
 use freshpool_tests::{
-    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, bounded, error_kind, origin, post,
-    race, reused, run_hyper_util, tagged,
+    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, exchange, origin, post, race,
+    run_hyper_util,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 async fn run_freshpool(origin: &Origin, schedule: Schedule) -> Report {
     race("freshpool::Client", origin, schedule, || {
@@ -20,18 +20,10 @@ async fn run_freshpool(origin: &Origin, schedule: Schedule) -> Report {
             .expect("default settings are valid");
         move |url, id| {
             let client = client.clone();
-            bounded(async move {
+            async move {
                 let learned = client.stats().total.server_closes_observed > 0;
-                let response = client
-                    .request(post(url, id, false))
-                    .await
-                    .map_err(|e| tagged(error_kind(&e), learned))?;
-                let (parts, body) = response.into_parts();
-                body.collect()
-                    .await
-                    .map_err(|e| tagged(error_kind(&e), learned))?;
-                Ok(reused(&parts))
-            })
+                exchange(client.request(post(url, id, false)), learned).await
+            }
         }
     })
     .await
