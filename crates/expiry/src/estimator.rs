@@ -155,6 +155,10 @@ struct Observation {
     at: Instant,
 }
 
+/// The shortest idle time after which a close crossing a request counts as
+/// the server's idle timer (see [`IdleEstimator::crossed_close_counts`]).
+pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
+
 /// Per-origin estimate of how long the server keeps idle connections open.
 ///
 /// Sources, strongest first (DESIGN.md §4):
@@ -245,6 +249,24 @@ impl IdleEstimator {
         if let Some(timeout) = hint.timeout {
             self.header = Some((timeout, now));
         }
+    }
+
+    /// Whether a close that met the next request on a reused connection,
+    /// before any byte of its response, counts as an observation of the
+    /// idle timeout (to be passed to [`observe_close`](Self::observe_close)
+    /// with `in_flight == false`).
+    ///
+    /// Such a close crossed the request: the server's idle timer fired as
+    /// the request was on its way, so its timeout is at most `idle_for`
+    /// (the request's own trip on top is what the margin's round trip
+    /// covers). Without it a client can fail twice before it ever sees an
+    /// idle close. It counts for a FIN or a reset after at least
+    /// [`MIN_CROSSED_IDLE`]; below that, a server that crashed or reset
+    /// over a request it could not handle is likelier than an idle timer,
+    /// and one such failure must not stop all reuse of an origin. Stray
+    /// bytes are a response, not a crossing close.
+    pub fn crossed_close_counts(idle_for: Duration, kind: CloseKind) -> bool {
+        idle_for >= MIN_CROSSED_IDLE && kind != CloseKind::Unexpected
     }
 
     /// Records a server-initiated close.

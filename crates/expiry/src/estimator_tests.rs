@@ -301,3 +301,26 @@ fn lifetime_jitter_stays_in_range() {
     };
     assert!(forever.deadline(created, 0) > created);
 }
+
+#[test]
+fn a_close_crossing_a_request_counts_only_after_real_idleness() {
+    let ms = Duration::from_millis;
+    assert!(IdleEstimator::crossed_close_counts(ms(200), CloseKind::Fin));
+    assert!(IdleEstimator::crossed_close_counts(
+        ms(200),
+        CloseKind::Reset
+    ));
+    assert!(IdleEstimator::crossed_close_counts(
+        MIN_CROSSED_IDLE,
+        CloseKind::Fin
+    ));
+    assert!(!IdleEstimator::crossed_close_counts(ms(99), CloseKind::Fin));
+    assert!(!IdleEstimator::crossed_close_counts(
+        ms(5),
+        CloseKind::Reset
+    ));
+    assert!(!IdleEstimator::crossed_close_counts(
+        ms(200),
+        CloseKind::Unexpected
+    ));
+}

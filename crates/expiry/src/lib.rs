@@ -57,7 +57,7 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire};
 pub use estimator::{
-    CloseKind, Estimate, EstimatorConfig, IdleEstimator, Lifetime, Margin, Source,
+    CloseKind, Estimate, EstimatorConfig, IdleEstimator, Lifetime, MIN_CROSSED_IDLE, Margin, Source,
 };
 pub use keep_alive::{KeepAlive, Reuse, response_reuse};
 pub use queue::{ExpiryQueue, Key};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{CloseKind, KeepAlive, Key};
+use freshpool_expiry::{CloseKind, IdleEstimator, KeepAlive, Key};
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 
@@ -305,22 +305,20 @@ impl<T> TrackedIo<T> {
                 .observe_close(&self.origin, self.slot, idle_for, kind, now);
         } else if self.in_exchange
             && was_tracking
-            && kind == CloseKind::Fin
             && !outcome.message_end
             && self.tracker.messages_completed() > 0
             && self.conn.read_since_response() == 0
         {
-            // The server closed a reused connection cleanly, without a
-            // byte of response, as the next request was on its way: its
-            // idle timer fired first, so its timeout is at most the idle
-            // time until now (the request's own trip on top, which the
-            // margin's round trip covers). A reset is not read this way:
-            // servers also reset connections over a request they could
-            // not handle.
+            // The server closed a reused connection without a byte of
+            // response, as the next request was on its way: the close
+            // crossed the request (the estimator's rule decides whether
+            // it says anything about the idle timer).
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
-            self.shared
-                .observe_close(&self.origin, self.slot, idle_for, kind, now);
+            if IdleEstimator::crossed_close_counts(idle_for, kind) {
+                self.shared
+                    .observe_close(&self.origin, self.slot, idle_for, kind, now);
+            }
         }
         self.check_stopped();
     }

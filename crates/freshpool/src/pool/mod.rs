@@ -130,11 +130,6 @@ enum Dead {
     Probe(Liveness),
 }
 
-/// The shortest idle time after which a request failure on a reused
-/// connection is taken for a crossing idle close (see
-/// [`PoolShared::observe_crossed_close`]).
-pub(crate) const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
-
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -415,20 +410,17 @@ impl<B> PoolShared<B> {
             .observe_rtt(rtt);
     }
 
-    /// A reused connection failed before any response byte: the server's
-    /// close crossed the request, `idle_for` after the connection went
-    /// idle. That bounds the server's idle timeout just as a close seen
-    /// while idle does, unless the connection had been idle for less than
-    /// [`MIN_CROSSED_IDLE`]: below that, a server that crashed or reset
-    /// mid-request is likelier than an idle timeout, and one such failure
-    /// must not stop all reuse of the origin.
+    /// A reused connection failed before any response byte, `idle_for`
+    /// after it went idle: learned from when
+    /// [`IdleEstimator::crossed_close_counts`] says the close crossed the
+    /// request.
     pub(crate) fn observe_crossed_close(
         &self,
         key: &OriginKey,
         idle_for: Duration,
         kind: CloseKind,
     ) {
-        if idle_for < MIN_CROSSED_IDLE {
+        if !IdleEstimator::crossed_close_counts(idle_for, kind) {
             return;
         }
         let now = now();
