@@ -181,9 +181,8 @@ async fn learning_scenario(close: CloseMode, seed: u64) {
     );
     if close == CloseMode::Fin {
         // A clean close racing a request teaches as much as an idle close:
-        // each client fails at most once. (A reset racing a request is not
-        // learned from, so with RST a client can fail again before it sees
-        // an idle close.)
+        // each client fails at most once. (Resets racing a request are
+        // learned from too, but this bound is only asserted for FIN.)
         for task in 0..schedule.tasks {
             let before = swapped
                 .requests

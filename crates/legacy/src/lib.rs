@@ -27,9 +27,10 @@
 //! and reads, and the [`Connector`] learns each origin's idle timeout: from
 //! `Keep-Alive: timeout=N` when the server advertises it (Apache, Node),
 //! otherwise from the closes it observes (Go, nginx, most servers
-//! advertise nothing): a close of an idle connection, or a clean close
-//! (FIN) that meets the next request before any byte of its response,
-//! which is the server's idle timer firing first. A margin before that
+//! advertise nothing): a close of an idle connection, or a close that
+//! meets the next request before any byte of its response after the
+//! connection had been idle a while, which is the server's idle timer
+//! firing first. A margin before that
 //! deadline, a connection that is *provably idle between messages* makes
 //! its next read return end-of-file: hyper closes it, hyper-util's pool
 //! drops it, and the next request opens a fresh connection instead of
@@ -67,9 +68,9 @@
 //!   learning. (hyper itself reads idle connections, so a close that
 //!   already happened is usually noticed before reuse.)
 //! - Each [`Connector`] learns on its own; clones share what they learn.
-//!   A reset that meets a request is not learned from (servers also reset
-//!   over requests they could not handle), so a server that resets idle
-//!   connections is learned from the resets it sends to idle ones.
+//!   A close that meets a request on a connection idle for less than
+//!   [`freshpool_expiry::MIN_CROSSED_IDLE`] is not learned from: a server
+//!   resetting over a request it could not handle is likelier then.
 //! - A retire time is fixed when a connection goes idle: a shorter
 //!   estimate learned later applies from that connection's next idle
 //!   period.
