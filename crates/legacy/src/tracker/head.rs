@@ -181,19 +181,38 @@ impl ContentLength {
         if self.invalid {
             return;
         }
+        // The usual single number needs no splitting: the general rule
+        // below would find the same.
+        if let Some(n) = from_digits(value) {
+            self.agree(n);
+            return;
+        }
         let Some(line) = as_visible_ascii(value) else {
             self.invalid = true;
             return;
         };
         for item in line.split(',') {
-            match (from_digits(item.trim().as_bytes()), self.value) {
-                (Some(n), None) => self.value = Some(n),
-                (Some(n), Some(prev)) if n == prev => {}
-                _ => {
-                    self.invalid = true;
-                    return;
-                }
+            if !self.item(item.trim().as_bytes()) {
+                return;
             }
+        }
+    }
+
+    /// One value of the list; `false` once the header is invalid.
+    fn item(&mut self, item: &[u8]) -> bool {
+        match from_digits(item) {
+            Some(n) => self.agree(n),
+            None => self.invalid = true,
+        }
+        !self.invalid
+    }
+
+    /// All values must be the same number.
+    fn agree(&mut self, n: u64) {
+        match self.value {
+            None => self.value = Some(n),
+            Some(prev) if n == prev => {}
+            Some(_) => self.invalid = true,
         }
     }
 

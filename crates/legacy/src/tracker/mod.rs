@@ -16,6 +16,7 @@ mod body;
 mod head;
 mod request;
 mod response;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -178,6 +179,7 @@ impl Tracker {
     }
 
     /// Whether the tracker still follows the connection.
+    #[inline]
     pub(crate) fn is_tracking(&self) -> bool {
         self.stopped.is_none()
     }
@@ -192,6 +194,7 @@ impl Tracker {
     /// is partially parsed, and hyper will reuse the connection.
     ///
     /// Only then may the connection be ended without harming a request.
+    #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.stopped.is_none()
             && self.keep_alive
@@ -203,6 +206,7 @@ impl Tracker {
     /// has not given up keep-alive (`Connection: close`, HTTP/1.0 without
     /// keep-alive, a close-delimited body). Once `false`, it stays `false`:
     /// the owner can stop scheduling the connection.
+    #[inline]
     pub(crate) fn is_reusable(&self) -> bool {
         self.stopped.is_none() && self.keep_alive
     }
@@ -227,6 +231,7 @@ impl Tracker {
     }
 
     /// Response messages completed on this connection.
+    #[inline]
     pub(crate) fn messages_completed(&self) -> u64 {
         self.messages_completed
     }

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use super::StopReason;
 use super::body::{Body, Chunked};
 use super::head::{ContentLength, MAX_HEADERS, has_token, is_chunked};
+use super::scan::{self, Field, Fields};
 
 /// The request methods whose responses are framed differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +35,12 @@ pub(super) struct RequestHead {
 
 /// Parses a request head at the start of `bytes`; `Ok(None)` asks for more.
 pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestHead)>, StopReason> {
+    let mut fields = Fields::new();
+    if let Some(scanned) = scan::request(bytes, &mut fields) {
+        let head = decide(scanned.method, scanned.http10, fields.iter())?;
+        return Ok(Some((scanned.len, head)));
+    }
+    // Anything out of the ordinary: httparse decides.
     // Uninitialised, as hyper does: no 3 KiB memset per head.
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
@@ -47,18 +54,33 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestHead)>, StopRe
         Some("CONNECT") => Method::Connect,
         _ => Method::Other,
     };
-    let http10 = request.version == Some(0);
+    let fields = request
+        .headers
+        .iter()
+        .filter_map(|h| Some((Field::of(h.name.as_bytes())?, h.value)));
+    let head = decide(method, request.version == Some(0), fields)?;
+    Ok(Some((len, head)))
+}
+
+/// The tracker's view of a complete request head, from its method, version
+/// and framing headers (in order).
+fn decide<'a>(
+    method: Method,
+    http10: bool,
+    fields: impl Iterator<Item = (Field, &'a [u8])>,
+) -> Result<RequestHead, StopReason> {
     let (mut close, mut keep_alive_token) = (false, false);
     let mut transfer_encoding = None;
     let mut content_length = ContentLength::default();
-    for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("connection") {
-            close |= has_token(header.value, "close");
-            keep_alive_token |= has_token(header.value, "keep-alive");
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = Some(header.value);
-        } else if header.name.eq_ignore_ascii_case("content-length") {
-            content_length.add(header.value);
+    for (field, value) in fields {
+        match field {
+            Field::Connection => {
+                close |= has_token(value, "close");
+                keep_alive_token |= has_token(value, "keep-alive");
+            }
+            Field::TransferEncoding => transfer_encoding = Some(value),
+            Field::ContentLength => content_length.add(value),
+            Field::KeepAlive => {}
         }
     }
     // hyper's `Client::set_length` always leaves one of: chunked as the last
@@ -74,17 +96,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestHead)>, StopRe
     // hyper (`Conn::encode_head`): any request `Connection: close` disables
     // keep-alive.
     let keep_alive = !close;
-    Ok(Some((
-        len,
-        RequestHead {
-            method,
-            body,
-            keep_alive,
-            http10_close: http10 && !keep_alive_token,
-        },
-    )))
+    Ok(RequestHead {
+        method,
+        body,
+        keep_alive,
+        http10_close: http10 && !keep_alive_token,
+    })
 }
-
 /// Things hyper may legitimately do that the tracker does not follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unsupported {

@@ -9,6 +9,7 @@ use super::head::{
     ContentLength, Invalid, MAX_HEADER_NAME_LEN, MAX_HEADERS, has_token, is_chunked,
 };
 use super::request::Method;
+use super::scan::{self, Field, Fields};
 
 /// What follows a response head.
 #[derive(Debug)]
@@ -69,6 +70,12 @@ pub(super) fn parse(
     method: Method,
     last: &mut FinalHead,
 ) -> Result<Option<(usize, Framing)>, StopReason> {
+    let mut fields = Fields::new();
+    if let Some(head) = scan::response(bytes, &mut fields) {
+        let framing = decide(head.status, head.http10, fields.iter(), method, last)?;
+        return Ok(Some((head.len, framing)));
+    }
+    // Anything out of the ordinary, as hyper parses it.
     // Uninitialised, as hyper does: no 3 KiB memset per head.
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
@@ -93,41 +100,59 @@ pub(super) fn parse(
     {
         return Err(StopReason::TooLarge);
     }
-    let http10 = response.version == Some(0);
+    let fields = response
+        .headers
+        .iter()
+        .filter_map(|h| Some((Field::of(h.name.as_bytes())?, h.value)));
+    let framing = decide(status, response.version == Some(0), fields, method, last)?;
+    Ok(Some((len, framing)))
+}
 
+/// What follows a complete response head, from its status, version and
+/// framing headers (in order); for a final response, updates `last`.
+fn decide<'a>(
+    status: u16,
+    http10: bool,
+    fields: impl Iterator<Item = (Field, &'a [u8])> + Clone,
+    method: Method,
+    last: &mut FinalHead,
+) -> Result<Framing, StopReason> {
+    if status < 100 {
+        return Err(StopReason::Invalid(Invalid::Status));
+    }
     // Client::decoder, in its order (RFC 9112 §6.3).
     match status {
-        101 => return Ok(Some((len, Framing::Upgrade))),
-        100 | 102..=199 => return Ok(Some((len, Framing::Interim))),
+        101 => return Ok(Framing::Upgrade),
+        100 | 102..=199 => return Ok(Framing::Interim),
         _ => {}
     }
     let body = if matches!(status, 204 | 304) || method == Method::Head {
         Body::Length(0)
     } else if method == Method::Connect && (200..300).contains(&status) {
-        return Ok(Some((len, Framing::Connect)));
+        return Ok(Framing::Connect);
     } else {
-        body_framing(response.headers, http10)?
+        body_framing(fields.clone(), http10)?
     };
 
     last.reset(status, http10);
     let (mut connection_seen, mut keep_alive_seen, mut saw_close) = (false, false, false);
-    for header in response.headers.iter() {
-        if header.name.eq_ignore_ascii_case("connection") {
-            // hyper: once any `Connection` line says close, a later
-            // keep-alive cannot undo it; HTTP/1.0 needs an explicit one.
-            if saw_close || has_token(header.value, "close") {
-                saw_close = true;
-                last.keep_alive = false;
-            } else if !last.keep_alive {
-                last.keep_alive = has_token(header.value, "keep-alive");
+    for (field, value) in fields {
+        match field {
+            Field::Connection => {
+                // hyper: once any `Connection` line says close, a later
+                // keep-alive cannot undo it; HTTP/1.0 needs an explicit one.
+                if saw_close || has_token(value, "close") {
+                    saw_close = true;
+                    last.keep_alive = false;
+                } else if !last.keep_alive {
+                    last.keep_alive = has_token(value, "keep-alive");
+                }
+                append(&mut last.connection, &mut connection_seen, value);
             }
-            append(&mut last.connection, &mut connection_seen, header.value);
-        } else if header.name.eq_ignore_ascii_case("keep-alive") {
-            append(
-                &mut last.keep_alive_header,
-                &mut keep_alive_seen,
-                header.value,
-            );
+            Field::KeepAlive => {
+                append(&mut last.keep_alive_header, &mut keep_alive_seen, value);
+            }
+            Field::ContentLength | Field::TransferEncoding => {}
         }
     }
     if !connection_seen {
@@ -136,18 +161,21 @@ pub(super) fn parse(
     if !keep_alive_seen {
         last.keep_alive_header = None;
     }
-    Ok(Some((len, Framing::Body(body))))
+    Ok(Framing::Body(body))
 }
 
 /// The body framing of a final response that may have a body.
-fn body_framing(headers: &[httparse::Header<'_>], http10: bool) -> Result<Body, StopReason> {
+fn body_framing<'a>(
+    fields: impl Iterator<Item = (Field, &'a [u8])>,
+    http10: bool,
+) -> Result<Body, StopReason> {
     let mut transfer_encoding = None;
     let mut content_length = ContentLength::default();
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = Some(header.value);
-        } else if header.name.eq_ignore_ascii_case("content-length") {
-            content_length.add(header.value);
+    for (field, value) in fields {
+        match field {
+            Field::TransferEncoding => transfer_encoding = Some(value),
+            Field::ContentLength => content_length.add(value),
+            Field::Connection | Field::KeepAlive => {}
         }
     }
     match transfer_encoding {
