@@ -25,6 +25,7 @@ use crate::info::ConnShared;
 use crate::io::TrackedIo;
 
 /// Reads the clock the way paused-time tests can control.
+#[inline]
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -96,6 +97,7 @@ pub(crate) struct OriginShared {
 }
 
 impl OriginShared {
+    #[inline]
     pub(crate) fn retire_after(&self) -> Duration {
         Duration::from_nanos(self.retire_after_nanos.load(Ordering::Acquire))
     }

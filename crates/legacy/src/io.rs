@@ -179,9 +179,13 @@ impl<T> TrackedIo<T> {
     /// Ends the connection if a retire request is pending, its time has
     /// come, and the connection is idle between messages.
     fn retire_if_due(&mut self) -> bool {
-        if !self.conn.take_retire() {
-            return false;
-        }
+        // Every read asks; nearly always, no request is pending.
+        self.conn.take_retire() && self.retire_requested()
+    }
+
+    /// [`retire_if_due`](Self::retire_if_due), once a request came.
+    #[cold]
+    fn retire_requested(&mut self) -> bool {
         // The driver took the entry out of the queue.
         self.entry_at = None;
         if !self.tracker.is_idle() {
