@@ -185,29 +185,35 @@ fn line_end(bytes: &[u8], cr: usize) -> Option<usize> {
 
 /// Reads header lines from `at` through the empty line that ends the
 /// head, keeping the framing headers; returns the head's length.
-fn headers<'a>(bytes: &'a [u8], mut at: usize, fields: &mut Fields<'a>) -> Option<usize> {
+fn headers<'a>(bytes: &'a [u8], at: usize, fields: &mut Fields<'a>) -> Option<usize> {
+    let mut rest = bytes.get(at..)?;
     for _ in 0..=MAX_HEADERS {
-        if *bytes.get(at)? == b'\r' {
-            return line_end(bytes, at);
+        if let [b'\r', after @ ..] = rest {
+            let [b'\n', ..] = after else {
+                return None;
+            };
+            return Some(bytes.len() - after.len() + 1);
         }
         // A token name (httparse allows no space before the colon).
-        let name_len = token_len(&bytes[at..]);
-        let colon = at + name_len;
-        if name_len == 0 || name_len >= MAX_HEADER_NAME_LEN || *bytes.get(colon)? != b':' {
+        let (name, after) = rest.split_at(token_len(rest));
+        let [b':', after @ ..] = after else {
+            return None;
+        };
+        if name.is_empty() || name.len() >= MAX_HEADER_NAME_LEN {
             return None;
         }
         // httparse skips spaces and tabs after the colon, and trims them at
         // the end of the value.
-        let mut start = colon + 1;
-        while matches!(*bytes.get(start)?, b' ' | b'\t') {
-            start += 1;
+        let blank = after.iter().position(|&b| b != b' ' && b != b'\t')?;
+        let after = &after[blank..];
+        let (value, after) = after.split_at(text_end(after, 0)?);
+        let [b'\r', b'\n', after @ ..] = after else {
+            return None;
+        };
+        if let Some(field) = Field::of(name) {
+            fields.push(field, trim_end(value))?;
         }
-        let cr = text_end(bytes, start)?;
-        let next = line_end(bytes, cr)?;
-        if let Some(field) = Field::of(&bytes[at..colon]) {
-            fields.push(field, trim_end(&bytes[start..cr]))?;
-        }
-        at = next;
+        rest = after;
     }
     // More header lines than hyper allows: httparse says so.
     None
@@ -225,6 +231,7 @@ fn trim_end(mut value: &[u8]) -> &[u8] {
 /// (visible ASCII and space); `None` if the input ends first.
 ///
 /// Eight bytes at a time: the scan of every value and reason phrase.
+#[inline]
 fn text_end(bytes: &[u8], mut at: usize) -> Option<usize> {
     loop {
         while let Some(x) = word(bytes, at) {
@@ -261,9 +268,9 @@ fn visible_end(bytes: &[u8], mut at: usize) -> Option<usize> {
 fn token_len(bytes: &[u8]) -> usize {
     let mut len = 0;
     while let Some(x) = word(bytes, len) {
-        // Letters, digits and `-`, the bytes of nearly every name, eight at
-        // a time; any other byte is looked up.
-        let odd = !(letters(x) | in_range(x, b'0', b'9') | equal(x, b'-')) & HIGH;
+        // Letters and `-`, the bytes of nearly every name, eight at a
+        // time; any other byte is looked up.
+        let odd = !(letters(x) | equal(x, b'-')) & HIGH;
         if odd == 0 {
             len += 8;
             continue;

@@ -240,6 +240,26 @@ fn text_end_finds_the_first_byte_outside_text() {
     }
 }
 
+#[test]
+fn token_len_and_visible_end_stop_at_the_first_odd_byte() {
+    // Every byte value at every position of a name longer than two words,
+    // including bytes whose carries spill into the next byte.
+    let name = b"X-Forwarded-For_2.Trace-Id";
+    for at in 0..name.len() {
+        for odd in 0..=255u8 {
+            let mut bytes = name.to_vec();
+            bytes[at] = odd;
+            bytes.extend_from_slice(b": v\r\n");
+            let expected = bytes.iter().position(|&b| !is_token(b));
+            assert_eq!(Some(token_len(&bytes)), expected, "{odd:#x} at {at}");
+            let expected = bytes.iter().position(|b| !(0x21..0x7f).contains(b));
+            assert_eq!(visible_end(&bytes, 0), expected, "{odd:#x} at {at}");
+        }
+    }
+    assert_eq!(token_len(b"abcdefghijklmnopq"), 17);
+    assert_eq!(visible_end(b"abcdefghijklmnopq", 0), None);
+}
+
 /// Fixed-seed xorshift64: the same cases on every run.
 struct Rng(u64);
 
