@@ -202,13 +202,69 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         ("four_in_a_row", &[Get, Head, PostChunked, PostLength], &[OK, b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n", CHUNKED, b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"]),
         ("bare_lf_head", &[Get, Get], &[b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok", OK]),
         ("status_low", &[Get], &[b"HTTP/1.1 042 Odd\r\n\r\n"]),
+        // The edges of the tracker's fast head scanner: what it reads itself,
+        // and what it leaves to httparse (which accepts or rejects it).
+        ("scan_token_names", &[Get, Get], &[b"HTTP/1.1 200 OK\r\nx!#$%&'*+-.^_`|~09: a\r\nCONTENT-LENGTH: 2\r\nConnection: Keep-Alive\r\n\r\nok", OK]),
+        ("scan_space_before_colon", &[Get], &[b"HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok"]),
+        ("scan_delimiter_in_name", &[Get], &[b"HTTP/1.1 200 OK\r\nx(y): 1\r\ncontent-length: 2\r\n\r\nok"]),
+        ("scan_blanks_around_values", &[Get, Get], &[b"HTTP/1.1 200 OK\r\ncontent-length:\t 2 \t\r\nconnection: \tclose\t\r\n\r\nok", OK]),
+        ("scan_empty_values", &[Get, Get], &[b"HTTP/1.1 200 OK\r\nx-a:\r\nx-b: \t \r\ncontent-length: 2\r\n\r\nok", OK]),
+        ("scan_obs_text_value", &[Get, Get], &[b"HTTP/1.1 200 OK\r\nx: caf\xc3\xa9\r\ncontent-length: 2\r\n\r\nok", OK]),
+        ("scan_obs_text_reason", &[Get, Get], &[b"HTTP/1.1 200 \xffOK\r\ncontent-length: 2\r\n\r\nok", OK]),
+        ("scan_del_in_value", &[Get], &[b"HTTP/1.1 200 OK\r\nx: a\x7fb\r\ncontent-length: 2\r\n\r\nok"]),
+        ("scan_control_in_value", &[Get], &[b"HTTP/1.1 200 OK\r\nx: a\x01b\r\ncontent-length: 2\r\n\r\nok"]),
+        ("scan_cr_without_lf", &[Get], &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\rx: y\r\n\r\nok"]),
+        ("scan_mixed_line_ends", &[Get, Get], &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\n\r\nok", b"HTTP/1.1 200 OK\ncontent-length: 5\r\n\nhello"]),
+        ("scan_no_reason", &[Get, Get], &[b"HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok", OK]),
+        ("scan_two_spaces", &[Get], &[b"HTTP/1.1  200 OK\r\ncontent-length: 2\r\n\r\nok"]),
+        ("scan_leading_zeros", &[Get, Get], &[b"HTTP/1.1 200 OK\r\ncontent-length: 0002\r\n\r\nok", OK]),
+        ("scan_obs_fold_framing", &[Get], &[b"HTTP/1.1 200 OK\r\ncontent-length:\r\n 2\r\n\r\nok"]),
+    ];
+    // Heads at the scanner's limits: exactly hyper's 100 header lines and
+    // one more, more framing headers than the scanner keeps, a long value.
+    let lines = |n: usize| -> String { (0..n).map(|i| format!("x-{i}: {i}\r\n")).collect() };
+    let generated = [
+        (
+            "scan_100_headers",
+            format!(
+                "HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok",
+                lines(99)
+            ),
+        ),
+        (
+            "scan_101_headers",
+            format!(
+                "HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok",
+                lines(100)
+            ),
+        ),
+        (
+            "scan_many_framing_headers",
+            format!(
+                "HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok",
+                "connection: keep-alive\r\n".repeat(9)
+            ),
+        ),
+        (
+            "scan_long_value",
+            format!(
+                "HTTP/1.1 200 OK\r\nx-long: {}\r\ncontent-length: 2\r\n\r\nok",
+                "v".repeat(3000)
+            ),
+        ),
     ];
     let mut seeds = Vec::new();
-    for (name, requests, segments) in cases {
+    let all = cases
+        .iter()
+        .map(|&(name, requests, segments)| (name, requests, segments.to_vec()));
+    let generated = generated
+        .iter()
+        .map(|(name, head)| (*name, &[Get, Get][..], vec![head.as_bytes(), OK]));
+    for (name, requests, segments) in all.chain(generated) {
         // Read splits: one byte at a time, up to 7, up to 300, everything.
         for split in 0..4u8 {
             let file = format!("{name}-{split}");
-            seeds.push((file, encode(requests, split * 17 + split, segments)));
+            seeds.push((file, encode(requests, split * 17 + split, &segments)));
         }
     }
     seeds
