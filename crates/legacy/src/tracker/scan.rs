@@ -115,7 +115,7 @@ pub(super) struct RequestHead {
 pub(super) fn response<'a>(bytes: &'a [u8], fields: &mut Fields<'a>) -> Option<ResponseHead> {
     // `HTTP/1.x 200`: httparse wants exactly one space, three digits.
     let line = bytes.get(..12)?;
-    let http10 = version(&line[..8])?;
+    let http10 = version(line, 0)?;
     let &[b' ', hundreds, tens, ones] = &line[8..12] else {
         return None;
     };
@@ -160,7 +160,7 @@ pub(super) fn request<'a>(bytes: &'a [u8], fields: &mut Fields<'a>) -> Option<Re
         return None;
     }
     let version_start = uri_end + 1;
-    let http10 = version(bytes.get(version_start..version_start + 8)?)?;
+    let http10 = version(bytes, version_start)?;
     let len = headers(bytes, line_end(bytes, version_start + 8)?, fields)?;
     Some(RequestHead {
         len,
@@ -169,11 +169,14 @@ pub(super) fn request<'a>(bytes: &'a [u8], fields: &mut Fields<'a>) -> Option<Re
     })
 }
 
-/// `Some(true)` for `HTTP/1.0`, `Some(false)` for `HTTP/1.1`.
-fn version(bytes: &[u8]) -> Option<bool> {
-    match bytes {
-        b"HTTP/1.1" => Some(false),
-        b"HTTP/1.0" => Some(true),
+/// `Some(true)` for `HTTP/1.0`, `Some(false)` for `HTTP/1.1`, from the
+/// eight bytes at `at`.
+fn version(bytes: &[u8], at: usize) -> Option<bool> {
+    const HTTP_10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+    const HTTP_11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+    match word(bytes, at)? {
+        HTTP_11 => Some(false),
+        HTTP_10 => Some(true),
         _ => None,
     }
 }
@@ -265,6 +268,7 @@ fn visible_end(bytes: &[u8], mut at: usize) -> Option<usize> {
 
 /// The length of the run of token bytes (httparse's `TOKEN_MAP`: the
 /// bytes of methods and header names) at the start of `bytes`.
+#[inline(always)]
 fn token_len(bytes: &[u8]) -> usize {
     let mut len = 0;
     while let Some(x) = word(bytes, len) {
