@@ -11,6 +11,11 @@
 //! `conn.rs`), mirrored rule by rule. Whatever the tracker cannot follow
 //! exactly, it stops following: after that it never reports the connection
 //! idle again, so the wrapper never interferes with it.
+//!
+//! Heads are read once per message: a plainly well-formed head by a
+//! one-pass scanner that keeps only the start line and the framing headers
+//! (`scan`), anything else by `httparse`, the parser hyper itself uses, so
+//! that a head hyper rejects is rejected here too.
 
 mod body;
 mod head;
