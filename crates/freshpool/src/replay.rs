@@ -37,7 +37,9 @@ use crate::error::BoxError;
 /// # }
 /// ```
 pub struct ReplayBody<B> {
-    shared: Arc<Mutex<Shared<B>>>,
+    /// `None` for a body that was empty from the start: there is nothing
+    /// to record, so nothing is shared or locked.
+    shared: Option<Arc<Mutex<Shared<B>>>>,
     /// Index of the next recorded frame this attempt sends.
     replayed: usize,
     /// Whether this attempt has started reading from the inner body.
@@ -72,18 +74,24 @@ where
     /// Keep this value as the original and send only bodies made by
     /// [`replay`](Self::replay): each attempt gets its own.
     pub fn new(body: B, cap: usize) -> ReplayBody<B> {
+        if body.is_end_stream() {
+            return ReplayBody {
+                shared: None,
+                replayed: 0,
+                live: false,
+            };
+        }
         let size_hint = body.size_hint();
-        let ended = body.is_end_stream();
         ReplayBody {
-            shared: Arc::new(Mutex::new(Shared {
+            shared: Some(Arc::new(Mutex::new(Shared {
                 inner: Some(body),
                 recorded: Vec::new(),
                 recorded_len: 0,
                 cap,
                 overflowed: false,
-                ended,
+                ended: false,
                 size_hint,
-            })),
+            }))),
             replayed: 0,
             live: false,
         }
@@ -93,13 +101,11 @@ where
     /// of the original body. `None` if what was already sent can no longer
     /// be reproduced (the body outgrew the cap, or failed).
     pub fn replay(&self) -> Option<ReplayBody<B>> {
-        let shared = lock(&self.shared);
-        if shared.overflowed {
+        if !self.is_replayable() {
             return None;
         }
-        drop(shared);
         Some(ReplayBody {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             replayed: 0,
             live: false,
         })
@@ -107,7 +113,9 @@ where
 
     /// Whether [`replay`](Self::replay) would succeed.
     pub fn is_replayable(&self) -> bool {
-        !lock(&self.shared).overflowed
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| !lock(shared).overflowed)
     }
 }
 
@@ -132,7 +140,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let mut shared = lock(&this.shared);
+        let Some(shared) = &this.shared else {
+            return Poll::Ready(None);
+        };
+        let mut shared = lock(shared);
         if !this.live {
             if let Some(frame) = shared.recorded.get(this.replayed) {
                 this.replayed += 1;
@@ -197,24 +208,35 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        let shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let shared = lock(shared);
         let replay_done = self.live || self.replayed >= shared.recorded.len();
         replay_done && shared.ended
     }
 
     fn size_hint(&self) -> SizeHint {
-        lock(&self.shared).size_hint
+        match &self.shared {
+            Some(shared) => lock(shared).size_hint,
+            None => SizeHint::with_exact(0),
+        }
     }
 }
 
 impl<B> std::fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shared = lock(&self.shared);
-        f.debug_struct("ReplayBody")
-            .field("recorded_len", &shared.recorded_len)
-            .field("overflowed", &shared.overflowed)
-            .field("ended", &shared.ended)
-            .finish()
+        let mut f = f.debug_struct("ReplayBody");
+        match &self.shared {
+            Some(shared) => {
+                let shared = lock(shared);
+                f.field("recorded_len", &shared.recorded_len)
+                    .field("overflowed", &shared.overflowed)
+                    .field("ended", &shared.ended)
+            }
+            None => f.field("empty", &true),
+        }
+        .finish()
     }
 }
 
