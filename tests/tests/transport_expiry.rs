@@ -67,6 +67,43 @@ async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
+    let origin = origin().await;
+    let client: TestClient = freshpool::Client::builder()
+        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/e", origin.base_url());
+    // Used every 5 s until 15 s: each idle period restarts the 9 s retire
+    // time, so the connection is still there at 9 s and 18 s (when entries
+    // made for earlier idle periods come due) and goes at 24 s.
+    for _ in 0..4 {
+        send(&client, Method::GET, &url, &[])
+            .await
+            .expect("request");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        settle().await;
+        assert_eq!(client.stats().total.retired_by_expiry, 0);
+    }
+    // Now 20 s: idle since 15 s.
+    tokio::time::sleep(Duration::from_millis(3_900)).await;
+    settle().await;
+    let stats = client.stats().total;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle().await;
+    let stats = client.stats().total;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
+    assert_eq!(
+        (stats.requests, stats.connections_opened),
+        (4, 1),
+        "{stats:?}"
+    );
+    assert_eq!(origin.stats().connections_accepted, 1);
+    origin.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_connection_is_retired_once_in_deadline_order() {
     let origin = origin().await;
     let client: TestClient = freshpool::Client::builder()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -33,7 +33,9 @@ pub(crate) trait Checkin: Send + Sync {
 }
 
 pub(crate) struct Returning<B> {
-    pub(crate) pool: Weak<PoolShared<B>>,
+    /// Strong, to spare every response an upgrade: a body that outlives
+    /// its client keeps the pool only until the body goes.
+    pub(crate) pool: Arc<PoolShared<B>>,
     pub(crate) origin: OriginKey,
     pub(crate) conn: Conn<B>,
 }
@@ -46,11 +48,10 @@ where
     Conn<B>: Sync,
 {
     fn checkin(self: Box<Self>) {
-        let Some(pool) = self.pool.upgrade() else {
-            return;
-        };
         let Returning {
-            origin, mut conn, ..
+            pool,
+            origin,
+            mut conn,
         } = *self;
         if conn.is_ready() {
             pool.release(&origin, conn);

@@ -48,6 +48,11 @@ use crate::stats::{Event, Stats};
 /// # }
 /// ```
 pub struct Client<C, B> {
+    inner: Arc<Inner<C, B>>,
+}
+
+/// What clones of a [`Client`] share: one reference count per request.
+struct Inner<C, B> {
     connector: C,
     pool: Arc<PoolShared<B>>,
     config: Arc<Config>,
@@ -60,12 +65,10 @@ impl Client<(), ()> {
     }
 }
 
-impl<C: Clone, B> Clone for Client<C, B> {
+impl<C, B> Clone for Client<C, B> {
     fn clone(&self) -> Self {
         Client {
-            connector: self.connector.clone(),
-            pool: Arc::clone(&self.pool),
-            config: Arc::clone(&self.config),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -84,9 +87,11 @@ impl<C, B> Client<C, B> {
         B::Error: Into<BoxError>,
     {
         Client {
-            connector,
-            pool: PoolShared::new(Arc::clone(&config)),
-            config,
+            inner: Arc::new(Inner {
+                connector,
+                pool: PoolShared::new(Arc::clone(&config)),
+                config,
+            }),
         }
     }
 }
@@ -141,32 +146,44 @@ where
 
     /// A snapshot of the pool's counters, per origin and in total.
     pub fn stats(&self) -> Stats {
-        self.pool.stats()
+        self.inner.pool.stats()
     }
 
     async fn send(self, req: Request<B>) -> Result<Response<Body>, Error> {
-        let origin = origin_of(req.uri())?;
-        let (mut parts, body) = req.into_parts();
+        let origin = self.inner.pool.key(req.uri())?;
+        let (parts, body) = req.into_parts();
         if !matches!(
             parts.version,
             Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_2
         ) {
             return Err(Error::new(Kind::UnsupportedVersion));
         }
-        if self.config.set_host && !parts.headers.contains_key(HOST) {
-            parts.headers.insert(HOST, host_header(&parts.uri)?);
-        }
-        let replay = ReplayBody::new(body, self.config.replay_cap);
+        // The pool keeps each origin's `Host` value: ask for it.
+        let mut host = None;
+        let mut needs_host = self.inner.config.set_host && !parts.headers.contains_key(HOST);
+        let replay = ReplayBody::new(body, self.inner.config.replay_cap);
         let mut template = Some(parts);
         let mut retries_done = 0;
 
         loop {
-            let (conn, reused, idle_for) = match self.pool.checkout(&origin).await {
+            let checkout = self
+                .inner
+                .pool
+                .checkout(&origin, needs_host.then_some(&mut host));
+            let (conn, reused, idle_for) = match checkout.await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
                 Ok(Checkout::Connect(slot, h2_connecting)) => {
-                    let connector = self.connector.clone();
-                    let connected =
-                        connect(connector, &self.pool, &self.config, &origin, slot).await;
+                    let connector = self.inner.connector.clone();
+                    // Boxed: connecting is the rare path, and its future
+                    // is large; every request's future would carry it.
+                    let connected = Box::pin(connect(
+                        connector,
+                        &self.inner.pool,
+                        &self.inner.config,
+                        &origin,
+                        slot,
+                    ))
+                    .await;
                     // Requests waiting for this HTTP/2 connection look again.
                     drop(h2_connecting);
                     match connected {
@@ -178,14 +195,22 @@ where
             };
             let span = tracing::debug_span!(
                 "request",
-                origin = origin.as_str(),
+                origin = %origin,
                 reused,
                 idle_ms = idle_for.as_millis() as u64,
                 attempt = retries_done + 1,
             );
-            let Some(parts) = template.take() else {
+            let Some(mut parts) = template.take() else {
                 return Err(self.fail(&origin, Error::new(Kind::Request)));
             };
+            if needs_host {
+                needs_host = false;
+                let value = match host.take().map_or_else(|| host_header(&parts.uri), Ok) {
+                    Ok(value) => value,
+                    Err(e) => return Err(self.fail(&origin, e)),
+                };
+                parts.headers.insert(HOST, value);
+            }
             // Only a failure on a reused connection can be retried; only
             // then is the request head worth keeping.
             let keep = reused.then(|| clone_parts(&parts));
@@ -202,17 +227,21 @@ where
                 .iter()
                 .any(|v| has_token(v.as_bytes(), b"close"));
 
-            let outcome = self
-                .attempt(
-                    conn,
-                    req,
-                    &origin,
-                    &method,
-                    closes,
-                    reused.then_some(idle_for),
-                )
-                .instrument(span.clone())
-                .await;
+            let attempt = self.attempt(
+                conn,
+                req,
+                &origin,
+                &method,
+                closes,
+                reused.then_some(idle_for),
+            );
+            // Entering a span costs even when nobody listens: only wrap
+            // the attempt when a subscriber wants it.
+            let outcome = if span.is_disabled() {
+                attempt.await
+            } else {
+                attempt.instrument(span.clone()).await
+            };
             let failure = match outcome {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
@@ -230,9 +259,9 @@ where
                 retries_done,
                 body_replayable: replay.is_replayable(),
             };
-            match self.config.retry.decide(&attempt) {
+            match self.inner.config.retry.decide(&attempt) {
                 Ok(rule) if keep.is_some() => {
-                    self.pool.count(&origin, Event::Retry(rule));
+                    self.inner.pool.count(&origin, Event::Retry(rule));
                     span.in_scope(|| {
                         tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
                     });
@@ -292,7 +321,9 @@ where
                     } else {
                         CloseKind::Fin
                     };
-                    self.pool.observe_crossed_close(origin, idle_for, kind);
+                    self.inner
+                        .pool
+                        .observe_crossed_close(origin, idle_for, kind);
                 }
                 return Err(Failure {
                     returned_unsent,
@@ -325,7 +356,7 @@ where
         );
         if let Some(hint) = reuse.keep_alive {
             if hint.timeout.is_some() {
-                self.pool.observe_keep_alive(origin, hint);
+                self.inner.pool.observe_keep_alive(origin, hint);
             }
             if let Some(max) = hint.max {
                 conn.remaining = Some(conn.remaining.map_or(max, |r| r.min(max)));
@@ -333,7 +364,7 @@ where
         }
         let checkin: Option<Box<dyn Checkin>> = if reuse.reusable && !upgraded && !request_closes {
             Some(Box::new(Returning {
-                pool: Arc::downgrade(&self.pool),
+                pool: Arc::clone(&self.inner.pool),
                 origin: origin.clone(),
                 conn,
             }))
@@ -345,7 +376,7 @@ where
     }
 
     fn fail(&self, origin: &OriginKey, error: Error) -> Error {
-        self.pool.count(origin, Event::Error);
+        self.inner.pool.count(origin, Event::Error);
         error
     }
 }
@@ -392,29 +423,6 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-/// The pool key of a request URI, or why it has none.
-fn origin_of(uri: &Uri) -> Result<OriginKey, Error> {
-    let scheme = uri.scheme().ok_or(Error::new(Kind::InvalidUri(
-        "no scheme (expected http:// or https://)",
-    )))?;
-    let default_port = if *scheme == Scheme::HTTP {
-        80
-    } else if *scheme == Scheme::HTTPS {
-        443
-    } else {
-        return Err(Error::new(Kind::UnsupportedScheme));
-    };
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or(Error::new(Kind::InvalidUri("no host")))?;
-    Ok(OriginKey::new(
-        scheme.as_str(),
-        host,
-        uri.port_u16().unwrap_or(default_port),
-    ))
 }
 
 /// The `Host` header for `uri`: the host, and the port when it is not the
@@ -538,27 +546,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origin_keys_normalise_default_ports_and_case() {
-        let a = origin_of(&"http://Example.com/x".parse().unwrap()).unwrap();
-        let b = origin_of(&"http://example.com:80/y".parse().unwrap()).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.as_str(), "http://example.com:80");
-        let c = origin_of(&"https://example.com/".parse().unwrap()).unwrap();
-        assert_ne!(a, c);
-        assert_eq!(c.authority(), "example.com:443");
-    }
-
-    #[test]
-    fn bad_uris_are_refused_with_their_cause() {
-        let no_scheme = origin_of(&"/path".parse().unwrap()).unwrap_err();
-        assert!(no_scheme.is_invalid_uri());
-        assert!(no_scheme.to_string().contains("no scheme"), "{no_scheme}");
-        let ftp = origin_of(&"ftp://example.com/".parse().unwrap()).unwrap_err();
-        assert!(ftp.is_invalid_uri());
-        assert!(ftp.to_string().contains("unsupported URI scheme"), "{ftp}");
-    }
 
     #[test]
     fn host_header_omits_default_ports() {

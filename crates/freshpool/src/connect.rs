@@ -41,8 +41,7 @@ where
     B::Error: Into<BoxError>,
 {
     let uri: Uri = origin
-        .as_str()
-        .parse()
+        .connect_uri()
         .map_err(|e| Error::new(Kind::InvalidUri("host is not a valid authority")).with(e))?;
     let started = now();
     poll_fn(|cx| connector.poll_ready(cx))
@@ -92,7 +91,7 @@ where
     };
     pool.count(origin, Event::ConnectionOpened);
     tracing::debug!(
-        origin = origin.as_str(),
+        origin = %origin,
         id,
         http2 = matches!(tx, Tx::Http2(..)),
         "connected"
@@ -105,6 +104,7 @@ where
         requests: 0,
         remaining: None,
         lifetime_deadline,
+        expiry: None,
         _stream: None,
     };
     if let Some(template) = conn.share(false) {

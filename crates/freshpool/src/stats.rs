@@ -1,6 +1,5 @@
 //! Counters the pool keeps, and the snapshot users read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use freshpool_expiry::Source;
@@ -8,19 +7,23 @@ use freshpool_probe::Liveness;
 
 use crate::retry::Rule;
 
-/// Live counters of one origin (or of the whole client).
+/// Live counters of one origin.
+///
+/// Plain integers, kept under the pool's lock: every request already takes
+/// it, and counters shared between threads as atomics would move a cache
+/// line between cores on every request.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    requests: AtomicU64,
-    connections_opened: AtomicU64,
-    reused: AtomicU64,
-    probe_closed: AtomicU64,
-    probe_reset: AtomicU64,
-    probe_unexpected: AtomicU64,
-    retired_expiry: AtomicU64,
-    server_closes: AtomicU64,
-    retries: [AtomicU64; 5],
-    errors: AtomicU64,
+    requests: u64,
+    connections_opened: u64,
+    reused: u64,
+    probe_closed: u64,
+    probe_reset: u64,
+    probe_unexpected: u64,
+    retired_expiry: u64,
+    server_closes: u64,
+    retries: [u64; 5],
+    errors: u64,
 }
 
 /// Which counter an event bumps.
@@ -37,24 +40,30 @@ pub(crate) enum Event {
 }
 
 impl Counters {
-    pub(crate) fn bump(&self, event: Event) {
+    pub(crate) fn bump(&mut self, event: Event) {
         let counter = match event {
-            Event::Request => &self.requests,
-            Event::ConnectionOpened => &self.connections_opened,
-            Event::Reused => &self.reused,
-            Event::ProbeRejected(Liveness::Reset) => &self.probe_reset,
-            Event::ProbeRejected(Liveness::Unexpected) => &self.probe_unexpected,
-            Event::ProbeRejected(_) => &self.probe_closed,
-            Event::RetiredByExpiry => &self.retired_expiry,
-            Event::ServerClose => &self.server_closes,
-            Event::Retry(rule) => &self.retries[rule.index()],
-            Event::Error => &self.errors,
+            Event::Request => &mut self.requests,
+            Event::ConnectionOpened => &mut self.connections_opened,
+            Event::Reused => &mut self.reused,
+            Event::ProbeRejected(Liveness::Reset) => &mut self.probe_reset,
+            Event::ProbeRejected(Liveness::Unexpected) => &mut self.probe_unexpected,
+            Event::ProbeRejected(_) => &mut self.probe_closed,
+            Event::RetiredByExpiry => &mut self.retired_expiry,
+            Event::ServerClose => &mut self.server_closes,
+            Event::Retry(rule) => &mut self.retries[rule.index()],
+            Event::Error => &mut self.errors,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        *counter += 1;
+    }
+
+    /// Takes back a [`Event::Reused`] counted for a checkout whose probe
+    /// then rejected the connection.
+    pub(crate) fn unbump_reused(&mut self) {
+        self.reused = self.reused.saturating_sub(1);
     }
 
     pub(crate) fn snapshot(&self) -> OriginStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = |c: &u64| *c;
         OriginStats {
             requests: get(&self.requests),
             connections_opened: get(&self.connections_opened),
@@ -79,8 +88,8 @@ impl Counters {
 
 /// Counters of one origin, or of the whole client.
 ///
-/// Filled from relaxed atomics: each field is exact, but fields read
-/// together may be a few events apart while requests are in flight.
+/// Read in one go under the pool's lock: the fields are consistent with
+/// each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OriginStats {

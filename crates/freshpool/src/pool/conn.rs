@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use freshpool_expiry::Key;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
@@ -50,6 +51,10 @@ pub(crate) struct Conn<B> {
     pub(crate) remaining: Option<u32>,
     /// When the connection must go, whatever its activity (max lifetime).
     pub(crate) lifetime_deadline: Option<Instant>,
+    /// The connection's entry in the client's expiry queue, and when it
+    /// fires. It stays while the connection is in use (see
+    /// [`PoolShared::release`]), so it may be stale.
+    pub(crate) expiry: Option<(Key, Instant)>,
     /// For a handle on a shared HTTP/2 connection: the stream it carries,
     /// counted until the handle is dropped (held only for its `Drop`).
     pub(crate) _stream: Option<Stream>,
@@ -102,6 +107,7 @@ impl<B> Conn<B> {
                 requests: self.requests,
                 remaining: None,
                 lifetime_deadline: self.lifetime_deadline,
+                expiry: None,
                 _stream: stream.then(|| Stream::new(streams)),
             }),
         }

@@ -10,63 +10,32 @@
 //! them; it holds only a `Weak` to the pool.
 
 mod conn;
+mod key;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{CloseKind, Driver, Expire, ExpiryQueue, IdleEstimator, KeepAlive, Key};
+use freshpool_expiry::{CloseKind, Driver, Expire, ExpiryQueue, IdleEstimator, KeepAlive};
 use freshpool_probe::Liveness;
+use http::HeaderValue;
 use tokio::sync::oneshot;
 
 pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Tx};
+pub(crate) use key::OriginKey;
+use key::OriginMap;
 
 use crate::builder::Config;
 use crate::error::{Error, Kind};
 use crate::stats::{Counters, Event, OriginStats, Stats};
-
-/// What identifies an origin: scheme, host and port. Two origins never
-/// share a connection.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct OriginKey {
-    inner: Arc<str>,
-    /// Where `host:port` starts in `inner` (after `scheme://`).
-    authority_at: usize,
-}
-
-impl OriginKey {
-    pub(crate) fn new(scheme: &str, host: &str, port: u16) -> OriginKey {
-        let inner: Arc<str> = format!("{scheme}://{}:{port}", host.to_ascii_lowercase()).into();
-        OriginKey {
-            inner,
-            authority_at: scheme.len() + 3,
-        }
-    }
-
-    /// `scheme://host:port`.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.inner
-    }
-
-    /// `host:port`.
-    pub(crate) fn authority(&self) -> &str {
-        &self.inner[self.authority_at..]
-    }
-}
-
-impl fmt::Debug for OriginKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner)
-    }
-}
 
 /// An idle connection in the pool.
 struct Idle<B> {
     conn: Conn<B>,
     since: Instant,
     retire_at: Instant,
-    key: Key,
 }
 
 /// The queue's entry: enough to find the idle connection again.
@@ -77,12 +46,15 @@ struct Expiring {
 }
 
 pub(crate) struct Origin<B> {
+    /// The `Host` header for this origin's requests (when the request has
+    /// none), made once.
+    host: Option<HeaderValue>,
     idle: VecDeque<Idle<B>>,
     waiters: VecDeque<oneshot::Sender<Handoff<B>>>,
     /// Connections open or connecting, counted against the host limit.
     open: usize,
     estimator: IdleEstimator,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) counters: Counters,
     /// Shared HTTP/2 connections (the templates handles are cloned from).
     h2: Vec<Conn<B>>,
     /// Someone is opening an HTTP/2 connection to this origin.
@@ -92,12 +64,14 @@ pub(crate) struct Origin<B> {
 }
 
 struct State<B> {
-    origins: HashMap<OriginKey, Origin<B>>,
+    origins: OriginMap<Origin<B>>,
     queue: ExpiryQueue<Expiring>,
 }
 
 pub(crate) struct PoolShared<B> {
     state: Mutex<State<B>>,
+    /// Random keys for hashing origins (see [`OriginKey::of`]).
+    keys: RandomState,
     pub(crate) config: Arc<Config>,
     driver: Driver,
 }
@@ -114,9 +88,9 @@ pub(crate) enum Checkout<B> {
 /// What the locked part of checkout decided.
 enum Found<B> {
     Done(Checkout<B>),
-    /// An idle HTTP/1 connection to probe outside the lock, and its
-    /// origin's counters.
-    Probe(Idle<B>, Arc<Counters>),
+    /// An idle HTTP/1 connection to probe outside the lock (already
+    /// counted as reused: a rejection takes that back).
+    Probe(Idle<B>),
     /// Wait for a connection or a slot.
     Wait(oneshot::Receiver<Handoff<B>>),
     /// Wait for another request's HTTP/2 connection.
@@ -138,12 +112,18 @@ impl<B> PoolShared<B> {
     pub(crate) fn new(config: Arc<Config>) -> Arc<PoolShared<B>> {
         Arc::new(PoolShared {
             state: Mutex::new(State {
-                origins: HashMap::new(),
+                origins: OriginMap::default(),
                 queue: ExpiryQueue::new(),
             }),
+            keys: RandomState::new(),
             config,
             driver: Driver::new(),
         })
+    }
+
+    /// The pool key of a request URI, or why it has none.
+    pub(crate) fn key(&self, uri: &http::Uri) -> Result<OriginKey, Error> {
+        OriginKey::of(uri, &self.keys)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<B>> {
@@ -153,36 +133,46 @@ impl<B> PoolShared<B> {
     }
 
     /// Bumps a counter of `origin`; totals are summed when read.
-    pub(crate) fn bump(&self, origin: &Origin<B>, event: Event) {
+    pub(crate) fn bump(&self, origin: &mut Origin<B>, event: Event) {
         origin.counters.bump(event);
     }
 
     /// Bumps a counter of the origin named `origin`.
     pub(crate) fn count(&self, origin: &OriginKey, event: Event) {
-        if let Some(o) = self.lock().origins.get(origin) {
+        if let Some(o) = self.lock().origins.get_mut(origin) {
             o.counters.bump(event);
         }
     }
 
+    /// The pool's record of `key`, made on first use.
     fn origin<'a>(
         &self,
-        origins: &'a mut HashMap<OriginKey, Origin<B>>,
+        origins: &'a mut OriginMap<Origin<B>>,
         key: &OriginKey,
     ) -> &'a mut Origin<B> {
-        origins.entry(key.clone()).or_insert_with(|| {
-            let mut estimator = IdleEstimator::new(self.config.estimator);
-            estimator.set_override(self.config.overrides.get(key.authority()).copied());
-            Origin {
-                idle: VecDeque::new(),
-                waiters: VecDeque::new(),
-                open: 0,
-                estimator,
-                counters: Arc::new(Counters::default()),
-                h2: Vec::new(),
-                h2_connecting: false,
-                h2_waiters: Vec::new(),
-            }
-        })
+        // Not `entry`: it would clone the key on every request.
+        if !origins.contains_key(key) {
+            origins.insert(key.clone(), self.new_origin(key));
+        }
+        origins
+            .get_mut(key)
+            .expect("the origin was inserted above if it was missing")
+    }
+
+    fn new_origin(&self, key: &OriginKey) -> Origin<B> {
+        let mut estimator = IdleEstimator::new(self.config.estimator);
+        estimator.set_override(self.config.overrides.get(&key.authority()).copied());
+        Origin {
+            host: host_header(key),
+            idle: VecDeque::new(),
+            waiters: VecDeque::new(),
+            open: 0,
+            estimator,
+            counters: Counters::default(),
+            h2: Vec::new(),
+            h2_connecting: false,
+            h2_waiters: Vec::new(),
+        }
     }
 
     /// Finds a usable idle connection for `key`, or a slot to connect, or
@@ -195,30 +185,42 @@ impl<B> PoolShared<B> {
     ///
     /// A checkout timeout when the host's connection limit stays reached,
     /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
-    pub(crate) async fn checkout(self: &Arc<Self>, key: &OriginKey) -> Result<Checkout<B>, Error> {
+    ///
+    /// With `host`, also fills in the origin's `Host` header.
+    pub(crate) async fn checkout(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        mut host: Option<&mut Option<HeaderValue>>,
+    ) -> Result<Checkout<B>, Error> {
         let timeout = self.config.checkout_timeout;
         let mut first = true;
         loop {
-            let found = self.find(key, first);
+            let found = self.find(key, first, host.take());
             first = false;
             match found {
                 Found::Done(checkout) => return Ok(checkout),
-                Found::Probe(idle, counters) => {
+                Found::Probe(mut idle) => {
                     let liveness = idle.conn.probe.probe();
+                    let now = now();
                     if liveness.is_reusable() {
-                        counters.bump(Event::Reused);
-                        let idle_for = now().saturating_duration_since(idle.since);
+                        let idle_for = now.saturating_duration_since(idle.since);
                         return Ok(Checkout::Reused(idle.conn, idle_for));
                     }
-                    let now = now();
-                    let mut state = self.lock();
+                    let mut guard = self.lock();
+                    let state = &mut *guard;
+                    if let Some((entry, _)) = idle.conn.expiry.take() {
+                        state.queue.remove(&entry);
+                    }
                     let origin = self.origin(&mut state.origins, key);
+                    origin.counters.unbump_reused();
                     self.bury(origin, key, &idle, Dead::Probe(liveness), now);
-                    drop(state);
+                    drop(guard);
                     drop(idle);
                 }
+                // Waiting is the slow path: its timer stays out of every
+                // request's future.
                 Found::Wait(waiter) => {
-                    return match tokio::time::timeout(timeout, waiter).await {
+                    return match Box::pin(tokio::time::timeout(timeout, waiter)).await {
                         Ok(Ok(Handoff::Conn(conn))) => {
                             self.count(key, Event::Reused);
                             Ok(Checkout::Reused(conn, Duration::ZERO))
@@ -230,7 +232,10 @@ impl<B> PoolShared<B> {
                 }
                 Found::WaitH2(connected) => {
                     // Whether it connected or failed, look again.
-                    if tokio::time::timeout(timeout, connected).await.is_err() {
+                    if Box::pin(tokio::time::timeout(timeout, connected))
+                        .await
+                        .is_err()
+                    {
                         return Err(Error::new(Kind::CheckoutTimeout(timeout)));
                     }
                 }
@@ -239,7 +244,12 @@ impl<B> PoolShared<B> {
     }
 
     /// The locked part of checkout.
-    fn find(self: &Arc<Self>, key: &OriginKey, count_request: bool) -> Found<B> {
+    fn find(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        count_request: bool,
+        host: Option<&mut Option<HeaderValue>>,
+    ) -> Found<B> {
         let now = now();
         // Declared before the guard, so dropped after it: connections are
         // closed outside the lock.
@@ -249,6 +259,9 @@ impl<B> PoolShared<B> {
         let origin = self.origin(&mut state.origins, key);
         if count_request {
             self.bump(origin, Event::Request);
+        }
+        if let Some(host) = host {
+            host.clone_from(&origin.host);
         }
 
         // HTTP/2: the least busy shared connection with a free stream.
@@ -279,8 +292,7 @@ impl<B> PoolShared<B> {
         }
 
         // HTTP/1: the most recently used idle connection that is still good.
-        while let Some(idle) = origin.idle.pop_back() {
-            state.queue.remove(&idle.key);
+        while let Some(mut idle) = origin.idle.pop_back() {
             let idle_for = now.saturating_duration_since(idle.since);
             // The estimate may have dropped since the connection was parked
             // (a close was learned): judge it by today's.
@@ -294,13 +306,17 @@ impl<B> PoolShared<B> {
             };
             match verdict {
                 None if idle_for >= self.config.probe_after => {
-                    return Found::Probe(idle, Arc::clone(&origin.counters));
+                    self.bump(origin, Event::Reused);
+                    return Found::Probe(idle);
                 }
                 None => {
                     self.bump(origin, Event::Reused);
                     return Found::Done(Checkout::Reused(idle.conn, idle_for));
                 }
                 Some(why) => {
+                    if let Some((entry, _)) = idle.conn.expiry.take() {
+                        state.queue.remove(&entry);
+                    }
                     self.bury(origin, key, &idle, why, now);
                     dead.push(idle.conn);
                 }
@@ -341,13 +357,13 @@ impl<B> PoolShared<B> {
         let close = match why {
             Dead::Expired => {
                 self.bump(origin, Event::RetiredByExpiry);
-                tracing::debug!(origin = key.as_str(), "retired idle connection at checkout");
+                tracing::debug!(origin = %key, "retired idle connection at checkout");
                 return;
             }
             Dead::Closed(seen) => seen,
             Dead::Probe(liveness) => {
                 self.bump(origin, Event::ProbeRejected(liveness));
-                tracing::debug!(origin = key.as_str(), %liveness, "probe rejected idle connection");
+                tracing::debug!(origin = %key, %liveness, "probe rejected idle connection");
                 let kind = match liveness {
                     Liveness::Reset => CloseKind::Reset,
                     Liveness::Unexpected => CloseKind::Unexpected,
@@ -380,7 +396,7 @@ impl<B> PoolShared<B> {
         if origin.estimator.observe_close(idle_for, kind, false, now) {
             let estimate = origin.estimator.estimate(now);
             tracing::debug!(
-                origin = key.as_str(),
+                origin = %key,
                 ?idle_for,
                 ?kind,
                 estimate = ?estimate.timeout,
@@ -509,26 +525,42 @@ impl<B: Send + 'static> PoolShared<B> {
                 return;
             }
             conn.state.set_idle();
-            // The driver already wakes for the queue's earliest deadline;
-            // it only needs telling about an earlier one.
-            let earlier = state
-                .queue
-                .next_deadline()
-                .is_none_or(|next| retire_at < next);
-            let key_in_queue = state.queue.insert(
-                retire_at,
-                Expiring {
-                    origin: key.clone(),
-                    id: conn.id,
-                },
-            );
+            // A connection keeps one queue entry across its idle periods.
+            // An entry due no later than `retire_at` stays: if it fires
+            // while the connection is idle again, `expire` moves it to the
+            // retire time of that idle period. So a busy connection costs
+            // one queue operation per retire period, not two per request.
+            let current = conn
+                .expiry
+                .is_some_and(|(entry, at)| at <= retire_at && state.queue.contains(&entry));
+            let wake = if current {
+                None
+            } else {
+                if let Some((entry, _)) = conn.expiry.take() {
+                    state.queue.remove(&entry);
+                }
+                // The driver already wakes for the queue's earliest
+                // deadline; it only needs telling about an earlier one.
+                let earlier = state
+                    .queue
+                    .next_deadline()
+                    .is_none_or(|next| retire_at < next);
+                let entry = state.queue.insert(
+                    retire_at,
+                    Expiring {
+                        origin: key.clone(),
+                        id: conn.id,
+                    },
+                );
+                conn.expiry = Some((entry, retire_at));
+                earlier.then_some(retire_at)
+            };
             origin.idle.push_back(Idle {
                 conn,
                 since: now,
                 retire_at,
-                key: key_in_queue,
             });
-            earlier.then_some(retire_at)
+            wake
         };
         if let Some(retire_at) = retire_at {
             self.driver.schedule(self, retire_at);
@@ -549,7 +581,7 @@ impl<B: Send + 'static> PoolShared<B> {
                 let estimate = origin.estimator.estimate(now);
                 stats.estimate = Some((estimate.timeout, estimate.source));
                 total.accumulate(&stats);
-                (key.as_str().to_owned(), stats)
+                (key.to_string(), stats)
             })
             .collect();
         Stats { total, origins }
@@ -565,10 +597,18 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let Some(origin) = state.origins.get_mut(&entry.origin) else {
                 continue;
             };
-            // Retirement takes the oldest first, which sits at the front.
+            // In use (it gets a new entry when it is back), or gone.
             let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == entry.id) else {
                 continue;
             };
+            let parked = &mut origin.idle[at];
+            if parked.retire_at > now {
+                // Used since the entry was made: due at this idle
+                // period's retire time instead.
+                let due = parked.retire_at;
+                parked.conn.expiry = Some((state.queue.insert(due, entry), due));
+                continue;
+            }
             let Some(idle) = origin.idle.remove(at) else {
                 continue;
             };
@@ -580,7 +620,7 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             } else {
                 self.bump(origin, Event::RetiredByExpiry);
                 tracing::debug!(
-                    origin = entry.origin.as_str(),
+                    origin = %entry.origin,
                     idle_for = ?now.saturating_duration_since(idle.since),
                     "retired idle connection before the server's deadline"
                 );
@@ -593,6 +633,19 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
         drop(retired);
         next
     }
+}
+
+/// The `Host` header for `key`: the host, and the port unless it is the
+/// scheme's default. `None` only if the host cannot be a header value,
+/// which a parsed URI's host always can.
+fn host_header(key: &OriginKey) -> Option<HeaderValue> {
+    let host = key.host().to_ascii_lowercase();
+    let value = if key.has_default_port() {
+        host
+    } else {
+        format!("{host}:{}", key.port())
+    };
+    HeaderValue::try_from(value).ok()
 }
 
 impl<B> fmt::Debug for PoolShared<B> {

@@ -1,0 +1,235 @@
+//! What identifies an origin in the pool.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::ops::Range;
+
+use http::Uri;
+use http::uri::{Authority, Scheme};
+
+use crate::error::{Error, Kind};
+
+/// An origin: scheme, host and port. Two origins never share a connection.
+///
+/// One is made for every request and looked up in the pool two or three
+/// times, so it is built to be cheap: it holds the request URI's own
+/// scheme and authority (reference-counted, as `http` stores them), finds
+/// the host in the authority once, and hashes itself once. Hosts compare
+/// without regard to ASCII case (RFC 3986 §6.2.2.1). The port is always
+/// explicit, so `http://a.test/` and `http://a.test:80/` are one origin.
+#[derive(Clone)]
+pub(crate) struct OriginKey {
+    scheme: Scheme,
+    authority: Authority,
+    /// Where the host is in `authority` (after any userinfo, before any
+    /// port; IPv6 addresses keep their brackets).
+    host: Range<usize>,
+    port: u16,
+    /// The pool's keyed hash of scheme, lower-cased host and port.
+    hash: u64,
+}
+
+/// The pool's map from origins: keys arrive hashed (with the pool's random
+/// keys, see [`OriginKey::of`]), so the map only passes the hash on.
+pub(crate) type OriginMap<V> = std::collections::HashMap<OriginKey, V, BuildOriginHasher>;
+
+pub(crate) type BuildOriginHasher = BuildHasherDefault<OriginHasher>;
+
+/// Passes an [`OriginKey`]'s precomputed hash through.
+#[derive(Default)]
+pub(crate) struct OriginHasher(u64);
+
+impl Hasher for OriginHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `OriginKey`; anything else still
+        // hashes, if slowly.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl OriginKey {
+    /// The key of the absolute URI `uri`, hashed with `keys`, or why it
+    /// has none.
+    pub(crate) fn of(uri: &Uri, keys: &RandomState) -> Result<OriginKey, Error> {
+        let scheme = uri.scheme().ok_or_else(|| {
+            Error::new(Kind::InvalidUri("no scheme (expected http:// or https://)"))
+        })?;
+        let default_port = if *scheme == Scheme::HTTP {
+            80
+        } else if *scheme == Scheme::HTTPS {
+            443
+        } else {
+            return Err(Error::new(Kind::UnsupportedScheme));
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::new(Kind::InvalidUri("no host")))?;
+        let (host, port) = split_authority(authority.as_str());
+        if host.is_empty() {
+            return Err(Error::new(Kind::InvalidUri("no host")));
+        }
+        let port = match port {
+            Some(port) => port
+                .parse()
+                .map_err(|_| Error::new(Kind::InvalidUri("port is not a number below 65536")))?,
+            None => default_port,
+        };
+        let mut key = OriginKey {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            host,
+            port,
+            hash: 0,
+        };
+        let mut state = keys.build_hasher();
+        key.scheme.hash(&mut state);
+        state.write_u16(key.port);
+        // The lower-cased host, a block at a time, without allocating.
+        let mut block = [0u8; 32];
+        for chunk in key.host().as_bytes().chunks(block.len()) {
+            let block = &mut block[..chunk.len()];
+            block.copy_from_slice(chunk);
+            block.make_ascii_lowercase();
+            state.write(block);
+        }
+        key.hash = state.finish();
+        Ok(key)
+    }
+
+    /// The host, as the URI spelled it (IPv6 addresses in brackets).
+    pub(crate) fn host(&self) -> &str {
+        &self.authority.as_str()[self.host.clone()]
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether `port` is the scheme's default (left out of `Host`).
+    pub(crate) fn has_default_port(&self) -> bool {
+        self.port
+            == if self.scheme == Scheme::HTTPS {
+                443
+            } else {
+                80
+            }
+    }
+
+    /// `host:port`, lower case: how per-origin settings name an origin.
+    pub(crate) fn authority(&self) -> String {
+        format!("{}:{}", self.host().to_ascii_lowercase(), self.port)
+    }
+
+    /// The URI a connector is asked to connect to: `scheme://host:port/`.
+    pub(crate) fn connect_uri(&self) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(format!("{}:{}", self.host(), self.port))
+            .path_and_query("/")
+            .build()
+    }
+}
+
+/// Splits an authority (`[userinfo@]host[:port]`) into the range of its
+/// host and its port text, if any. `http` has validated the authority.
+fn split_authority(authority: &str) -> (Range<usize>, Option<&str>) {
+    let start = authority.rfind('@').map_or(0, |at| at + 1);
+    let rest = &authority[start..];
+    let host_len = if rest.starts_with('[') {
+        rest.find(']').map_or(rest.len(), |end| end + 1)
+    } else {
+        rest.rfind(':').unwrap_or(rest.len())
+    };
+    let port = rest[host_len..].strip_prefix(':').filter(|p| !p.is_empty());
+    (start..start + host_len, port)
+}
+
+impl PartialEq for OriginKey {
+    fn eq(&self, other: &OriginKey) -> bool {
+        self.hash == other.hash
+            && self.port == other.port
+            && self.scheme == other.scheme
+            && self.host().eq_ignore_ascii_case(other.host())
+    }
+}
+
+impl Eq for OriginKey {}
+
+impl Hash for OriginKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// `scheme://host:port`, the host in lower case.
+impl fmt::Display for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        for c in self.host().chars() {
+            fmt::Write::write_char(f, c.to_ascii_lowercase())?;
+        }
+        write!(f, ":{}", self.port)
+    }
+}
+
+impl fmt::Debug for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uri: &str, keys: &RandomState) -> OriginKey {
+        OriginKey::of(&uri.parse().unwrap(), keys).unwrap()
+    }
+
+    #[test]
+    fn keys_normalise_default_ports_case_and_userinfo() {
+        let keys = RandomState::new();
+        let a = key("http://Example.com/x", &keys);
+        assert_eq!(a, key("http://example.com:80/y", &keys));
+        assert_eq!(a, key("http://user:pw@EXAMPLE.com:80/", &keys));
+        assert_eq!(a.hash, key("http://user@EXAMPLE.COM/", &keys).hash);
+        assert_eq!(a.to_string(), "http://example.com:80");
+        assert_ne!(a, key("http://example.com:8080/", &keys));
+        let tls = key("https://example.com/", &keys);
+        assert_ne!(a, tls);
+        assert_eq!(tls.authority(), "example.com:443");
+        assert!(tls.has_default_port());
+    }
+
+    #[test]
+    fn ipv6_hosts_keep_their_brackets() {
+        let keys = RandomState::new();
+        let v6 = key("http://[::1]:8080/", &keys);
+        assert_eq!(v6.host(), "[::1]");
+        assert_eq!(v6.port(), 8080);
+        assert_eq!(key("http://[::1]/", &keys).port(), 80);
+        assert_eq!(v6.connect_uri().unwrap(), "http://[::1]:8080/");
+    }
+
+    #[test]
+    fn bad_uris_are_refused_with_their_cause() {
+        let keys = RandomState::new();
+        let no_scheme = OriginKey::of(&"/path".parse().unwrap(), &keys).unwrap_err();
+        assert!(no_scheme.is_invalid_uri());
+        assert!(no_scheme.to_string().contains("no scheme"), "{no_scheme}");
+        let ftp = OriginKey::of(&"ftp://example.com/".parse().unwrap(), &keys).unwrap_err();
+        assert!(ftp.is_invalid_uri());
+        assert!(ftp.to_string().contains("unsupported URI scheme"), "{ftp}");
+    }
+}
