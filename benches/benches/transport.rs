@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p freshpool-benches --bench transport` prints requests per
 //! second (criterion's elements/s) for each; the ratios to hyper-util are
-//! the figures the project tracks.
+//! the figures the project tracks. `freshpool-probe-always` is freshpool
+//! with `probe_after(Duration::ZERO)`: what probing a connection that has
+//! been idle for microseconds costs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +89,10 @@ fn bench_transport(c: &mut Criterion) {
         let fp = freshpool::Client::builder()
             .build_http::<Body>()
             .expect("settings");
+        let fp_probing = freshpool::Client::builder()
+            .probe_after(Duration::ZERO)
+            .build_http::<Body>()
+            .expect("settings");
         let hu: LegacyClient<HttpConnector, Body> = {
             let mut http = HttpConnector::new();
             http.set_nodelay(true);
@@ -95,6 +101,18 @@ fn bench_transport(c: &mut Criterion) {
         group.bench_function(format!("freshpool/c{concurrency}"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let (fp, uri) = (fp.clone(), uri.clone());
+                async move {
+                    drive(iters, concurrency, || {
+                        let s = freshpool_sender(fp.clone(), uri.clone());
+                        async move { s }
+                    })
+                    .await
+                }
+            });
+        });
+        group.bench_function(format!("freshpool-probe-always/c{concurrency}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (fp, uri) = (fp_probing.clone(), uri.clone());
                 async move {
                     drive(iters, concurrency, || {
                         let s = freshpool_sender(fp.clone(), uri.clone());
