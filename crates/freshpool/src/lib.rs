@@ -9,7 +9,9 @@
 //! processed it. [`Client`] removes that race in three layers:
 //!
 //! 1. **Probe** at checkout: an idle socket with a FIN, an RST or stray
-//!    bytes pending is never reused ([`freshpool_probe`]).
+//!    bytes pending is never reused ([`freshpool_probe`]). Connections
+//!    reused within a millisecond skip the syscall (see
+//!    [`Builder::probe_after`]).
 //! 2. **Expiry**: each idle connection is retired a margin *before* the
 //!    server's idle deadline, which is learned per origin from
 //!    `Keep-Alive` headers and from the closes the pool observes
