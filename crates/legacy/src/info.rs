@@ -3,10 +3,9 @@
 //! exchange that [`RetryClient`](crate::RetryClient) needs after a failure.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use futures_util::task::AtomicWaker;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -25,8 +24,10 @@ pub(crate) struct ConnShared {
     id: u64,
     /// Set by the expiry driver: the connection may be due for retirement.
     retire: AtomicBool,
-    /// hyper's read waker, registered while the connection is idle.
-    pub(crate) waker: AtomicWaker,
+    /// hyper's read waker, set while the connection is idle. Waking does
+    /// not take it: it stays set until the reader's waker changes, so the
+    /// reader sets it once, not on every idle read.
+    waker: Mutex<Option<Waker>>,
     /// The inner connector negotiated HTTP/2 (ALPN).
     h2: AtomicBool,
     /// The counters below describe the exchanges exactly: the tracker
@@ -45,7 +46,7 @@ impl ConnShared {
         ConnShared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             retire: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            waker: Mutex::new(None),
             h2: AtomicBool::new(false),
             followed: AtomicBool::new(true),
             completed: AtomicU64::new(0),
@@ -62,7 +63,27 @@ impl ConnShared {
     /// it. Called by the expiry driver.
     pub(crate) fn request_retire(&self) {
         self.retire.store(true, Ordering::Release);
-        self.waker.wake();
+        let waker = self.lock_waker().clone();
+        // Outside the lock: waking runs hyper's waker code.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Sets the waker [`request_retire`](Self::request_retire) wakes. A
+    /// request made before it was set is seen by the reader's next
+    /// [`take_retire`](Self::take_retire): the flag is stored before the
+    /// lock is taken.
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        let mut slot = self.lock_waker();
+        if !slot.as_ref().is_some_and(|set| set.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn lock_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        // Nothing panics while it is held; a poisoned slot is still valid.
+        self.waker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Consumes a pending retire request.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use freshpool_expiry::{CloseKind, IdleEstimator, KeepAlive, Key};
@@ -76,6 +76,8 @@ pub struct TrackedIo<T> {
     /// A request began (its first byte was written) and its response has
     /// not completed.
     in_exchange: bool,
+    /// The waker last set in `conn` for the driver to wake.
+    watched: Option<Waker>,
 }
 
 impl<T> TrackedIo<T> {
@@ -104,6 +106,7 @@ impl<T> TrackedIo<T> {
             reported: None,
             exhausted: false,
             in_exchange: false,
+            watched: None,
         };
         // The server's idle timer starts when it accepts: a connection that
         // waits in the pool before its first request ages too.
@@ -214,6 +217,20 @@ impl<T> TrackedIo<T> {
             "retired idle connection before the server's deadline"
         );
         true
+    }
+
+    /// Makes sure the driver's retire request wakes `waker`. The waker
+    /// stays set in [`ConnShared`] (waking does not take it), so it is set
+    /// again only when hyper's waker changes: not on every idle read.
+    fn watch(&mut self, waker: &Waker) {
+        if !self
+            .watched
+            .as_ref()
+            .is_some_and(|set| set.will_wake(waker))
+        {
+            self.conn.set_waker(waker);
+            self.watched = Some(waker.clone());
+        }
     }
 
     fn conn_id(&self) -> u64 {
@@ -393,9 +410,9 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
                 if this.tracker.is_idle() {
                     // hyper reads while a connection is idle, to notice a
                     // close: this is the read the driver wakes. Check again
-                    // after registering, so a request set in between is
-                    // not missed.
-                    this.conn.waker.register(cx.waker());
+                    // after setting the waker, so a request made in between
+                    // is not missed.
+                    this.watch(cx.waker());
                     if this.retire_if_due() {
                         return Poll::Ready(Ok(()));
                     }

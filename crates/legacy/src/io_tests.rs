@@ -344,3 +344,32 @@ async fn closes_that_say_nothing_about_the_idle_timeout_are_not_learned() {
         assert_eq!(harness.connector.stats().server_closes, 0);
     }
 }
+
+/// Counts its wakes.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn every_retire_request_wakes_the_reader_it_was_set_for() {
+    let conn = ConnShared::new();
+    // Before a waker is set, a request only leaves the flag for the reader.
+    conn.request_retire();
+    assert!(conn.take_retire());
+    assert!(!conn.take_retire());
+
+    let count = Arc::new(Count(0.into()));
+    let waker = Waker::from(Arc::clone(&count));
+    conn.set_waker(&waker);
+    conn.set_waker(&waker.clone());
+    // Waking does not use the waker up: the reader sets it once, and every
+    // later request still reaches it.
+    conn.request_retire();
+    conn.request_retire();
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(conn.take_retire());
+}
