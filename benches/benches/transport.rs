@@ -21,6 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 type Body = Empty<Bytes>;
 
+/// Makes a [`Sender`] for one driving task.
+type MakeSender = Box<dyn Fn() -> Sender>;
+
 fn freshpool_sender(client: freshpool::Client<HttpConnector, Body>, uri: http::Uri) -> Sender {
     Box::new(move || {
         let client = client.clone();
@@ -98,42 +101,30 @@ fn bench_transport(c: &mut Criterion) {
             http.set_nodelay(true);
             LegacyClient::builder(TokioExecutor::new()).build(http)
         };
-        group.bench_function(format!("freshpool/c{concurrency}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
+        let pooled: [(&str, MakeSender); 3] = [
+            ("freshpool", {
                 let (fp, uri) = (fp.clone(), uri.clone());
-                async move {
-                    drive(iters, concurrency, || {
-                        let s = freshpool_sender(fp.clone(), uri.clone());
-                        async move { s }
-                    })
-                    .await
-                }
-            });
-        });
-        group.bench_function(format!("freshpool-probe-always/c{concurrency}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
+                Box::new(move || freshpool_sender(fp.clone(), uri.clone()))
+            }),
+            ("freshpool-probe-always", {
                 let (fp, uri) = (fp_probing.clone(), uri.clone());
-                async move {
-                    drive(iters, concurrency, || {
-                        let s = freshpool_sender(fp.clone(), uri.clone());
-                        async move { s }
-                    })
-                    .await
-                }
-            });
-        });
-        group.bench_function(format!("hyper-util/c{concurrency}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
+                Box::new(move || freshpool_sender(fp.clone(), uri.clone()))
+            }),
+            ("hyper-util", {
                 let (hu, uri) = (hu.clone(), uri.clone());
-                async move {
+                Box::new(move || hyper_util_sender(hu.clone(), uri.clone()))
+            }),
+        ];
+        for (name, sender) in &pooled {
+            group.bench_function(format!("{name}/c{concurrency}"), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
                     drive(iters, concurrency, || {
-                        let s = hyper_util_sender(hu.clone(), uri.clone());
+                        let s = sender();
                         async move { s }
                     })
-                    .await
-                }
+                });
             });
-        });
+        }
         group.bench_function(format!("bare-hyper/c{concurrency}"), |b| {
             b.to_async(&rt).iter_custom(|iters| async move {
                 drive(iters, concurrency, || bare_sender(addr)).await

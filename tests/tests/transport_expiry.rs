@@ -23,6 +23,13 @@ async fn settle() {
     }
 }
 
+/// The client's totals after `ms` more milliseconds of paused time.
+async fn after(client: &TestClient, ms: u64) -> freshpool::OriginStats {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    settle().await;
+    client.stats().total
+}
+
 #[tokio::test(start_paused = true)]
 async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
     let origin = origin().await;
@@ -39,14 +46,10 @@ async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
     settle().await;
     assert_eq!(client.stats().total.idle, 1);
 
-    tokio::time::sleep(Duration::from_millis(8_900)).await;
-    settle().await;
-    let stats = client.stats().total;
+    let stats = after(&client, 8_900).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    settle().await;
-    let stats = client.stats().total;
+    let stats = after(&client, 200).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
 
     // The retired socket is really closed: the origin sees it go.
@@ -81,18 +84,12 @@ async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
         send(&client, Method::GET, &url, &[])
             .await
             .expect("request");
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        settle().await;
-        assert_eq!(client.stats().total.retired_by_expiry, 0);
+        assert_eq!(after(&client, 5_000).await.retired_by_expiry, 0);
     }
     // Now 20 s: idle since 15 s.
-    tokio::time::sleep(Duration::from_millis(3_900)).await;
-    settle().await;
-    let stats = client.stats().total;
+    let stats = after(&client, 3_900).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    settle().await;
-    let stats = client.stats().total;
+    let stats = after(&client, 200).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
     assert_eq!(
         (stats.requests, stats.connections_opened),
@@ -132,9 +129,7 @@ async fn each_connection_is_retired_once_in_deadline_order() {
     // Samples at t = 3.5, 4, ..., 12.
     let mut seen = Vec::new();
     for _ in 0..18 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        settle().await;
-        seen.push(client.stats().total.retired_by_expiry);
+        seen.push(after(&client, 500).await.retired_by_expiry);
     }
     assert_eq!(seen[9], 0, "none before t = 8.5: {seen:?}");
     assert_eq!(*seen.last().expect("samples"), 3, "{seen:?}");
