@@ -188,42 +188,37 @@ fn line_end(bytes: &[u8], cr: usize) -> Option<usize> {
 
 /// Reads header lines from `at` through the empty line that ends the
 /// head, keeping the framing headers; returns the head's length.
-fn headers<'a>(bytes: &'a [u8], at: usize, fields: &mut Fields<'a>) -> Option<usize> {
-    let mut rest = bytes.get(at..)?;
+fn headers<'a>(bytes: &'a [u8], mut at: usize, fields: &mut Fields<'a>) -> Option<usize> {
     for _ in 0..=MAX_HEADERS {
-        if let [b'\r', after @ ..] = rest {
-            let [b'\n', ..] = after else {
-                return None;
-            };
-            return Some(bytes.len() - after.len() + 1);
+        // A token name and a colon (httparse allows no space before it), or
+        // the empty line.
+        let name_len = token_len(bytes.get(at..)?);
+        let colon = at + name_len;
+        match *bytes.get(colon)? {
+            b':' if name_len > 0 && name_len < MAX_HEADER_NAME_LEN => {}
+            b'\r' if name_len == 0 => return line_end(bytes, colon),
+            _ => return None,
         }
-        // A token name (httparse allows no space before the colon).
-        let (name, after) = rest.split_at(token_len(rest));
-        let [b':', after @ ..] = after else {
-            return None;
-        };
-        if name.is_empty() || name.len() >= MAX_HEADER_NAME_LEN {
-            return None;
+        // httparse skips spaces and tabs after the colon and trims them at
+        // the end of the value; they are text, so one scan checks them and
+        // the value alike.
+        let cr = text_end(bytes, colon + 1)?;
+        let next = line_end(bytes, cr)?;
+        if let Some(field) = Field::of(&bytes[at..colon]) {
+            fields.push(field, trim(&bytes[colon + 1..cr]))?;
         }
-        // httparse skips spaces and tabs after the colon, and trims them at
-        // the end of the value.
-        let blank = after.iter().position(|&b| b != b' ' && b != b'\t')?;
-        let after = &after[blank..];
-        let (value, after) = after.split_at(text_end(after, 0)?);
-        let [b'\r', b'\n', after @ ..] = after else {
-            return None;
-        };
-        if let Some(field) = Field::of(name) {
-            fields.push(field, trim_end(value))?;
-        }
-        rest = after;
+        at = next;
     }
     // More header lines than hyper allows: httparse says so.
     None
 }
 
-/// `value` without trailing spaces and tabs, as httparse trims it.
-fn trim_end(mut value: &[u8]) -> &[u8] {
+/// `value` without leading and trailing spaces and tabs, as httparse
+/// reads it.
+fn trim(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
     while let [rest @ .., b' ' | b'\t'] = value {
         value = rest;
     }
