@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use freshpool_expiry::Key;
+use futures_util::future::Either;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
@@ -120,17 +121,21 @@ where
     B::Data: Send,
     B::Error: Into<crate::error::BoxError>,
 {
-    pub(crate) async fn send(
+    /// Hands `req` to hyper. Not an `async fn`: the returned future is
+    /// hyper's own, without a second copy of the request around it.
+    pub(crate) fn send(
         &mut self,
         req: Request<ReplayBody<B>>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<ReplayBody<B>>>> {
+    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<ReplayBody<B>>>>>
+    + Send
+    + use<B> {
         self.requests = self.requests.saturating_add(1);
         if let Some(remaining) = &mut self.remaining {
             *remaining = remaining.saturating_sub(1);
         }
         match &mut self.tx {
-            Tx::Http1(tx) => tx.try_send_request(req).await,
-            Tx::Http2(tx, _) => tx.try_send_request(req).await,
+            Tx::Http1(tx) => Either::Left(tx.try_send_request(req)),
+            Tx::Http2(tx, _) => Either::Right(tx.try_send_request(req)),
         }
     }
 }
