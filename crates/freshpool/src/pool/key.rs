@@ -217,6 +217,7 @@ mod tests {
         let a = key("http://Example.com/x", &keys);
         assert_eq!(a, key("http://example.com:80/y", &keys));
         assert_eq!(a, key("http://user:pw@EXAMPLE.com:80/", &keys));
+        assert_eq!(a, key("http://example.com:/", &keys));
         assert_eq!(a.hash, key("http://user@EXAMPLE.COM/", &keys).hash);
         assert_eq!(a.to_string(), "http://example.com:80");
         assert_ne!(a, key("http://example.com:8080/", &keys));
@@ -256,6 +257,10 @@ mod tests {
         let no_scheme = OriginKey::of(&"/path".parse().unwrap(), &keys).unwrap_err();
         assert!(no_scheme.is_invalid_uri());
         assert!(no_scheme.to_string().contains("no scheme"), "{no_scheme}");
+        // `http` parses a port past 65535; the key refuses it.
+        let big = OriginKey::of(&"http://example.com:99999/".parse().unwrap(), &keys).unwrap_err();
+        assert!(big.is_invalid_uri());
+        assert!(big.to_string().contains("port"), "{big}");
         let ftp = OriginKey::of(&"ftp://example.com/".parse().unwrap(), &keys).unwrap_err();
         assert!(ftp.is_invalid_uri());
         assert!(ftp.to_string().contains("unsupported URI scheme"), "{ftp}");
