@@ -138,9 +138,8 @@ where
     /// Dropping the future abandons the request; the connection it was
     /// using is closed, never returned to the pool mid-message.
     pub fn request(&self, req: Request<B>) -> ResponseFuture {
-        let client = self.clone();
         ResponseFuture {
-            inner: Box::pin(async move { client.send(req).await }),
+            inner: Box::pin(self.clone().send(req)),
         }
     }
 
