@@ -16,6 +16,15 @@ async fn origin() -> Origin {
         .expect("origin")
 }
 
+/// A client told that `origin` closes idle connections after 10 s, so
+/// that it retires them at 9 s (the default margin is 10%).
+fn ten_second_client(origin: &Origin) -> TestClient {
+    freshpool::Client::builder()
+        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
+        .build_http()
+        .expect("settings")
+}
+
 /// Lets connection tasks and the driver run without moving the clock.
 async fn settle() {
     for _ in 0..20 {
@@ -35,10 +44,7 @@ async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
     let origin = origin().await;
     // The server's idle timeout is 10 s: the default margin (10%) retires
     // its connections at 9 s.
-    let client: TestClient = freshpool::Client::builder()
-        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
-        .build_http()
-        .expect("settings");
+    let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
     send(&client, Method::GET, &url, &[])
         .await
@@ -72,10 +78,7 @@ async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
     let origin = origin().await;
-    let client: TestClient = freshpool::Client::builder()
-        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
-        .build_http()
-        .expect("settings");
+    let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
     // Used every 5 s until 15 s: each idle period restarts the 9 s retire
     // time, so the connection is still there at 9 s and 18 s (when entries
@@ -103,10 +106,7 @@ async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
 #[tokio::test(start_paused = true)]
 async fn each_connection_is_retired_once_in_deadline_order() {
     let origin = origin().await;
-    let client: TestClient = freshpool::Client::builder()
-        .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
-        .build_http()
-        .expect("settings");
+    let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
     // Three connections that go idle one second apart.
     let mut held = Vec::new();
