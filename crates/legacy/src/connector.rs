@@ -346,15 +346,7 @@ impl Expire for Shared {
 /// # }
 /// ```
 pub struct Connector<C> {
-    /// hyper-util clones its connector for every request, connecting or
-    /// not: one reference count makes that clone cheap. The inner
-    /// connector is copied out (`Arc::make_mut`) only to connect.
-    inner: Arc<Inner<C>>,
-}
-
-#[derive(Clone)]
-struct Inner<C> {
-    connector: C,
+    inner: C,
     shared: Arc<Shared>,
 }
 
@@ -373,51 +365,41 @@ impl<C> Connector<C> {
     /// client's `pool_idle_timeout` if it is not the default 90 s.
     pub fn with_config(inner: C, config: EstimatorConfig) -> Connector<C> {
         Connector {
-            inner: Arc::new(Inner {
-                connector: inner,
-                shared: Shared::new(config),
-            }),
+            inner,
+            shared: Shared::new(config),
         }
     }
 
     /// The wrapped connector.
     pub fn get_ref(&self) -> &C {
-        &self.inner.connector
+        &self.inner
     }
 
-    /// The wrapped connector, mutably (to change its settings). As with
-    /// any clone, changes apply to this `Connector` only; clones still
-    /// share estimates and counters.
-    pub fn get_mut(&mut self) -> &mut C
-    where
-        C: Clone,
-    {
-        &mut Arc::make_mut(&mut self.inner).connector
-    }
-
-    fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
+    /// The wrapped connector, mutably (to change its settings).
+    pub fn get_mut(&mut self) -> &mut C {
+        &mut self.inner
     }
 
     /// A snapshot of the counters of this connector and all its clones.
     pub fn stats(&self) -> Stats {
-        self.shared().stats()
+        self.shared.stats()
     }
 
     /// The current estimate of the idle timeout of `uri`'s origin (scheme,
     /// host and port), or `None` if no connection was made to it yet.
     pub fn estimate(&self, uri: &Uri) -> Option<Estimate> {
         let origin = OriginKey::of(uri);
-        let state = self.shared().lock();
+        let state = self.shared.lock();
         let slot = state.origins.get(&origin)?;
         state.estimators.get(slot.0).map(|(e, _)| e.estimate(now()))
     }
 }
 
-impl<C> Clone for Connector<C> {
+impl<C: Clone> Clone for Connector<C> {
     fn clone(&self) -> Self {
         Connector {
-            inner: Arc::clone(&self.inner),
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -425,7 +407,7 @@ impl<C> Clone for Connector<C> {
 impl<C: fmt::Debug> fmt::Debug for Connector<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
-            .field("inner", &self.inner.connector)
+            .field("inner", &self.inner)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -433,7 +415,7 @@ impl<C: fmt::Debug> fmt::Debug for Connector<C> {
 
 impl<C> Service<Uri> for Connector<C>
 where
-    C: Service<Uri> + Clone,
+    C: Service<Uri>,
     C::Response: Read + Write + Connection + Unpin,
 {
     type Response = TrackedIo<C::Response>;
@@ -441,15 +423,14 @@ where
     type Future = Connecting<C::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Arc::make_mut(&mut self.inner).connector.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let origin = OriginKey::of(&uri);
-        let inner = Arc::make_mut(&mut self.inner);
         Connecting {
-            inner: inner.connector.call(uri),
-            shared: Arc::clone(&inner.shared),
+            inner: self.inner.call(uri),
+            shared: Arc::clone(&self.shared),
             origin,
             started: now(),
         }
@@ -504,17 +485,6 @@ impl<F> fmt::Debug for Connecting<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clones_share_estimates_but_each_has_its_own_inner_connector() {
-        #[derive(Clone)]
-        struct Tagged(u32);
-        let mut a = Connector::new(Tagged(0));
-        let b = a.clone();
-        a.get_mut().0 = 1;
-        assert_eq!((a.get_ref().0, b.get_ref().0), (1, 0));
-        assert!(Arc::ptr_eq(a.shared(), b.shared()));
-    }
 
     #[test]
     fn origin_keys_fill_default_ports_and_lower_case_hosts() {
