@@ -11,8 +11,8 @@ use freshpool_expiry::{CloseKind, response_reuse};
 use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::rt::{Read, Write};
 use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
@@ -204,9 +204,9 @@ where
             };
             if needs_host {
                 needs_host = false;
-                let value = match host.take().map_or_else(|| host_header(&parts.uri), Ok) {
-                    Ok(value) => value,
-                    Err(e) => return Err(self.fail(&origin, e)),
+                let Some(value) = host.take() else {
+                    let error = Error::new(Kind::InvalidUri("host is not a valid header value"));
+                    return Err(self.fail(&origin, error));
                 };
                 parts.headers.insert(HOST, value);
             }
@@ -424,25 +424,6 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
     false
 }
 
-/// The `Host` header for `uri`: the host, and the port when it is not the
-/// scheme's default.
-fn host_header(uri: &Uri) -> Result<HeaderValue, Error> {
-    let host = uri.host().unwrap_or_default();
-    let value = match uri.port() {
-        Some(port) if !is_default_port(uri.scheme(), port.as_u16()) => format!("{host}:{port}"),
-        _ => host.to_owned(),
-    };
-    HeaderValue::try_from(value)
-        .map_err(|e| Error::new(Kind::InvalidUri("host is not a valid header value")).with(e))
-}
-
-fn is_default_port(scheme: Option<&Scheme>, port: u16) -> bool {
-    match scheme {
-        Some(s) if *s == Scheme::HTTPS => port == 443,
-        _ => port == 80,
-    }
-}
-
 /// HTTP/1 sends the origin form (`/path?query`); HTTP/2 keeps the absolute
 /// URI for its pseudo-headers.
 fn with_uri_form(mut parts: Parts, http2: bool) -> Parts {
@@ -539,18 +520,5 @@ where
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         self.request(req)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_header_omits_default_ports() {
-        let h = host_header(&"http://a.test:80/".parse().unwrap()).unwrap();
-        assert_eq!(h, "a.test");
-        let h = host_header(&"http://a.test:8080/".parse().unwrap()).unwrap();
-        assert_eq!(h, "a.test:8080");
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::ops::Range;
 
-use http::Uri;
 use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Uri};
 
 use crate::error::{Error, Kind};
 
@@ -117,18 +117,32 @@ impl OriginKey {
         &self.authority.as_str()[self.host.clone()]
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    #[cfg(test)]
+    fn port(&self) -> u16 {
         self.port
     }
 
     /// Whether `port` is the scheme's default (left out of `Host`).
-    pub(crate) fn has_default_port(&self) -> bool {
-        self.port
-            == if self.scheme == Scheme::HTTPS {
-                443
-            } else {
-                80
-            }
+    fn has_default_port(&self) -> bool {
+        let default = if self.scheme == Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        self.port == default
+    }
+
+    /// The `Host` header for this origin: the host in lower case, and the
+    /// port unless it is the scheme's default. `None` only if the host
+    /// cannot be a header value, which a parsed URI's host always can.
+    pub(crate) fn host_header(&self) -> Option<HeaderValue> {
+        let host = self.host().to_ascii_lowercase();
+        let value = if self.has_default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        };
+        HeaderValue::try_from(value).ok()
     }
 
     /// `host:port`, lower case: how per-origin settings name an origin.
@@ -239,6 +253,17 @@ mod tests {
         let c = key(&format!("http://{}x.test/", "ab".repeat(70)), &keys);
         assert_ne!(a, c);
         assert_ne!(a.hash, c.hash);
+    }
+
+    #[test]
+    fn host_headers_omit_default_ports() {
+        let keys = RandomState::new();
+        let host = |uri: &str| key(uri, &keys).host_header().unwrap();
+        assert_eq!(host("http://A.test:80/"), "a.test");
+        assert_eq!(host("http://a.test:8080/"), "a.test:8080");
+        assert_eq!(host("https://a.test:443/"), "a.test");
+        assert_eq!(host("https://a.test:80/"), "a.test:80");
+        assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
     }
 
     #[test]

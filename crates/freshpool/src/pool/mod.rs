@@ -104,6 +104,13 @@ enum Dead {
     Probe(Liveness),
 }
 
+/// Takes `conn`'s entry (if it still has one) out of the expiry queue.
+fn unschedule<B>(queue: &mut ExpiryQueue<Expiring>, conn: &mut Conn<B>) {
+    if let Some((entry, _)) = conn.expiry.take() {
+        queue.remove(&entry);
+    }
+}
+
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -163,7 +170,7 @@ impl<B> PoolShared<B> {
         let mut estimator = IdleEstimator::new(self.config.estimator);
         estimator.set_override(self.config.overrides.get(&key.authority()).copied());
         Origin {
-            host: host_header(key),
+            host: key.host_header(),
             idle: VecDeque::new(),
             waiters: VecDeque::new(),
             open: 0,
@@ -208,9 +215,7 @@ impl<B> PoolShared<B> {
                     }
                     let mut guard = self.lock();
                     let state = &mut *guard;
-                    if let Some((entry, _)) = idle.conn.expiry.take() {
-                        state.queue.remove(&entry);
-                    }
+                    unschedule(&mut state.queue, &mut idle.conn);
                     let origin = self.origin(&mut state.origins, key);
                     origin.counters.unbump_reused();
                     self.bury(origin, key, &idle, Dead::Probe(liveness), now);
@@ -314,9 +319,7 @@ impl<B> PoolShared<B> {
                     return Found::Done(Checkout::Reused(idle.conn, idle_for));
                 }
                 Some(why) => {
-                    if let Some((entry, _)) = idle.conn.expiry.take() {
-                        state.queue.remove(&entry);
-                    }
+                    unschedule(&mut state.queue, &mut idle.conn);
                     self.bury(origin, key, &idle, why, now);
                     dead.push(idle.conn);
                 }
@@ -536,9 +539,7 @@ impl<B: Send + 'static> PoolShared<B> {
             let wake = if current {
                 None
             } else {
-                if let Some((entry, _)) = conn.expiry.take() {
-                    state.queue.remove(&entry);
-                }
+                unschedule(&mut state.queue, &mut conn);
                 // The driver already wakes for the queue's earliest
                 // deadline; it only needs telling about an earlier one.
                 let earlier = state
@@ -633,19 +634,6 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
         drop(retired);
         next
     }
-}
-
-/// The `Host` header for `key`: the host, and the port unless it is the
-/// scheme's default. `None` only if the host cannot be a header value,
-/// which a parsed URI's host always can.
-fn host_header(key: &OriginKey) -> Option<HeaderValue> {
-    let host = key.host().to_ascii_lowercase();
-    let value = if key.has_default_port() {
-        host
-    } else {
-        format!("{host}:{}", key.port())
-    };
-    HeaderValue::try_from(value).ok()
 }
 
 impl<B> fmt::Debug for PoolShared<B> {
