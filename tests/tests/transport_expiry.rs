@@ -17,7 +17,9 @@ async fn origin() -> Origin {
 }
 
 /// A client told that `origin` closes idle connections after 10 s, so
-/// that it retires them at 9 s (the default margin is 10%).
+/// that it retires them about a millisecond before (an override is the
+/// server's word: the margin is the loopback round trip and the driver's
+/// slack, 1 ms at least).
 fn ten_second_client(origin: &Origin) -> TestClient {
     freshpool::Client::builder()
         .idle_timeout_override(origin.addr().to_string(), Duration::from_secs(10))
@@ -42,8 +44,8 @@ async fn after(client: &TestClient, ms: u64) -> freshpool::OriginStats {
 #[tokio::test(start_paused = true)]
 async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
     let origin = origin().await;
-    // The server's idle timeout is 10 s: the default margin (10%) retires
-    // its connections at 9 s.
+    // The server's idle timeout is 10 s: its connections are retired a
+    // millisecond or two before.
     let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
     send(&client, Method::GET, &url, &[])
@@ -52,10 +54,10 @@ async fn idle_connections_are_retired_a_margin_before_the_servers_deadline() {
     settle().await;
     assert_eq!(client.stats().total.idle, 1);
 
-    let stats = after(&client, 8_900).await;
+    let stats = after(&client, 9_990).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
 
-    let stats = after(&client, 200).await;
+    let stats = after(&client, 20).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
 
     // The retired socket is really closed: the origin sees it go.
@@ -80,9 +82,9 @@ async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
     let origin = origin().await;
     let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
-    // Used every 5 s until 15 s: each idle period restarts the 9 s retire
-    // time, so the connection is still there at 9 s and 18 s (when entries
-    // made for earlier idle periods come due) and goes at 24 s.
+    // Used every 5 s until 15 s: each idle period restarts the 10 s retire
+    // time, so the connection is still there at 10 s and 20 s (when entries
+    // made for earlier idle periods come due) and goes at 25 s.
     for _ in 0..4 {
         send(&client, Method::GET, &url, &[])
             .await
@@ -90,7 +92,7 @@ async fn a_connection_in_use_is_retired_only_after_its_last_idle_period() {
         assert_eq!(after(&client, 5_000).await.retired_by_expiry, 0);
     }
     // Now 20 s: idle since 15 s.
-    let stats = after(&client, 3_900).await;
+    let stats = after(&client, 4_900).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
     let stats = after(&client, 200).await;
     assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
@@ -108,11 +110,13 @@ async fn each_connection_is_retired_once_in_deadline_order() {
     let origin = origin().await;
     let client = ten_second_client(&origin);
     let url = format!("{}/e", origin.base_url());
-    // Three connections that go idle one second apart.
+    // Three connections whose last response byte arrives one second
+    // apart: the server pauses mid-body for 0, 1 and 2 s.
     let mut held = Vec::new();
-    for _ in 0..3 {
+    for pause in ["0", "1000", "2000"] {
         let req = http::Request::get(&url)
             .header("x-body-size", "10")
+            .header("x-pause-mid-body-ms", pause)
             .body(http_body_util::Full::default())
             .expect("request");
         held.push(client.request(req).await.expect("head"));
@@ -121,22 +125,52 @@ async fn each_connection_is_retired_once_in_deadline_order() {
         http_body_util::BodyExt::collect(response.into_body())
             .await
             .expect("body");
-        settle().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    settle().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(client.stats().total.idle, 3);
-    // Idle since t = 0, 1, 2 (now is t = 3): retired at 9, 10, 11.
-    // Samples at t = 3.5, 4, ..., 12.
+    // Idle since t = 0, 1, 2 (now is t = 3): retired just before 10, 11
+    // and 12. Samples at t = 3.5, 4, ..., 12.
     let mut seen = Vec::new();
     for _ in 0..18 {
         seen.push(after(&client, 500).await.retired_by_expiry);
     }
-    assert_eq!(seen[9], 0, "none before t = 8.5: {seen:?}");
+    assert_eq!(seen[11], 0, "none before t = 9.5: {seen:?}");
     assert_eq!(*seen.last().expect("samples"), 3, "{seen:?}");
     assert!(
         seen.windows(2).all(|w| w[1] - w[0] <= 1),
         "one at a time: {seen:?}"
     );
+    origin.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_clock_starts_when_the_last_byte_comes_off_the_socket() {
+    // The caller reads the response head, then takes 3 s before it reads
+    // the body, which arrived with the head. The server's idle timer ran
+    // from the moment it wrote the body, and so does the pool's: the
+    // connection is retired 10 s after the body came off the socket, not
+    // 10 s after the caller finished with it.
+    let origin = origin().await;
+    let client = ten_second_client(&origin);
+    let url = format!("{}/e", origin.base_url());
+    let req = http::Request::get(&url)
+        .header("x-body-size", "100")
+        .body(http_body_util::Full::default())
+        .expect("request");
+    let response = client.request(req).await.expect("head");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body");
+    assert_eq!(body.to_bytes().len(), 100);
+    settle().await;
+    assert_eq!(client.stats().total.idle, 1);
+    // t = 3: idle since t = 0 as far as the server is concerned.
+    let stats = after(&client, 6_990).await;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (1, 0), "{stats:?}");
+    let stats = after(&client, 20).await;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
     origin.shutdown().await;
 }
 

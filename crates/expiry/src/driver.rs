@@ -1,6 +1,7 @@
 //! The thin tokio task that wakes an owner when its next deadline is due.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,14 @@ pub struct Driver {
 struct Shared {
     state: Mutex<State>,
     wake: Notify,
+    /// How late the task woke, in nanoseconds: a maximum that decays by an
+    /// eighth with every wake (see [`Driver::lateness`]).
+    late_nanos: AtomicU64,
 }
+
+/// The lateness assumed before the first measurement: tokio's timers fire
+/// on millisecond ticks.
+const INITIAL_LATENESS: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -106,6 +114,14 @@ struct State {
 }
 
 impl Shared {
+    fn record_lateness(&self, late: Duration) {
+        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.late_nanos.load(Ordering::Relaxed);
+        // One writer (the task): a load and a store are exact.
+        self.late_nanos
+            .store(late.max(old - old / 8), Ordering::Relaxed);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The lock is never held across user code, so a poisoned lock can
         // only come from a panic in this file between two plain stores;
@@ -122,6 +138,7 @@ impl Driver {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 wake: Notify::new(),
+                late_nanos: AtomicU64::new(INITIAL_LATENESS.as_nanos() as u64),
             }),
         }
     }
@@ -156,6 +173,17 @@ impl Driver {
         state.running = true;
         drop(state);
         runtime.spawn(run(Arc::downgrade(owner), Arc::clone(&self.shared)));
+    }
+
+    /// How late the task wakes for its deadlines, as measured: the timer's
+    /// granularity plus the runtime's scheduling delay, a recent maximum
+    /// that decays by an eighth per wake. 1 ms until the first wake.
+    ///
+    /// A pool adds it to its retire margin (see
+    /// [`Margin`](crate::Margin)): on a busy runtime the task that retires
+    /// a connection, and the request that might reuse it, both run late.
+    pub fn lateness(&self) -> Duration {
+        Duration::from_nanos(self.shared.late_nanos.load(Ordering::Relaxed))
     }
 
     /// Whether the task is currently alive (a snapshot, for diagnostics).
@@ -244,7 +272,12 @@ async fn run<O: Expire>(owner: Weak<O>, shared: Arc<Shared>) {
             }
         };
         let wake = tokio::time::Instant::from_std(wake);
-        let _ = tokio::time::timeout_at(wake, shared.wake.notified()).await;
+        if tokio::time::timeout_at(wake, shared.wake.notified())
+            .await
+            .is_err()
+        {
+            shared.record_lateness(tokio::time::Instant::now().saturating_duration_since(wake));
+        }
         let mut state = shared.lock();
         state.sleeping_until = None;
         if state.closed {

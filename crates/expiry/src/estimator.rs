@@ -1,10 +1,11 @@
-//! Per-origin estimate of the server's idle timeout, and the retire time
-//! that follows from it.
+//! Per-origin estimate of the server's idle timeout, learned from evidence
+//! both ways, and the retire time that follows from it.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::KeepAlive;
+use crate::margin::{Margin, Rtt};
 
 /// Where an [`Estimate`] came from, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +45,7 @@ impl fmt::Display for Source {
 pub enum CloseKind {
     /// An orderly close: a FIN was read.
     Fin,
-    /// The connection was reset.
+    /// The connection was reset (or a write found it broken).
     Reset,
     /// Bytes arrived on the idle connection (typically a `408 Request
     /// Timeout`) and it was then closed.
@@ -60,59 +61,70 @@ pub struct Estimate {
     pub source: Source,
 }
 
-/// How much earlier than the server's idle deadline a connection is
-/// retired.
+/// Something a client saw on a connection of one origin: the input of
+/// [`IdleEstimator::observe`].
 ///
-/// The margin covers a request's trip to the server plus scheduling slack:
-/// `clamp(max(fraction × timeout, floor, rtt), .., cap)`. The default is
-/// `max(10% of the timeout, 20 ms, measured connect RTT)`, at most 2 s
-/// (DESIGN.md §4). When `cap` is below `floor`, `cap` wins.
-///
-/// ```
-/// use std::time::Duration;
-/// use freshpool_expiry::Margin;
-///
-/// let margin = Margin::default();
-/// assert_eq!(margin.for_timeout(Duration::from_millis(200), None), Duration::from_millis(20));
-/// assert_eq!(margin.for_timeout(Duration::from_secs(5), None), Duration::from_millis(500));
-/// assert_eq!(margin.for_timeout(Duration::from_secs(60), None), Duration::from_secs(2));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Margin {
-    /// The share of the timeout, in thousandths (default 100, i.e. 10%).
-    pub fraction_permille: u32,
-    /// The smallest margin (default 20 ms).
-    pub floor: Duration,
-    /// The largest margin (default 2 s).
-    pub cap: Duration,
+/// Every variant is a *real* observation of the server. A client must not
+/// report its own failures as closes: a request body that failed, a
+/// timeout, or a cancelled request say nothing about the server's idle
+/// timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Evidence {
+    /// A response carried `Keep-Alive` (only its `timeout` is used here;
+    /// `max` is per connection, see [`KeepAlive::permits_reuse`]).
+    KeepAlive(KeepAlive),
+    /// The server closed a connection that had been idle for `idle_for`,
+    /// and the close was seen as it arrived (the connection's idle read
+    /// returned end-of-file or an error): the server's timer fired then.
+    Closed {
+        /// How long the connection had been idle when the close arrived.
+        idle_for: Duration,
+        /// How it closed.
+        kind: CloseKind,
+    },
+    /// A close found only later (by a probe at checkout, say): the
+    /// connection closed at some point within `idle_for` of going idle. It
+    /// is an upper bound, weaker than [`Closed`](Evidence::Closed).
+    ClosedWithin {
+        /// The idle time at which the close was found.
+        idle_for: Duration,
+        /// How it closed.
+        kind: CloseKind,
+    },
+    /// The server closed a reused connection as its next request, sent
+    /// `idle_for` after the connection went idle, was on its way (no byte
+    /// of a response arrived): the close crossed the request. It counts as
+    /// an upper bound after at least [`MIN_CROSSED_IDLE`] of idleness and
+    /// for a FIN or a reset; a quicker failure is likelier a server that
+    /// could not handle the request than its idle timer.
+    Crossed {
+        /// How long the connection had been idle when the request went out.
+        idle_for: Duration,
+        /// How it closed.
+        kind: CloseKind,
+    },
+    /// A connection was still open after idling `idle_for`: a request
+    /// reused it and got its response, or the client retired it and found
+    /// it open. The server's idle timeout is longer than that. (A close
+    /// seen as it arrived, [`Closed`](Evidence::Closed), is a survival up
+    /// to its idle time too.)
+    Survived(Duration),
 }
 
-impl Margin {
-    /// No margin at all: connections are retired at the estimated timeout.
-    pub const ZERO: Margin = Margin {
-        fraction_permille: 0,
-        floor: Duration::ZERO,
-        cap: Duration::ZERO,
-    };
-
-    /// The margin for a server timeout of `timeout`, given the measured
-    /// round-trip time if there is one.
-    pub fn for_timeout(&self, timeout: Duration, rtt: Option<Duration>) -> Duration {
-        let nanos = timeout.as_nanos() * u128::from(self.fraction_permille) / 1000;
-        let share = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        share
-            .max(self.floor)
-            .max(rtt.unwrap_or_default())
-            .min(self.cap)
-    }
-}
-
-impl Default for Margin {
-    fn default() -> Self {
-        Margin {
-            fraction_permille: 100,
-            floor: Duration::from_millis(20),
-            cap: Duration::from_secs(2),
+impl Evidence {
+    /// Whether this is a server close the estimator takes as evidence:
+    /// every [`Closed`](Evidence::Closed) and
+    /// [`ClosedWithin`](Evidence::ClosedWithin), and a
+    /// [`Crossed`](Evidence::Crossed) close that passes its rule. Clients
+    /// count these as the server closes they observed.
+    pub fn is_server_close(&self) -> bool {
+        match *self {
+            Evidence::Closed { .. } | Evidence::ClosedWithin { .. } => true,
+            Evidence::Crossed { idle_for, kind } => {
+                idle_for >= MIN_CROSSED_IDLE && kind != CloseKind::Unexpected
+            }
+            Evidence::KeepAlive(_) | Evidence::Survived(_) => false,
         }
     }
 }
@@ -126,13 +138,13 @@ pub struct EstimatorConfig {
     pub default_timeout: Duration,
     /// The margin rule. Default: [`Margin::default`].
     pub margin: Margin,
-    /// How long an observed close counts before it ages out. Default: 5
-    /// minutes, so an origin whose server was briefly misconfigured or
-    /// restarted recovers within minutes, while a steady idle timeout is
-    /// re-observed long before that.
+    /// How long a piece of evidence counts before it ages out. Default: 5
+    /// minutes. A steady server repeats its evidence long before that
+    /// (every close, every reuse, every header); ageing out only lets an
+    /// origin whose server changed recover from evidence nobody repeats.
     pub observation_ttl: Duration,
     /// How many recent closes are kept (the oldest is dropped first).
-    /// Default: 8. Zero disables learning.
+    /// Default: 8. Zero disables learning from closes.
     pub max_observations: usize,
 }
 
@@ -147,59 +159,114 @@ impl Default for EstimatorConfig {
     }
 }
 
-/// A close observed on an idle connection.
+/// The shortest idle time after which a close crossing a request counts as
+/// evidence of the server's idle timer (see [`Evidence::Crossed`]).
+pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
+
+/// The shortest idle timeout one close may teach on its own. Servers with
+/// idle timers this short are rare; a single close this early is far
+/// likelier a restart, a deploy or a load balancer. Shorter values need
+/// [agreeing](agree) closes.
+pub const MIN_LONE_CLOSE: Duration = Duration::from_millis(100);
+
+/// Closes of several connections seen within this long of each other, with
+/// idle times further apart than [`MASS_SPREAD`], are one mass close.
+pub const MASS_WINDOW: Duration = Duration::from_millis(10);
+
+/// See [`MASS_WINDOW`]: one idle timer closes connections at the same idle
+/// age; a restart closes them whatever their age.
+pub const MASS_SPREAD: Duration = Duration::from_millis(20);
+
+/// Whether two closes at idle times `a` and `b` tell the same timeout:
+/// within 10 ms or 10% of each other.
+pub fn agree(a: Duration, b: Duration) -> bool {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    high - low <= (high / 10).max(Duration::from_millis(10))
+}
+
+/// How far below a proven survival a close must be to be early: 5 ms or
+/// 5%, whichever is more (closes and survivals are both read a little
+/// late).
+fn early_tolerance(survived: Duration) -> Duration {
+    (survived / 20).max(Duration::from_millis(5))
+}
+
+/// A close the estimator remembers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Observation {
+struct Close {
     idle_for: Duration,
     kind: CloseKind,
     at: Instant,
+    /// Seen as it arrived ([`Evidence::Closed`]), not found later.
+    exact: bool,
+    /// Part of a mass close.
+    mass: bool,
 }
-
-/// The shortest idle time after which a close crossing a request counts as
-/// the server's idle timer (see [`IdleEstimator::crossed_close_counts`]).
-pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
 
 /// Per-origin estimate of how long the server keeps idle connections open.
 ///
-/// Sources, strongest first (DESIGN.md §4):
+/// It weighs evidence both ways ([`Evidence`], [`observe`](Self::observe)):
+/// a close says the timeout is *at most* the connection's idle time, a
+/// connection still open after idling `t` says it is *above* `t`. Servers
+/// close idle connections for reasons other than their idle timer (a
+/// deploy, `nginx -s reload`, Go's `Shutdown`, a load balancer, Apache's
+/// event MPM closing every idle connection when its workers are busy), so
+/// the rules are about telling the timer from the rest:
 ///
-/// 1. a user override ([`set_override`](Self::set_override));
-/// 2. the latest `Keep-Alive: timeout=N` the server sent
-///    ([`observe_keep_alive`](Self::observe_keep_alive));
-/// 3. learned: each server-initiated close of an idle connection, seen
-///    `t` after the connection went idle, says the server's timeout is at
-///    most `t` ([`observe_close`](Self::observe_close)). The estimate is the
-///    smallest recent observation; observations age out after
-///    [`observation_ttl`](EstimatorConfig::observation_ttl) so that the
-///    estimate can recover;
-/// 4. the client's own [`default_timeout`](EstimatorConfig::default_timeout).
+/// 1. **Survivals outrank closes.** A close clearly below the longest
+///    recent survival (by 5 ms or 5%) is not an idle-timeout close and
+///    never lowers the estimate. A survival also contradicts closes already
+///    learned: the estimate recovers at once, not when they age out. Only
+///    three agreeing closes below it, all newer than the survival, say the
+///    server's timeout really went down.
+/// 2. **A mass close is no timer.** Closes of several connections within
+///    [`MASS_WINDOW`] of each other whose idle times differ by more than
+///    [`MASS_SPREAD`] are one event (one timer closes connections at the
+///    same idle age); none of them is learned.
+/// 3. **One early close is not enough.** A single close below
+///    [`MIN_LONE_CLOSE`], or below a `Keep-Alive` header, needs a second
+///    close that [agrees](agree) with it before it counts. A server that
+///    closes every connection right after its response produces such
+///    agreeing closes at once, and is learned.
+/// 4. **Upper bounds wait for measurements.** A close found later
+///    ([`Evidence::ClosedWithin`], [`Evidence::Crossed`]) only bounds the
+///    timeout; it is used while no close was seen as it arrived.
 ///
-/// One refinement of that order: a learned timeout *below* the advertised
-/// one wins over the header. The server has then demonstrably closed idle
-/// connections earlier than it claimed (a header rounded down from a
-/// sub-second timeout, a proxy in between, or a server that lies), and
-/// trusting the header would reproduce exactly the failures this crate
-/// exists to prevent.
+/// The estimate, strongest source first: the user's override; the smallest
+/// learned close that passes the rules if it is below the advertised
+/// `Keep-Alive` timeout; that header; the smallest learned close; the
+/// client's own [`default_timeout`](EstimatorConfig::default_timeout).
+/// Evidence ages out after
+/// [`observation_ttl`](EstimatorConfig::observation_ttl).
 ///
 /// All methods are pure: time is passed in, nothing reads the clock.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use freshpool_expiry::{CloseKind, EstimatorConfig, IdleEstimator, KeepAlive, Source};
+/// use freshpool_expiry::{CloseKind, EstimatorConfig, Evidence, IdleEstimator, KeepAlive, Source};
 ///
-/// let now = Instant::now();
+/// let ms = Duration::from_millis;
+/// let t0 = Instant::now();
+/// let at = |s| t0 + Duration::from_secs(s);
 /// let mut origin = IdleEstimator::new(EstimatorConfig::default());
-/// assert_eq!(origin.estimate(now).source, Source::Default);
-/// assert_eq!(origin.retire_after(now), Duration::from_secs(90));
+/// assert_eq!(origin.estimate(t0).source, Source::Default);
 ///
-/// // The server says it keeps idle connections for 5 s:
-/// origin.observe_keep_alive(KeepAlive::parse(b"timeout=5").unwrap(), now);
-/// assert_eq!(origin.retire_after(now), Duration::from_millis(4500));
+/// // A connection closed 2 s after going idle.
+/// origin.observe(Evidence::Closed { idle_for: ms(2000), kind: CloseKind::Fin }, t0);
+/// assert_eq!(origin.estimate(t0).timeout, ms(2000));
+/// assert_eq!(origin.estimate(t0).source, Source::Learned);
 ///
-/// // ...but closed one after 2 s of idleness.
-/// assert!(origin.observe_close(Duration::from_secs(2), CloseKind::Fin, false, now));
-/// assert_eq!(origin.estimate(now).source, Source::Learned);
-/// assert_eq!(origin.retire_after(now), Duration::from_millis(1800));
+/// // Later a deploy closed one idle for 300 ms: the connection that closed
+/// // at 2 s had survived longer, so this is not the idle timer.
+/// origin.observe(Evidence::Closed { idle_for: ms(300), kind: CloseKind::Fin }, at(10));
+/// assert_eq!(origin.estimate(at(10)).timeout, ms(2000));
+///
+/// // The server says 5 s: one close below the header is not enough...
+/// origin.observe(Evidence::KeepAlive(KeepAlive::parse(b"timeout=5").unwrap()), at(20));
+/// assert_eq!(origin.estimate(at(20)).source, Source::Header);
+/// // ...two agreeing ones are: the header was wrong.
+/// origin.observe(Evidence::Closed { idle_for: ms(2010), kind: CloseKind::Reset }, at(30));
+/// assert_eq!(origin.estimate(at(30)).timeout, ms(2000));
 /// ```
 #[derive(Debug, Clone)]
 pub struct IdleEstimator {
@@ -207,8 +274,14 @@ pub struct IdleEstimator {
     overridden: Option<Duration>,
     /// The latest advertised timeout and when it was seen.
     header: Option<(Duration, Instant)>,
-    observations: Vec<Observation>,
-    srtt: Option<Duration>,
+    /// Recent closes in arrival order.
+    closes: Vec<Close>,
+    /// The longest recent survival, and when it was last confirmed.
+    survived: Option<(Duration, Instant)>,
+    /// The kernel's figures for the path.
+    rtt: Option<Rtt>,
+    /// The shortest measured round trip, when the kernel has none.
+    measured: Option<Duration>,
 }
 
 impl IdleEstimator {
@@ -218,8 +291,10 @@ impl IdleEstimator {
             config,
             overridden: None,
             header: None,
-            observations: Vec::new(),
-            srtt: None,
+            closes: Vec::new(),
+            survived: None,
+            rtt: None,
+            measured: None,
         }
     }
 
@@ -234,97 +309,114 @@ impl IdleEstimator {
         self.overridden = timeout;
     }
 
-    /// Records a `Keep-Alive` hint from a response of this origin.
-    ///
-    /// The latest hint wins: a server's configuration can change (a
-    /// deploy, a different backend behind a balancer) and its newest word
-    /// is its best. A hint without `timeout` leaves the previous one in
-    /// place. Like an observed close, a hint is forgotten once
-    /// [`observation_ttl`](EstimatorConfig::observation_ttl) has passed
-    /// without a response repeating it (servers send it on every
-    /// response, so only a server that stopped advertising loses it).
-    /// `max` is per connection and is not recorded here; see
-    /// [`KeepAlive::permits_reuse`].
-    pub fn observe_keep_alive(&mut self, hint: KeepAlive, now: Instant) {
-        if let Some(timeout) = hint.timeout {
-            self.header = Some((timeout, now));
-        }
-    }
-
-    /// Whether a close that met the next request on a reused connection,
-    /// before any byte of its response, counts as an observation of the
-    /// idle timeout (to be passed to [`observe_close`](Self::observe_close)
-    /// with `in_flight == false`).
-    ///
-    /// Such a close crossed the request: the server's idle timer fired as
-    /// the request was on its way, so its timeout is at most `idle_for`
-    /// (the request's own trip on top is what the margin's round trip
-    /// covers). Without it a client can fail twice before it ever sees an
-    /// idle close. It counts for a FIN or a reset after at least
-    /// [`MIN_CROSSED_IDLE`]; below that, a server that crashed or reset
-    /// over a request it could not handle is likelier than an idle timer,
-    /// and one such failure must not stop all reuse of an origin. Stray
-    /// bytes are a response, not a crossing close.
-    pub fn crossed_close_counts(idle_for: Duration, kind: CloseKind) -> bool {
-        idle_for >= MIN_CROSSED_IDLE && kind != CloseKind::Unexpected
-    }
-
-    /// Records a server-initiated close.
-    ///
-    /// `idle_for` is how long the connection had been idle when the close
-    /// was seen; `in_flight` is whether a request was outstanding, in which
-    /// case the close says nothing about the idle timeout and is ignored.
-    /// All three [`CloseKind`]s count: a reset or a `408` on an idle
-    /// connection is the server's idle timer as much as a FIN is.
-    ///
-    /// Returns whether the observation changed the estimate.
-    pub fn observe_close(
-        &mut self,
-        idle_for: Duration,
-        kind: CloseKind,
-        in_flight: bool,
-        now: Instant,
-    ) -> bool {
-        if in_flight || self.config.max_observations == 0 {
-            return false;
-        }
+    /// Records one piece of evidence; returns the new estimate if it
+    /// changed.
+    pub fn observe(&mut self, evidence: Evidence, now: Instant) -> Option<Estimate> {
         let before = self.estimate(now);
         self.forget_old(now);
-        if self.observations.len() >= self.config.max_observations {
-            // Drop the oldest; observations are kept in arrival order.
-            self.observations.remove(0);
+        match evidence {
+            Evidence::KeepAlive(hint) => {
+                if let Some(timeout) = hint.timeout {
+                    self.header = Some((timeout, now));
+                }
+            }
+            Evidence::Closed { idle_for, kind } => {
+                // The connection was open until the close arrived: whatever
+                // closed it, the timer had not fired before.
+                self.record_survival(idle_for, now);
+                self.record_close(idle_for, kind, true, now);
+            }
+            Evidence::ClosedWithin { idle_for, kind } => {
+                self.record_close(idle_for, kind, false, now);
+            }
+            Evidence::Crossed { idle_for, kind } => {
+                if evidence.is_server_close() {
+                    self.record_close(idle_for, kind, false, now);
+                }
+            }
+            Evidence::Survived(idle_for) => self.record_survival(idle_for, now),
         }
-        self.observations.push(Observation {
+        let after = self.estimate(now);
+        (after != before).then_some(after)
+    }
+
+    fn record_survival(&mut self, idle_for: Duration, now: Instant) {
+        self.survived = match self.survived {
+            // A survival near the longest one confirms it.
+            Some((longest, at))
+                if self.fresh(at, now) && idle_for + early_tolerance(longest) < longest =>
+            {
+                Some((longest, at))
+            }
+            Some((longest, at)) if self.fresh(at, now) => Some((longest.max(idle_for), now)),
+            _ => Some((idle_for, now)),
+        };
+    }
+
+    fn record_close(&mut self, idle_for: Duration, kind: CloseKind, exact: bool, now: Instant) {
+        if self.config.max_observations == 0 {
+            return;
+        }
+        if self.closes.len() >= self.config.max_observations {
+            // Kept in arrival order: drop the oldest.
+            self.closes.remove(0);
+        }
+        let mut close = Close {
             idle_for,
             kind,
             at: now,
-        });
-        self.estimate(now) != before
+            exact,
+            mass: false,
+        };
+        for other in &mut self.closes {
+            let together = now.saturating_duration_since(other.at) <= MASS_WINDOW;
+            if together && other.idle_for.abs_diff(idle_for) > MASS_SPREAD {
+                other.mass = true;
+                close.mass = true;
+            }
+        }
+        self.closes.push(close);
     }
 
-    /// Records a measured round-trip time (typically the TCP connect time)
-    /// for the margin. Samples are smoothed like TCP's SRTT: the first sets
-    /// it, each later one moves it an eighth of the way.
-    pub fn observe_rtt(&mut self, rtt: Duration) {
-        self.srtt = Some(match self.srtt {
-            None => rtt,
-            Some(srtt) => srtt.saturating_sub(srtt / 8).saturating_add(rtt / 8),
-        });
+    /// Records the kernel's round-trip figures for the path to the origin
+    /// (`TCP_INFO`); the latest wins, as the kernel smooths them already.
+    pub fn observe_rtt(&mut self, rtt: Rtt) {
+        self.rtt = Some(rtt);
     }
 
-    /// The smoothed round-trip time, if one was observed.
-    pub fn rtt(&self) -> Option<Duration> {
-        self.srtt
+    /// Records a round trip the client measured itself (the time from a
+    /// request's last byte to its response's first). The shortest is kept:
+    /// it includes the least server time. Used only without kernel
+    /// figures.
+    pub fn observe_round_trip(&mut self, sample: Duration) {
+        self.measured = Some(self.measured.map_or(sample, |m| m.min(sample)));
     }
 
-    /// The smallest idle time among the closes still remembered at `now`.
+    /// The path's round trip as the margin uses it: the kernel's figures,
+    /// or else the shortest measured round trip.
+    pub fn rtt(&self) -> Option<Rtt> {
+        self.rtt.or(self.measured.map(|srtt| Rtt {
+            srtt,
+            rttvar: Duration::ZERO,
+        }))
+    }
+
+    /// The longest recent idle time a connection of this origin survived.
+    pub fn survived(&self, now: Instant) -> Option<Duration> {
+        self.survived
+            .filter(|(_, at)| self.fresh(*at, now))
+            .map(|(d, _)| d)
+    }
+
+    /// The learned timeout: the smallest remembered close that passes the
+    /// rules of the [type's documentation](IdleEstimator), if any.
     pub fn learned(&self, now: Instant) -> Option<Duration> {
-        self.live_observations(now).map(|o| o.idle_for).min()
+        self.learned_against(self.header(now), now)
     }
 
     /// How the most recent remembered close happened, if any.
     pub fn last_close(&self, now: Instant) -> Option<CloseKind> {
-        self.live_observations(now).last().map(|o| o.kind)
+        self.live(now).last().map(|c| c.kind)
     }
 
     /// The current estimate of the server's idle timeout.
@@ -335,12 +427,8 @@ impl IdleEstimator {
                 source: Source::Override,
             };
         }
-        let ttl = self.config.observation_ttl;
-        let header = self
-            .header
-            .filter(|(_, at)| now.saturating_duration_since(*at) < ttl)
-            .map(|(timeout, _)| timeout);
-        match (header, self.learned(now)) {
+        let header = self.header(now);
+        match (header, self.learned_against(header, now)) {
             (Some(header), Some(learned)) if learned < header => Estimate {
                 timeout: learned,
                 source: Source::Learned,
@@ -361,81 +449,86 @@ impl IdleEstimator {
     }
 
     /// How long a connection of this origin may stay idle before it must
-    /// be retired.
+    /// be retired, given the client's measured scheduling `slack` (see
+    /// [`Margin`]).
     ///
-    /// For a server-side estimate this is `estimate − margin` (see
-    /// [`Margin`]); for [`Source::Default`] it is the client's own timeout
-    /// with no margin, since that deadline is ours, not the server's.
-    /// Either way it never exceeds the client's own
+    /// For a server-side estimate this is `estimate − margin`; for
+    /// [`Source::Default`] it is the client's own timeout with no margin,
+    /// since that deadline is ours, not the server's. Either way it never
+    /// exceeds the client's own
     /// [`default_timeout`](EstimatorConfig::default_timeout).
-    pub fn retire_after(&self, now: Instant) -> Duration {
-        let Estimate { timeout, source } = self.estimate(now);
-        let retire = match source {
-            Source::Default => timeout,
-            _ => timeout.saturating_sub(self.config.margin.for_timeout(timeout, self.srtt)),
+    pub fn retire_after(&self, now: Instant, slack: Duration) -> Duration {
+        let estimate = self.estimate(now);
+        let retire = match estimate.source {
+            Source::Default => estimate.timeout,
+            _ => {
+                let margin = self.config.margin.for_estimate(estimate, self.rtt(), slack);
+                estimate.timeout.saturating_sub(margin)
+            }
         };
         retire.min(self.config.default_timeout)
     }
 
-    fn live_observations(&self, now: Instant) -> impl Iterator<Item = &Observation> {
-        let ttl = self.config.observation_ttl;
-        self.observations
-            .iter()
-            .filter(move |o| now.saturating_duration_since(o.at) < ttl)
+    fn header(&self, now: Instant) -> Option<Duration> {
+        self.header
+            .filter(|(_, at)| self.fresh(*at, now))
+            .map(|(timeout, _)| timeout)
+    }
+
+    /// The longest recent survival, unless the server changed since: three
+    /// agreeing closes below it, all after it was last confirmed, mean the
+    /// timeout is lower now (a new configuration, not a restart).
+    fn survived_unless_changed(&self, now: Instant) -> Option<Duration> {
+        let (survived, at) = self.survived.filter(|(_, at)| self.fresh(*at, now))?;
+        let below = |c: &&Close| {
+            !c.mass && c.at > at && c.idle_for.saturating_add(early_tolerance(survived)) < survived
+        };
+        let changed = self.live(now).filter(below).any(|c| {
+            self.live(now)
+                .filter(below)
+                .filter(|other| agree(c.idle_for, other.idle_for))
+                .count()
+                >= 3
+        });
+        (!changed).then_some(survived)
+    }
+
+    fn learned_against(&self, header: Option<Duration>, now: Instant) -> Option<Duration> {
+        let survived = self.survived_unless_changed(now);
+        let valid = |c: &&Close| {
+            !c.mass && survived.is_none_or(|s| c.idle_for.saturating_add(early_tolerance(s)) >= s)
+        };
+        // Upper bounds only while nothing was measured.
+        let exact = self.live(now).filter(valid).any(|c| c.exact);
+        let candidates = || {
+            self.live(now)
+                .filter(valid)
+                .filter(move |c| c.exact || !exact)
+        };
+        candidates()
+            .filter(|c| {
+                let alone = c.idle_for >= MIN_LONE_CLOSE
+                    && header.is_none_or(|header| c.idle_for >= header);
+                alone
+                    || candidates()
+                        .any(|other| !std::ptr::eq(*c, other) && agree(c.idle_for, other.idle_for))
+            })
+            .map(|c| c.idle_for)
+            .min()
+    }
+
+    fn fresh(&self, at: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(at) < self.config.observation_ttl
+    }
+
+    fn live(&self, now: Instant) -> impl Iterator<Item = &Close> {
+        self.closes.iter().filter(move |c| self.fresh(c.at, now))
     }
 
     fn forget_old(&mut self, now: Instant) {
         let ttl = self.config.observation_ttl;
-        self.observations
-            .retain(|o| now.saturating_duration_since(o.at) < ttl);
-    }
-}
-
-/// An optional maximum connection lifetime, with jitter.
-///
-/// Retiring every connection after a while, whatever its activity, lets a
-/// client follow DNS changes and rebalance across servers. Jitter spreads
-/// the retirements of connections opened together, so that they are not
-/// all replaced at once.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use freshpool_expiry::Lifetime;
-///
-/// let lifetime = Lifetime { max: Duration::from_secs(300), jitter: Duration::from_secs(30) };
-/// let created = Instant::now();
-/// let deadline = lifetime.deadline(created, 0x5eed);
-/// assert!(deadline <= created + Duration::from_secs(300));
-/// assert!(deadline >= created + Duration::from_secs(270));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Lifetime {
-    /// The longest a connection lives.
-    pub max: Duration,
-    /// How much earlier than `max` a connection may be retired; the
-    /// deadline is spread over `[max − jitter, max]`.
-    pub jitter: Duration,
-}
-
-impl Lifetime {
-    /// The retire deadline of a connection created at `created`.
-    ///
-    /// `entropy` is any random `u64` the caller supplies (this crate stays
-    /// pure and has no random source); the same inputs give the same
-    /// deadline. The result is never later than `created + max`; if that
-    /// instant is not representable, the farthest representable instant
-    /// on the way is used instead.
-    pub fn deadline(&self, created: Instant, entropy: u64) -> Instant {
-        let jitter = self.jitter.min(self.max).as_nanos();
-        let early = u128::from(entropy) % (jitter + 1);
-        let early = Duration::from_nanos(u64::try_from(early).unwrap_or(u64::MAX));
-        let mut after = self.max.saturating_sub(early);
-        loop {
-            if let Some(deadline) = created.checked_add(after) {
-                return deadline;
-            }
-            after /= 2;
-        }
+        self.closes
+            .retain(|c| now.saturating_duration_since(c.at) < ttl);
     }
 }
 

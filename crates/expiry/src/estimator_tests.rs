@@ -8,70 +8,118 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn hint(timeout: u64) -> KeepAlive {
-    KeepAlive {
+fn hint(timeout: u64) -> Evidence {
+    Evidence::KeepAlive(KeepAlive {
         timeout: Some(secs(timeout)),
         max: None,
+    })
+}
+
+fn closed(idle: Duration) -> Evidence {
+    Evidence::Closed {
+        idle_for: idle,
+        kind: CloseKind::Fin,
     }
 }
 
-#[test]
-fn margin_rule_at_200ms_5s_and_60s() {
-    let margin = Margin::default();
-    // 10% of 200 ms is 20 ms, equal to the floor.
-    assert_eq!(margin.for_timeout(ms(200), None), ms(20));
-    assert_eq!(margin.for_timeout(ms(100), None), ms(20), "floor");
-    assert_eq!(margin.for_timeout(secs(5), None), ms(500));
-    assert_eq!(margin.for_timeout(secs(60), None), secs(2), "cap");
-    // A slow connect raises the margin, up to the cap.
-    assert_eq!(margin.for_timeout(ms(200), Some(ms(45))), ms(45));
-    assert_eq!(margin.for_timeout(secs(5), Some(secs(3))), secs(2));
+fn reset(idle: Duration) -> Evidence {
+    Evidence::Closed {
+        idle_for: idle,
+        kind: CloseKind::Reset,
+    }
+}
 
-    let t = Instant::now();
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
-    e.set_override(Some(ms(200)));
-    assert_eq!(e.retire_after(t), ms(180));
-    e.set_override(Some(secs(5)));
-    assert_eq!(e.retire_after(t), ms(4500));
-    e.set_override(Some(secs(60)));
-    assert_eq!(e.retire_after(t), secs(58));
-    e.observe_rtt(ms(700));
-    e.set_override(Some(secs(5)));
-    assert_eq!(e.retire_after(t), ms(4300), "the 700 ms RTT beats 10%");
+fn fresh() -> IdleEstimator {
+    IdleEstimator::new(EstimatorConfig::default())
+}
+
+/// The retire time with 1 ms of measured scheduling slack.
+fn retire(e: &IdleEstimator, now: Instant) -> Duration {
+    e.retire_after(now, ms(1))
 }
 
 #[test]
-fn margin_is_configurable_and_never_panics() {
-    let custom = Margin {
-        fraction_permille: 250,
-        floor: ms(5),
-        cap: secs(10),
+fn margin_is_the_path_round_trip_and_slack_plus_a_share_of_learned_values() {
+    let m = Margin::default();
+    let learned = |t| Estimate {
+        timeout: t,
+        source: Source::Learned,
     };
-    assert_eq!(custom.for_timeout(secs(8), None), secs(2));
-    assert_eq!(
-        Margin::ZERO.for_timeout(secs(8), Some(ms(30))),
-        Duration::ZERO
-    );
+    let header = |t| Estimate {
+        timeout: t,
+        source: Source::Header,
+    };
+    let path = Rtt {
+        srtt: ms(40),
+        rttvar: ms(5),
+    };
+    assert_eq!(path.bound(), ms(60));
+    // A header value gets the path and the slack, nothing more.
+    assert_eq!(m.for_estimate(header(secs(5)), Some(path), ms(2)), ms(62));
+    assert_eq!(m.for_estimate(header(secs(60)), None, ms(2)), ms(2));
+    // A learned value gets 1% on top.
+    assert_eq!(m.for_estimate(learned(secs(5)), Some(path), ms(2)), ms(112));
+    assert_eq!(m.for_estimate(learned(ms(200)), None, ms(1)), ms(3));
+    // The floor holds when the path and the slack are tiny, and the cap
+    // holds over a slow path.
+    assert_eq!(m.for_estimate(header(secs(5)), None, Duration::ZERO), ms(1));
+    let slow = Rtt {
+        srtt: secs(1),
+        rttvar: secs(1),
+    };
+    assert_eq!(m.for_estimate(header(secs(30)), Some(slow), ms(1)), secs(2));
+    // Absurd settings saturate instead of wrapping.
     let absurd = Margin {
-        fraction_permille: u32::MAX,
         floor: Duration::MAX,
+        learned_permille: u32::MAX,
         cap: Duration::MAX,
     };
-    assert_eq!(absurd.for_timeout(Duration::MAX, None), Duration::MAX);
-    // A margin larger than the timeout retires immediately, it does not wrap.
-    let config = EstimatorConfig {
+    assert_eq!(
+        absurd.for_estimate(learned(Duration::MAX), Some(slow), Duration::MAX),
+        Duration::MAX
+    );
+    assert_eq!(
+        Margin::ZERO.for_estimate(learned(secs(8)), Some(path), ms(5)),
+        Duration::ZERO
+    );
+    // A margin larger than the timeout retires at once; it does not wrap.
+    let mut e = IdleEstimator::new(EstimatorConfig {
         margin: absurd,
         ..EstimatorConfig::default()
-    };
-    let mut e = IdleEstimator::new(config);
+    });
     e.set_override(Some(secs(5)));
-    assert_eq!(e.retire_after(Instant::now()), Duration::ZERO);
+    assert_eq!(retire(&e, Instant::now()), Duration::ZERO);
+}
+
+#[test]
+fn retire_time_uses_the_kernels_rtt_or_the_shortest_measured_one() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(hint(5), t);
+    assert_eq!(retire(&e, t), ms(4999), "1 ms of slack, no path known");
+    e.observe_round_trip(ms(30));
+    e.observe_round_trip(ms(12));
+    e.observe_round_trip(ms(50));
+    assert_eq!(
+        e.rtt(),
+        Some(Rtt {
+            srtt: ms(12),
+            rttvar: Duration::ZERO
+        })
+    );
+    assert_eq!(retire(&e, t), ms(4987));
+    // The kernel's figures win over a measurement.
+    e.observe_rtt(Rtt {
+        srtt: ms(2),
+        rttvar: ms(1),
+    });
+    assert_eq!(retire(&e, t), ms(4993));
 }
 
 #[test]
 fn precedence_override_header_learned_default() {
     let t = Instant::now();
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
+    let mut e = fresh();
     assert_eq!(
         e.estimate(t),
         Estimate {
@@ -80,9 +128,9 @@ fn precedence_override_header_learned_default() {
         }
     );
     // Our own deadline: no margin.
-    assert_eq!(e.retire_after(t), secs(90));
+    assert_eq!(retire(&e, t), secs(90));
 
-    assert!(e.observe_close(secs(30), CloseKind::Fin, false, t));
+    assert!(e.observe(closed(secs(30)), t).is_some());
     assert_eq!(
         e.estimate(t),
         Estimate {
@@ -90,16 +138,9 @@ fn precedence_override_header_learned_default() {
             source: Source::Learned
         }
     );
-
-    e.observe_keep_alive(hint(10), t);
-    assert_eq!(
-        e.estimate(t),
-        Estimate {
-            timeout: secs(10),
-            source: Source::Header
-        }
-    );
-
+    // The header is below what was learned: it wins.
+    e.observe(hint(10), t);
+    assert_eq!(e.estimate(t).source, Source::Header);
     e.set_override(Some(secs(20)));
     assert_eq!(
         e.estimate(t),
@@ -109,15 +150,13 @@ fn precedence_override_header_learned_default() {
         }
     );
     e.set_override(None);
-    assert_eq!(e.estimate(t).source, Source::Header);
-
-    // The latest header wins, and a hint without timeout changes nothing.
-    e.observe_keep_alive(hint(15), t);
-    e.observe_keep_alive(
-        KeepAlive {
+    // The latest header wins; a hint without timeout changes nothing.
+    e.observe(hint(15), t);
+    e.observe(
+        Evidence::KeepAlive(KeepAlive {
             timeout: None,
             max: Some(3),
-        },
+        }),
         t,
     );
     assert_eq!(
@@ -127,86 +166,212 @@ fn precedence_override_header_learned_default() {
             source: Source::Header
         }
     );
-
-    // A close below the advertised timeout proves the header wrong.
-    assert!(e.observe_close(secs(4), CloseKind::Reset, false, t));
-    assert_eq!(
-        e.estimate(t),
-        Estimate {
-            timeout: secs(4),
-            source: Source::Learned
-        }
-    );
 }
 
 #[test]
 fn retire_after_never_exceeds_the_clients_own_timeout() {
     let t = Instant::now();
-    let config = EstimatorConfig {
+    let mut e = IdleEstimator::new(EstimatorConfig {
         default_timeout: secs(30),
         ..EstimatorConfig::default()
-    };
-    let mut e = IdleEstimator::new(config);
-    e.observe_keep_alive(hint(3600), t);
+    });
+    e.observe(hint(3600), t);
     assert_eq!(e.estimate(t).timeout, secs(3600));
-    assert_eq!(e.retire_after(t), secs(30));
+    assert_eq!(retire(&e, t), secs(30));
 }
 
 #[test]
-fn one_close_lowers_the_estimate() {
+fn a_real_idle_close_is_learned_at_once() {
     let t = Instant::now();
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
-    assert!(e.observe_close(ms(200), CloseKind::Fin, false, t));
+    let mut e = fresh();
+    let learned = e.observe(closed(ms(200)), t).expect("the estimate changed");
     assert_eq!(
-        e.estimate(t),
+        learned,
         Estimate {
             timeout: ms(200),
             source: Source::Learned
         }
     );
-    assert_eq!(e.retire_after(t), ms(180));
+    // 1 ms of slack and 2 ms (1%) for a learned value.
+    assert_eq!(retire(&e, t), ms(197));
     assert_eq!(e.last_close(t), Some(CloseKind::Fin));
-    // A later, larger close does not raise it; a smaller one lowers it.
-    assert!(!e.observe_close(ms(900), CloseKind::Unexpected, false, t + ms(1)));
-    assert_eq!(e.learned(t + ms(1)), Some(ms(200)));
-    assert_eq!(e.last_close(t + ms(1)), Some(CloseKind::Unexpected));
-    assert!(e.observe_close(ms(150), CloseKind::Reset, false, t + ms(2)));
-    assert_eq!(e.learned(t + ms(2)), Some(ms(150)));
+    // The timer's jitter: a slightly earlier close lowers it a little.
+    assert!(e.observe(reset(ms(198)), t + ms(300)).is_some());
+    assert_eq!(e.learned(t + ms(300)), Some(ms(198)));
 }
 
 #[test]
-fn closes_with_a_request_in_flight_are_ignored() {
+fn one_early_close_of_an_unknown_server_is_not_its_idle_timeout() {
+    // A deploy closed the only idle connection 2 ms after its response:
+    // one such close must not stop all reuse.
     let t = Instant::now();
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
-    assert!(!e.observe_close(ms(10), CloseKind::Reset, true, t));
-    assert_eq!(e.learned(t), None);
+    let mut e = fresh();
+    assert_eq!(e.observe(closed(ms(2)), t), None);
     assert_eq!(e.estimate(t).source, Source::Default);
+    // A server that closes *every* connection right after its response
+    // says so again at once, and is believed.
+    let learned = e.observe(closed(ms(1)), t + ms(50));
+    assert_eq!(
+        learned,
+        Some(Estimate {
+            timeout: ms(1),
+            source: Source::Learned
+        })
+    );
+    assert_eq!(retire(&e, t + ms(50)), Duration::ZERO);
 }
 
 #[test]
-fn observations_age_out_and_the_estimate_recovers() {
+fn an_early_close_after_a_learned_minute_changes_nothing() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(closed(secs(60)), t);
+    assert_eq!(e.estimate(t).timeout, secs(60));
+    // A 3 ms close, and even a 150 ms one: the connection that closed at
+    // 60 s had survived that long, so these are not the timer.
+    assert_eq!(e.observe(closed(ms(3)), t + secs(1)), None);
+    assert_eq!(e.observe(reset(ms(150)), t + secs(2)), None);
+    assert_eq!(e.estimate(t + secs(2)).timeout, secs(60));
+    assert_eq!(retire(&e, t + secs(2)), secs(60) - ms(601));
+}
+
+#[test]
+fn one_early_reset_does_not_beat_a_keep_alive_header() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(hint(5), t);
+    assert_eq!(e.observe(reset(ms(1)), t + ms(10)), None);
+    assert_eq!(e.estimate(t + ms(10)).source, Source::Header);
+    assert_eq!(retire(&e, t + ms(10)), ms(4999));
+    // Two agreeing closes below the header do: the header was wrong.
+    let learned = e.observe(closed(ms(2)), t + ms(500));
+    assert_eq!(learned.map(|e| e.timeout), Some(ms(1)));
+    assert_eq!(e.estimate(t + ms(500)).source, Source::Learned);
+    // Agreeing closes of a header that was merely rounded down, too.
+    let mut e = fresh();
+    e.observe(hint(1), t);
+    e.observe(closed(ms(700)), t);
+    assert_eq!(
+        e.estimate(t).source,
+        Source::Header,
+        "one close is not enough"
+    );
+    e.observe(closed(ms(705)), t + secs(1));
+    assert_eq!(e.estimate(t + secs(1)).timeout, ms(700));
+}
+
+#[test]
+fn a_close_below_a_proven_survival_is_ignored() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(Evidence::Survived(ms(900)), t);
+    for (i, idle) in [ms(400), ms(500), ms(600)].into_iter().enumerate() {
+        assert_eq!(e.observe(closed(idle), t + secs(i as u64)), None);
+    }
+    assert_eq!(e.estimate(t + secs(3)).source, Source::Default);
+    // A close near the survival (within 5%) is the timer's jitter.
+    assert!(e.observe(closed(ms(880)), t + secs(4)).is_some());
+    assert_eq!(e.estimate(t + secs(4)).timeout, ms(880));
+}
+
+#[test]
+fn a_low_estimate_recovers_as_soon_as_a_survival_contradicts_it() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(hint(5), t);
+    e.observe(closed(secs(2)), t);
+    e.observe(closed(ms(2050)), t + secs(1));
+    assert_eq!(e.estimate(t + secs(1)).timeout, secs(2));
+    // A reuse after 3 s succeeded: those closes were not the timer.
+    let back = e.observe(Evidence::Survived(secs(3)), t + secs(2));
+    assert_eq!(
+        back,
+        Some(Estimate {
+            timeout: secs(5),
+            source: Source::Header
+        })
+    );
+}
+
+#[test]
+fn a_mass_close_is_not_learned() {
+    // A restart: connections idle for 20, 90 and 160 ms all close within
+    // a few milliseconds, long before their 200 ms timer.
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(closed(ms(160)), t);
+    e.observe(closed(ms(90)), t + ms(1));
+    e.observe(reset(ms(20)), t + ms(3));
+    assert_eq!(e.estimate(t + ms(3)).source, Source::Default);
+    assert_eq!(e.learned(t + ms(3)), None);
+    // The timer itself closes connections at the same idle age, however
+    // close together: those are learned.
+    let mut e = fresh();
+    e.observe(closed(ms(201)), t);
+    e.observe(closed(ms(200)), t + ms(1));
+    assert_eq!(e.estimate(t + ms(1)).timeout, ms(200));
+}
+
+#[test]
+fn three_agreeing_closes_after_the_last_survival_mean_the_timeout_went_down() {
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(Evidence::Survived(secs(2)), t);
+    e.observe(closed(ms(200)), t + secs(1));
+    e.observe(closed(ms(201)), t + secs(2));
+    assert_eq!(e.estimate(t + secs(2)).source, Source::Default);
+    let lower = e.observe(closed(ms(202)), t + secs(3));
+    assert_eq!(lower.map(|e| e.timeout), Some(ms(200)));
+}
+
+#[test]
+fn an_upper_bound_is_used_until_a_close_is_measured() {
+    let t = Instant::now();
+    let mut e = fresh();
+    let found = Evidence::ClosedWithin {
+        idle_for: secs(10),
+        kind: CloseKind::Fin,
+    };
+    e.observe(found, t);
+    assert_eq!(e.estimate(t).timeout, secs(10), "better than the default");
+    // A close seen as it happened replaces the bound, even a longer one.
+    e.observe(closed(secs(12)), t + secs(20));
+    assert_eq!(e.estimate(t + secs(20)).timeout, secs(12));
+}
+
+#[test]
+fn a_close_crossing_a_request_counts_only_after_real_idleness() {
+    let t = Instant::now();
+    let crossed = |idle, kind| Evidence::Crossed {
+        idle_for: idle,
+        kind,
+    };
+    for (idle, kind, counts) in [
+        (ms(200), CloseKind::Fin, true),
+        (ms(200), CloseKind::Reset, true),
+        (MIN_CROSSED_IDLE, CloseKind::Fin, true),
+        (ms(99), CloseKind::Fin, false),
+        (ms(5), CloseKind::Reset, false),
+        (ms(200), CloseKind::Unexpected, false),
+    ] {
+        let mut e = fresh();
+        e.observe(crossed(idle, kind), t);
+        assert_eq!(e.learned(t).is_some(), counts, "{idle:?} {kind:?}");
+    }
+}
+
+#[test]
+fn evidence_ages_out() {
     let t = Instant::now();
     let ttl = EstimatorConfig::default().observation_ttl;
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
-    e.observe_keep_alive(hint(5), t);
-    assert!(e.observe_close(ms(300), CloseKind::Fin, false, t));
-    assert!(
-        !e.observe_close(secs(2), CloseKind::Fin, false, t + secs(60)),
-        "not lower"
-    );
-    assert_eq!(e.estimate(t + secs(60)).timeout, ms(300));
-    // The 300 ms close ages out first; the 2 s one is still remembered.
-    e.observe_keep_alive(hint(5), t + ttl);
-    assert_eq!(
-        e.estimate(t + ttl),
-        Estimate {
-            timeout: secs(2),
-            source: Source::Learned
-        }
-    );
-    // Then it ages out too, and the header is trusted again.
-    let later = t + ttl + secs(60);
-    e.observe_keep_alive(hint(5), later);
+    let mut e = fresh();
+    e.observe(hint(5), t);
+    e.observe(closed(ms(300)), t);
+    e.observe(closed(ms(305)), t + secs(1));
+    assert_eq!(e.estimate(t + secs(1)).timeout, ms(300));
+    // The closes age out; the header, repeated, is trusted again.
+    let later = t + secs(1) + ttl;
+    e.observe(hint(5), later);
     assert_eq!(
         e.estimate(later),
         Estimate {
@@ -214,43 +379,43 @@ fn observations_age_out_and_the_estimate_recovers() {
             source: Source::Header
         }
     );
-    // A header nobody repeats ages out as well.
+    // A header nobody repeats ages out as well, and so do survivals.
+    e.observe(Evidence::Survived(secs(4)), later);
+    assert_eq!(e.survived(later), Some(secs(4)));
     let much_later = later + ttl;
     assert_eq!(e.estimate(much_later).source, Source::Default);
+    assert_eq!(e.survived(much_later), None);
 }
 
 #[test]
-fn only_the_most_recent_observations_are_kept() {
+fn only_the_most_recent_closes_are_kept() {
     let t = Instant::now();
-    let config = EstimatorConfig {
+    let mut e = IdleEstimator::new(EstimatorConfig {
         max_observations: 2,
         ..EstimatorConfig::default()
-    };
-    let mut e = IdleEstimator::new(config);
-    e.observe_close(ms(100), CloseKind::Fin, false, t);
-    e.observe_close(ms(500), CloseKind::Fin, false, t);
-    assert_eq!(e.learned(t), Some(ms(100)));
-    // The third pushes out the oldest (the 100 ms one).
-    assert!(e.observe_close(ms(400), CloseKind::Fin, false, t));
-    assert_eq!(e.learned(t), Some(ms(400)));
+    });
+    e.observe(closed(ms(400)), t);
+    e.observe(closed(ms(410)), t + secs(1));
+    assert_eq!(e.learned(t + secs(1)), Some(ms(400)));
+    // The third pushes out the oldest (the 400 ms one).
+    e.observe(closed(ms(420)), t + secs(2));
+    assert_eq!(e.learned(t + secs(2)), Some(ms(410)));
 
-    let off = EstimatorConfig {
+    let mut off = IdleEstimator::new(EstimatorConfig {
         max_observations: 0,
         ..EstimatorConfig::default()
-    };
-    let mut e = IdleEstimator::new(off);
-    assert!(!e.observe_close(ms(100), CloseKind::Fin, false, t));
-    assert_eq!(e.estimate(t).source, Source::Default);
+    });
+    assert_eq!(off.observe(closed(ms(100)), t), None);
+    assert_eq!(off.estimate(t).source, Source::Default);
 }
 
 #[test]
-fn rtt_is_smoothed() {
-    let mut e = IdleEstimator::new(EstimatorConfig::default());
-    assert_eq!(e.rtt(), None);
-    e.observe_rtt(ms(80));
-    assert_eq!(e.rtt(), Some(ms(80)));
-    e.observe_rtt(ms(0));
-    assert_eq!(e.rtt(), Some(ms(70)));
+fn agreement_is_ten_ms_or_ten_percent() {
+    assert!(agree(ms(1), ms(11)));
+    assert!(!agree(ms(1), ms(12)));
+    assert!(agree(secs(2), ms(2200)));
+    assert!(!agree(secs(2), ms(2300)));
+    assert!(agree(ms(5), ms(5)));
 }
 
 #[test]
@@ -265,62 +430,4 @@ fn source_names() {
     .map(ToString::to_string)
     .collect();
     assert_eq!(names, ["override", "header", "learned", "default"]);
-}
-
-#[test]
-fn lifetime_jitter_stays_in_range() {
-    let created = Instant::now();
-    let lifetime = Lifetime {
-        max: secs(300),
-        jitter: secs(30),
-    };
-    let mut seen = std::collections::HashSet::new();
-    for entropy in (0..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) {
-        let d = lifetime.deadline(created, entropy);
-        assert!(d <= created + secs(300) && d >= created + secs(270));
-        assert_eq!(d, lifetime.deadline(created, entropy), "deterministic");
-        seen.insert(d);
-    }
-    assert!(seen.len() > 900, "jitter spreads deadlines");
-
-    let none = Lifetime {
-        max: secs(60),
-        jitter: Duration::ZERO,
-    };
-    assert_eq!(none.deadline(created, u64::MAX), created + secs(60));
-    // Jitter larger than the lifetime cannot go before `created`.
-    let wide = Lifetime {
-        max: secs(1),
-        jitter: secs(10),
-    };
-    assert!(wide.deadline(created, 12345) >= created);
-    // An unrepresentable deadline does not panic.
-    let forever = Lifetime {
-        max: Duration::MAX,
-        jitter: Duration::ZERO,
-    };
-    assert!(forever.deadline(created, 0) > created);
-}
-
-#[test]
-fn a_close_crossing_a_request_counts_only_after_real_idleness() {
-    let ms = Duration::from_millis;
-    assert!(IdleEstimator::crossed_close_counts(ms(200), CloseKind::Fin));
-    assert!(IdleEstimator::crossed_close_counts(
-        ms(200),
-        CloseKind::Reset
-    ));
-    assert!(IdleEstimator::crossed_close_counts(
-        MIN_CROSSED_IDLE,
-        CloseKind::Fin
-    ));
-    assert!(!IdleEstimator::crossed_close_counts(ms(99), CloseKind::Fin));
-    assert!(!IdleEstimator::crossed_close_counts(
-        ms(5),
-        CloseKind::Reset
-    ));
-    assert!(!IdleEstimator::crossed_close_counts(
-        ms(200),
-        CloseKind::Unexpected
-    ));
 }

@@ -13,9 +13,11 @@
 //!   reused at all.
 //! - [`IdleEstimator`] keeps, per origin, the best estimate of the server's
 //!   idle timeout (a user override, the advertised header, or learned from
-//!   the closes the server performed) and derives the retire time
-//!   `estimate − margin` ([`Margin`]). [`Lifetime`] adds an optional
-//!   maximum lifetime with jitter.
+//!   [`Evidence`] both ways: the closes the server performed, and the idle
+//!   times connections survived) and derives the retire time
+//!   `estimate − margin` ([`Margin`], from the path's [`Rtt`] and the
+//!   driver's measured lateness). [`Lifetime`] adds an optional maximum
+//!   lifetime with jitter.
 //! - [`ExpiryQueue`] holds the deadlines of a whole pool: O(1) amortized
 //!   insert, reset and remove on a timing wheel with an exact near heap,
 //!   expiring earliest first and never early.
@@ -27,7 +29,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use freshpool_expiry::{EstimatorConfig, ExpiryQueue, IdleEstimator, response_reuse};
+//! use freshpool_expiry::{EstimatorConfig, Evidence, ExpiryQueue, IdleEstimator, response_reuse};
 //!
 //! let now = Instant::now();
 //! let mut origin = IdleEstimator::new(EstimatorConfig::default());
@@ -37,18 +39,22 @@
 //! let reuse = response_reuse(false, [(&b"Keep-Alive"[..], &b"timeout=5, max=100"[..])]);
 //! assert!(reuse.reusable);
 //! if let Some(hint) = reuse.keep_alive {
-//!     origin.observe_keep_alive(hint, now);
+//!     origin.observe(Evidence::KeepAlive(hint), now);
 //! }
-//! let key = idle.insert(now + origin.retire_after(now), "conn-1");
+//! // With 1 ms of scheduling slack measured on the client:
+//! let key = idle.insert(now + origin.retire_after(now, Duration::from_millis(1)), "conn-1");
 //!
-//! // Retired 500 ms before Apache would close it.
-//! assert_eq!(idle.next_deadline(), Some(now + Duration::from_millis(4500)));
+//! // Retired 1 ms before Apache would close it (the loopback round trip is
+//! // not known yet, so the 1 ms floor applies).
+//! assert_eq!(idle.next_deadline(), Some(now + Duration::from_millis(4999)));
 //! assert_eq!(idle.poll_expired(now + Duration::from_secs(5)), Some((key, "conn-1")));
 //! ```
 
 mod driver;
 mod estimator;
 mod keep_alive;
+mod lifetime;
+mod margin;
 mod queue;
 
 #[cfg(feature = "fuzzing")]
@@ -57,7 +63,10 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire};
 pub use estimator::{
-    CloseKind, Estimate, EstimatorConfig, IdleEstimator, Lifetime, MIN_CROSSED_IDLE, Margin, Source,
+    CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD, MASS_WINDOW,
+    MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
 };
 pub use keep_alive::{KeepAlive, Reuse, response_reuse};
+pub use lifetime::Lifetime;
+pub use margin::{Margin, Rtt};
 pub use queue::{ExpiryQueue, Key};

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::pool::{Conn, OriginKey, PoolShared};
+use crate::pool::{Conn, Learned, OriginKey, PoolShared};
 
 pin_project_lite::pin_project! {
     /// The body of a response from [`Client`](crate::Client).
@@ -38,6 +38,8 @@ pub(crate) struct Returning<B> {
     pub(crate) pool: Arc<PoolShared<B>>,
     pub(crate) origin: OriginKey,
     pub(crate) conn: Conn<B>,
+    /// What the response taught about the origin, applied at check-in.
+    pub(crate) learned: Learned,
 }
 
 impl<B> Checkin for Returning<B>
@@ -52,9 +54,10 @@ where
             pool,
             origin,
             mut conn,
+            learned,
         } = *self;
         if conn.is_ready() {
-            pool.release(&origin, conn);
+            pool.release(&origin, conn, learned);
             return;
         }
         // hyper finishes its bookkeeping for the message on the connection
@@ -67,7 +70,7 @@ where
         runtime.spawn(async move {
             let ready = std::future::poll_fn(|cx| conn.poll_ready(cx)).await;
             if let (Ok(()), Some(pool)) = (ready, pool.upgrade()) {
-                pool.release(&origin, conn);
+                pool.release(&origin, conn, learned);
             }
         });
     }

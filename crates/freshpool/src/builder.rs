@@ -149,8 +149,9 @@ impl Builder {
     /// The probe is one non-blocking syscall, which on a busy connection
     /// costs more than everything else the pool does for a request. A
     /// connection idle for less than a millisecond is never at risk from a
-    /// server's idle timeout (those are seconds, and the expiry scheduler
-    /// keeps a margin of at least 20 ms), and a close that reached it in
+    /// server's idle timeout (those are hundreds of milliseconds at the
+    /// very least, and nothing reuses a connection past its retire time),
+    /// and a close that reached it in
     /// that millisecond has usually been seen by hyper already, which the
     /// pool checks for free. `Duration::ZERO` probes at every checkout.
     pub fn probe_after(mut self, idle: Duration) -> Builder {
@@ -176,15 +177,19 @@ impl Builder {
     }
 
     /// How long before the server's estimated idle deadline a connection
-    /// is retired. Default: the larger of 10% of the estimate, 20 ms and
-    /// the measured connect round trip, at most 2 s.
+    /// is retired. Default: [`Margin::default`]: the path's round trip
+    /// (the kernel's `srtt + 4·rttvar` over TCP, the connect time
+    /// otherwise) plus the runtime's measured scheduling lateness, at least
+    /// 1 ms, plus 1% of a *learned* estimate, at most 2 s. See [`Margin`]
+    /// for why a `Keep-Alive` value gets no percentage.
     pub fn margin(mut self, margin: Margin) -> Builder {
         self.margin = margin;
         self
     }
 
-    /// How long an observed server close keeps lowering an origin's
-    /// estimate before it ages out. Default: 5 minutes.
+    /// How long a piece of evidence about an origin's idle timeout (a
+    /// close, a survival, a `Keep-Alive` header) counts before it ages out.
+    /// Default: 5 minutes.
     pub fn observation_ttl(mut self, ttl: Duration) -> Builder {
         self.observation_ttl = ttl;
         self

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use freshpool_expiry::{CloseKind, response_reuse};
+use freshpool_expiry::{Evidence, response_reuse};
 use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
@@ -22,7 +22,7 @@ use crate::body::{Body, Checkin, Holding, Returning};
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
-use crate::pool::{Checkout, Conn, OriginKey, PoolShared};
+use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared};
 use crate::replay::ReplayBody;
 use crate::retry::Attempt;
 use crate::stats::{Event, Stats};
@@ -312,17 +312,18 @@ where
                         false,
                     )
                 };
-                if let (Some(idle_for), false, false) =
-                    (reused_after, response_started, conn.is_http2())
-                {
-                    let kind = if is_reset(&error) {
-                        CloseKind::Reset
-                    } else {
-                        CloseKind::Fin
-                    };
+                // Learned only from a close the socket itself reported (an
+                // EOF, a reset, a broken pipe): never from the caller's own
+                // body error, which fails the request the same way.
+                if let (Some(idle_for), false, false, Some((_, kind))) = (
+                    reused_after,
+                    response_started,
+                    conn.is_http2(),
+                    conn.state.closed(),
+                ) {
                     self.inner
                         .pool
-                        .observe_crossed_close(origin, idle_for, kind);
+                        .observe(origin, Evidence::Crossed { idle_for, kind });
                 }
                 return Err(Failure {
                     returned_unsent,
@@ -353,9 +354,14 @@ where
                 .iter()
                 .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
         );
+        let mut learned = Learned {
+            hint: None,
+            // A response came on a connection idle this long.
+            survived: reused_after,
+        };
         if let Some(hint) = reuse.keep_alive {
             if hint.timeout.is_some() {
-                self.inner.pool.observe_keep_alive(origin, hint);
+                learned.hint = Some(hint);
             }
             if let Some(max) = hint.max {
                 conn.remaining = Some(conn.remaining.map_or(max, |r| r.min(max)));
@@ -366,9 +372,20 @@ where
                 pool: Arc::clone(&self.inner.pool),
                 origin: origin.clone(),
                 conn,
+                learned,
             }))
         } else {
             tracing::debug!(%status, "connection not reusable after this response");
+            if !learned.is_empty() {
+                // No check-in to carry it.
+                let (pool, origin) = (&self.inner.pool, origin);
+                learned
+                    .hint
+                    .map(|h| pool.observe(origin, Evidence::KeepAlive(h)));
+                learned
+                    .survived
+                    .map(|d| pool.observe(origin, Evidence::Survived(d)));
+            }
             None
         };
         Ok(Response::from_parts(parts, Body::new(incoming, checkin)))
@@ -396,18 +413,6 @@ impl Failure {
             .with_attempts(retries_done + 1)
             .with_reused(reused)
     }
-}
-
-/// Whether the connection was reset (rather than closed with a FIN).
-fn is_reset(error: &hyper::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::ConnectionReset;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// Whether an HTTP/2 error proves the server did not process the stream:

@@ -4,6 +4,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use freshpool_expiry::Rtt;
 use freshpool_probe::Probe;
 use http::Uri;
 use hyper::rt::{Read, Write};
@@ -53,7 +54,13 @@ where
         .map_err(|e| Error::new(Kind::Connect).with(e))?;
     let connected = stream.connected();
     let opened = now();
-    pool.observe_rtt(origin, opened.saturating_duration_since(started));
+    // The kernel's round-trip figures where the IO has them (one
+    // `getsockopt`, once per connection); the connect time otherwise.
+    let rtt = stream.rtt().map(|rtt| Rtt {
+        srtt: rtt.srtt,
+        rttvar: rtt.rttvar,
+    });
+    pool.observe_rtt(origin, rtt, opened.saturating_duration_since(started));
 
     let state = Arc::new(ConnState::new(opened));
     let (io, probe) = Io::new(stream, Arc::clone(&state));

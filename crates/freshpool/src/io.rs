@@ -33,6 +33,14 @@ pub(crate) struct ConnState {
     read: AtomicU64,
     /// Set while the connection sits in the pool.
     idle: AtomicBool,
+    /// When the last read that returned bytes happened: nanoseconds after
+    /// `created`, plus one (zero: nothing read yet). The idle clock starts
+    /// here, when the last byte of a response came off the socket, not
+    /// when the caller finished reading the body.
+    last_read: AtomicU64,
+    /// The retire time of the idle period a checkout just ended, as a
+    /// stamp (zero: none). See [`ConnState::past_due`].
+    due: AtomicU64,
     /// Zero while open; once the server's close is seen, the nanoseconds
     /// after `created` at which it was seen, plus one, shifted left by two,
     /// with the close kind in the low two bits. One word, so the time and
@@ -51,8 +59,51 @@ impl ConnState {
             written: AtomicU64::new(0),
             read: AtomicU64::new(0),
             idle: AtomicBool::new(false),
+            last_read: AtomicU64::new(0),
+            due: AtomicU64::new(0),
             closed: AtomicU64::new(0),
         }
+    }
+
+    /// Sets (or clears) the retire time the connection was checked out
+    /// under.
+    pub(crate) fn set_due(&self, due: Option<Instant>) {
+        let stamp = due.map_or(0, |due| {
+            let nanos = due.saturating_duration_since(self.created).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX).min((1 << 62) - 2) + 1
+        });
+        self.due.store(stamp, Ordering::Relaxed);
+    }
+
+    /// Whether the connection passed its retire time after checkout and
+    /// before its request's first byte was written.
+    ///
+    /// hyper's connection task reads before it writes, on every turn, so
+    /// this is asked right before the request goes out: a connection
+    /// checked out just before its retire time, whose task then ran late,
+    /// is caught here. Its read returns end-of-file, hyper hands the
+    /// request back unsent, and the client sends it on a fresh connection.
+    /// A request let through is written in the same turn.
+    #[inline]
+    fn past_due(&self) -> bool {
+        let due = self.due.load(Ordering::Relaxed);
+        due != 0 && self.written.load(Ordering::Relaxed) == 0 && self.stamp() >= due
+    }
+
+    /// When bytes last came off the socket, if any did.
+    pub(crate) fn last_read(&self) -> Option<Instant> {
+        match self.last_read.load(Ordering::Acquire) {
+            0 => None,
+            at => Some(self.created + Duration::from_nanos(at - 1)),
+        }
+    }
+
+    /// Nanoseconds since `created`, plus one, clamped so that the tagged
+    /// close word below cannot overflow (2^62 ns is 146 years).
+    fn stamp(&self) -> u64 {
+        let now = tokio::time::Instant::now().into_std();
+        let nanos = now.saturating_duration_since(self.created).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX).min((1 << 62) - 2) + 1
     }
 
     /// Starts counting bytes for a new attempt.
@@ -91,11 +142,7 @@ impl ConnState {
     }
 
     fn record_close(&self, kind: u8) {
-        let now = tokio::time::Instant::now().into_std();
-        let nanos = now.saturating_duration_since(self.created).as_nanos();
-        // 2^62 ns is 146 years: the shift cannot lose a real timestamp.
-        let at = u64::try_from(nanos).unwrap_or(u64::MAX).min((1 << 62) - 2) + 1;
-        let word = (at << 2) | u64::from(kind);
+        let word = (self.stamp() << 2) | u64::from(kind);
         // First close wins: later errors on a dead socket say nothing new.
         let _ = self
             .closed
@@ -168,6 +215,9 @@ impl<T: Read + Unpin> Read for Io<T> {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.state.past_due() {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.remaining();
         // SAFETY: the inner read only initialises bytes of this slice (a
         // `ReadBuf` never de-initialises memory), as `as_mut` requires.
@@ -186,6 +236,11 @@ impl<T: Read + Unpin> Read for Io<T> {
                 } else {
                     if self.state.idle.load(Ordering::Relaxed) {
                         self.state.record_close(KIND_UNEXPECTED);
+                    }
+                    if n > 0 {
+                        self.state
+                            .last_read
+                            .store(self.state.stamp(), Ordering::Release);
                     }
                     self.state.read.fetch_add(n as u64, Ordering::Release);
                 }

@@ -12,8 +12,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use freshpool_expiry::{
-    CloseKind, Driver, Estimate, EstimatorConfig, Expire, ExpiryQueue, IdleEstimator, KeepAlive,
-    Key,
+    Driver, Estimate, EstimatorConfig, Evidence, Expire, ExpiryQueue, IdleEstimator, Key,
 };
 use http::Uri;
 use hyper::rt::{Read, Write};
@@ -86,38 +85,84 @@ struct Counters {
 
 /// What the connections of one origin read on every request, without the
 /// lock: how long an idle connection may live, published by the estimator
-/// whenever it changes.
+/// whenever it changes, and the figures a connection compares its own
+/// evidence with before it takes the lock to report it.
 ///
-/// An estimate can also change by itself, as old observations age out;
-/// that only ever lengthens it, so the published value errs on the side of
-/// retiring early until the next observation publishes again.
+/// An estimate can also change by itself, as old evidence ages out; the
+/// next report publishes again.
 #[derive(Debug)]
 pub(crate) struct OriginShared {
     retire_after_nanos: AtomicU64,
+    /// The longest survival reported (the estimator's, when published).
+    survived_nanos: AtomicU64,
+    /// The shortest round trip reported.
+    round_trip_nanos: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl OriginShared {
+    fn new() -> OriginShared {
+        OriginShared {
+            retire_after_nanos: AtomicU64::new(0),
+            survived_nanos: AtomicU64::new(0),
+            round_trip_nanos: AtomicU64::new(u64::MAX),
+        }
+    }
+
     #[inline]
     pub(crate) fn retire_after(&self) -> Duration {
         Duration::from_nanos(self.retire_after_nanos.load(Ordering::Acquire))
     }
 
-    fn publish(&self, estimator: &IdleEstimator, now: Instant) {
-        let nanos = u64::try_from(estimator.retire_after(now).as_nanos()).unwrap_or(u64::MAX);
-        self.retire_after_nanos.store(nanos, Ordering::Release);
+    /// Whether a survival of `idle_for` would tell the estimator more than
+    /// it knows.
+    #[inline]
+    pub(crate) fn survival_is_news(&self, idle_for: Duration) -> bool {
+        nanos(idle_for) > self.survived_nanos.load(Ordering::Relaxed)
+    }
+
+    /// Whether a round trip of `sample` is shorter than any reported.
+    #[inline]
+    pub(crate) fn round_trip_is_news(&self, sample: Duration) -> bool {
+        nanos(sample) < self.round_trip_nanos.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {
+        let retire = nanos(estimator.retire_after(now, slack));
+        self.retire_after_nanos.store(retire, Ordering::Release);
+        let survived = estimator.survived(now).map_or(0, nanos);
+        self.survived_nanos.store(survived, Ordering::Relaxed);
+        if let Some(rtt) = estimator.rtt() {
+            self.round_trip_nanos
+                .store(nanos(rtt.srtt), Ordering::Relaxed);
+        }
     }
 }
 
-/// An origin's place in [`State::estimators`]: connections keep it, so
+/// An origin's place in [`State::origin_states`]: connections keep it, so
 /// their updates need no hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot(usize);
+
+/// One origin: its estimator, what its connections read without the lock,
+/// and its live connections (so that a lower estimate reaches those
+/// already parked).
+struct OriginState {
+    estimator: IdleEstimator,
+    shared: Arc<OriginShared>,
+    conns: Vec<Weak<ConnShared>>,
+    /// `conns` is pruned of dead entries when it grows past this.
+    prune_at: usize,
+}
 
 struct State {
     /// Where each origin's estimator is. Origins are never forgotten, as
     /// in hyper-util's pool.
     origins: HashMap<OriginKey, Slot>,
-    estimators: Vec<(IdleEstimator, Arc<OriginShared>)>,
+    origin_states: Vec<OriginState>,
     /// Every idle connection's retire time, at most one entry per
     /// connection. The entries hold only a `Weak`: a connection hyper
     /// dropped is simply skipped.
@@ -138,7 +183,7 @@ impl Shared {
         Arc::new(Shared {
             state: Mutex::new(State {
                 origins: HashMap::new(),
-                estimators: Vec::new(),
+                origin_states: Vec::new(),
                 queue: ExpiryQueue::new(),
             }),
             config,
@@ -153,75 +198,88 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies `f` to the origin's estimator and publishes the result.
-    fn update(&self, slot: Slot, now: Instant, f: impl FnOnce(&mut IdleEstimator)) {
+    /// Records evidence about the origin in `slot`, publishes the result,
+    /// and, when the retire time went down, asks every live connection of
+    /// the origin to look at it again: a connection parked with the old
+    /// estimate retires by the new one.
+    pub(crate) fn observe(&self, origin: &OriginKey, slot: Slot, evidence: Evidence, now: Instant) {
+        if evidence.is_server_close() {
+            self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
+        }
+        let slack = self.driver.lateness();
         let mut state = self.lock();
-        if let Some((estimator, shared)) = state.estimators.get_mut(slot.0) {
-            f(estimator);
-            shared.publish(estimator, now);
+        let Some(o) = state.origin_states.get_mut(slot.0) else {
+            return;
+        };
+        let before = o.estimator.retire_after(now, slack);
+        let changed = o.estimator.observe(evidence, now);
+        o.shared.publish(&o.estimator, now, slack);
+        let Some(estimate) = changed else {
+            return;
+        };
+        tracing::debug!(
+            origin = origin.as_str(),
+            ?evidence,
+            estimate = ?estimate.timeout,
+            source = %estimate.source,
+            "idle timeout estimate changed"
+        );
+        if o.estimator.retire_after(now, slack) >= before {
+            return;
+        }
+        let conns: Vec<_> = o.conns.iter().filter_map(Weak::upgrade).collect();
+        drop(state);
+        // Outside the lock: waking runs hyper's waker code.
+        for conn in conns {
+            conn.request_retire();
         }
     }
 
-    /// A new connection to `origin`, made in `rtt`: returns the origin's
-    /// slot and what its connections share.
+    /// A new connection to `origin`: returns the origin's slot and what its
+    /// connections share.
     pub(crate) fn connected(
         &self,
         origin: &OriginKey,
-        rtt: Duration,
+        conn: &Arc<ConnShared>,
         now: Instant,
     ) -> (Slot, Arc<OriginShared>) {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let slack = self.driver.lateness();
         let mut state = self.lock();
         let state = &mut *state;
         let slot = match state.origins.get(origin) {
             Some(&slot) => slot,
             None => {
-                let slot = Slot(state.estimators.len());
-                let shared = Arc::new(OriginShared {
-                    retire_after_nanos: AtomicU64::new(0),
+                let slot = Slot(state.origin_states.len());
+                state.origin_states.push(OriginState {
+                    estimator: IdleEstimator::new(self.config),
+                    shared: Arc::new(OriginShared::new()),
+                    conns: Vec::new(),
+                    prune_at: 16,
                 });
-                state
-                    .estimators
-                    .push((IdleEstimator::new(self.config), shared));
                 state.origins.insert(origin.clone(), slot);
                 slot
             }
         };
-        let (estimator, shared) = &mut state.estimators[slot.0];
-        estimator.observe_rtt(rtt);
-        shared.publish(estimator, now);
-        (slot, Arc::clone(shared))
+        let o = &mut state.origin_states[slot.0];
+        if o.conns.len() >= o.prune_at {
+            o.conns.retain(|c| c.strong_count() > 0);
+            o.prune_at = (o.conns.len() * 2).max(16);
+        }
+        o.conns.push(Arc::downgrade(conn));
+        o.shared.publish(&o.estimator, now, slack);
+        (slot, Arc::clone(&o.shared))
     }
 
-    pub(crate) fn observe_keep_alive(&self, slot: Slot, hint: KeepAlive, now: Instant) {
-        self.update(slot, now, |estimator| {
-            estimator.observe_keep_alive(hint, now);
-        });
-    }
-
-    /// The server closed a connection that had been idle for `idle_for`.
-    pub(crate) fn observe_close(
-        &self,
-        origin: &OriginKey,
-        slot: Slot,
-        idle_for: Duration,
-        kind: CloseKind,
-        now: Instant,
-    ) {
-        self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
-        self.update(slot, now, |estimator| {
-            if estimator.observe_close(idle_for, kind, false, now) {
-                let estimate = estimator.estimate(now);
-                tracing::debug!(
-                    origin = origin.as_str(),
-                    ?idle_for,
-                    ?kind,
-                    estimate = ?estimate.timeout,
-                    source = %estimate.source,
-                    "learned idle timeout from a server close"
-                );
-            }
-        });
+    /// A round trip a connection measured (its request's last byte to its
+    /// response's head), for the margin.
+    pub(crate) fn observe_round_trip(&self, slot: Slot, sample: Duration, now: Instant) {
+        let slack = self.driver.lateness();
+        let mut state = self.lock();
+        if let Some(o) = state.origin_states.get_mut(slot.0) {
+            o.estimator.observe_round_trip(sample);
+            o.shared.publish(&o.estimator, now, slack);
+        }
     }
 
     /// Puts (or moves) a connection's entry in the queue at `deadline`.
@@ -333,8 +391,10 @@ impl Expire for Shared {
 /// let response = client.get(url.clone()).await?;
 /// response.into_body().collect().await?;
 ///
-/// // `Keep-Alive: timeout=1`: the connection is retired 100 ms early.
-/// tokio::time::sleep(Duration::from_millis(950)).await;
+/// // `Keep-Alive: timeout=1`: the connection is retired just before the
+/// // server would close it (the margin is the round trip and the
+/// // client's scheduling slack, 1 ms at least, here: at 999 ms).
+/// tokio::time::sleep(Duration::from_millis(1000)).await;
 /// assert_eq!(connector.stats().retired, 1);
 /// assert_eq!(connector.stats().server_closes, 0);
 ///
@@ -353,7 +413,9 @@ pub struct Connector<C> {
 impl<C> Connector<C> {
     /// Wraps `inner`, with the default estimator settings: a 90 s idle
     /// timeout when nothing is known about a server (hyper-util's own
-    /// `pool_idle_timeout`), and a margin of max(10%, 20 ms, connect RTT),
+    /// `pool_idle_timeout`), and [`Margin::default`](crate::Margin): the
+    /// measured round trip plus the driver's lateness, at least 1 ms, plus
+    /// 1% of a learned estimate,
     /// at most 2 s.
     pub fn new(inner: C) -> Connector<C> {
         Connector::with_config(inner, EstimatorConfig::default())
@@ -391,7 +453,10 @@ impl<C> Connector<C> {
         let origin = OriginKey::of(uri);
         let state = self.shared.lock();
         let slot = state.origins.get(&origin)?;
-        state.estimators.get(slot.0).map(|(e, _)| e.estimate(now()))
+        state
+            .origin_states
+            .get(slot.0)
+            .map(|o| o.estimator.estimate(now()))
     }
 }
 
@@ -432,7 +497,6 @@ where
             inner: self.inner.call(uri),
             shared: Arc::clone(&self.shared),
             origin,
-            started: now(),
         }
     }
 }
@@ -447,7 +511,6 @@ pin_project! {
         inner: F,
         shared: Arc<Shared>,
         origin: OriginKey,
-        started: Instant,
     }
 }
 
@@ -462,10 +525,11 @@ where
         let this = self.project();
         let io = ready!(this.inner.poll(cx))?;
         let opened = now();
-        let rtt = opened.saturating_duration_since(*this.started);
-        let (slot, origin_shared) = this.shared.connected(this.origin, rtt, opened);
+        let conn = Arc::new(ConnShared::new());
+        let (slot, origin_shared) = this.shared.connected(this.origin, &conn, opened);
         Poll::Ready(Ok(TrackedIo::new(
             io,
+            conn,
             Arc::clone(this.shared),
             this.origin.clone(),
             (slot, origin_shared),

@@ -70,6 +70,12 @@ impl ConnShared {
         }
     }
 
+    /// Marks the connection due without waking anyone: its reader is about
+    /// to read again (the IO wrapper calls it from its own read).
+    pub(crate) fn mark_due(&self) {
+        self.retire.store(true, Ordering::Release);
+    }
+
     /// Sets the waker [`request_retire`](Self::request_retire) wakes. A
     /// request made before it was set is seen by the reader's next
     /// [`take_retire`](Self::take_retire): the flag is stored before the

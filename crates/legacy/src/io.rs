@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{CloseKind, IdleEstimator, KeepAlive, Key};
+use freshpool_expiry::{CloseKind, Evidence, KeepAlive, Key};
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 
@@ -20,9 +20,17 @@ use crate::tracker::{StopReason, Tracker};
 /// How far away "never" is, when a retire time overflows an `Instant`.
 const FAR: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// How often a connection repeats an unchanged `Keep-Alive` hint to the
-/// estimator, well within the estimator's memory of it.
+/// How often a connection repeats an unchanged `Keep-Alive` hint, or a
+/// survival that is no longer news, to the estimator: well within the
+/// estimator's memory of them.
 const HINT_REFRESH: Duration = Duration::from_secs(10);
+
+/// The least time a connection that has not carried a request yet is kept
+/// before it may be retired. hyper-util hands a new connection to the
+/// request it was made for right after the handshake, and a request that
+/// meets a retired fresh connection fails (hyper-util retries only on
+/// reused ones); this covers that hand-over, on a busy runtime too.
+const FRESH_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -62,9 +70,6 @@ pub struct TrackedIo<T> {
     stop_seen: bool,
     /// When the connection last became idle.
     idle_since: Instant,
-    /// When the current idle period's retire time is (stale while busy:
-    /// every use checks that the tracker calls the connection idle).
-    retire_at: Option<Instant>,
     /// The connection's entry in the connector's expiry queue, and when it
     /// fires (`None` once the driver took it out).
     key: Option<Key>,
@@ -78,11 +83,20 @@ pub struct TrackedIo<T> {
     in_exchange: bool,
     /// The waker last set in `conn` for the driver to wake.
     watched: Option<Waker>,
+    /// The current request went out on a connection idle this long (it
+    /// had carried a request before): once its response comes, a survival.
+    reused_after: Option<Duration>,
+    /// When the current request's last byte was written, for the round
+    /// trip to its response.
+    written_at: Option<Instant>,
+    /// When this connection last reported a survival.
+    survival_reported: Option<Instant>,
 }
 
 impl<T> TrackedIo<T> {
     pub(crate) fn new(
         inner: T,
+        conn: Arc<ConnShared>,
         shared: Arc<Shared>,
         origin: OriginKey,
         (slot, origin_shared): (Slot, Arc<OriginShared>),
@@ -90,7 +104,7 @@ impl<T> TrackedIo<T> {
     ) -> TrackedIo<T> {
         let mut io = TrackedIo {
             inner,
-            conn: Arc::new(ConnShared::new()),
+            conn,
             shared,
             origin,
             slot,
@@ -100,16 +114,19 @@ impl<T> TrackedIo<T> {
             mode_checked: false,
             stop_seen: false,
             idle_since: opened,
-            retire_at: None,
             key: None,
             entry_at: None,
             reported: None,
             exhausted: false,
             in_exchange: false,
             watched: None,
+            reused_after: None,
+            written_at: None,
+            survival_reported: None,
         };
-        // The server's idle timer starts when it accepts: a connection that
-        // waits in the pool before its first request ages too.
+        // A connection hyper-util parks before its first request ages too
+        // (with [`FRESH_GRACE`] at the least, so that the request it was
+        // made for always gets it).
         io.became_idle(opened);
         io
     }
@@ -124,14 +141,34 @@ impl<T> TrackedIo<T> {
         ConnectionInfo::new(Arc::clone(&self.conn))
     }
 
-    /// The connection is idle between messages from `now` on: computes
-    /// its retire time from the origin's published estimate.
+    /// When the current idle period ends, by the origin's estimate as it
+    /// is now (it may have dropped since the connection went idle).
+    fn due_at(&self) -> Instant {
+        let after = if self.exhausted {
+            Duration::ZERO
+        } else {
+            self.origin_shared.retire_after()
+        };
+        let after = if self.tracker.messages_completed() == 0 {
+            after.max(FRESH_GRACE)
+        } else {
+            after
+        };
+        self.idle_since
+            .checked_add(after)
+            .unwrap_or(self.idle_since + FAR)
+    }
+
+    /// The connection is idle between messages from `now` on: schedules
+    /// its retirement by the origin's published estimate.
     ///
     /// The queue is only touched when the connection's entry would fire
     /// too late (there is none, or the estimate shrank). Otherwise the
     /// entry fires at its old, earlier time, and [`retire_if_due`] moves it
     /// to the current retire time then: one queue operation per retire
-    /// period instead of one per request.
+    /// period instead of one per request. A connection due already (the
+    /// server allows no more requests, or closes idle connections at once)
+    /// is retired by the very next read, without waiting for the driver.
     ///
     /// [`retire_if_due`]: Self::retire_if_due
     fn became_idle(&mut self, now: Instant) {
@@ -140,14 +177,10 @@ impl<T> TrackedIo<T> {
             // The entry fired while the connection was busy: it is gone.
             self.entry_at = None;
         }
-        let after = if self.exhausted {
-            Duration::ZERO
-        } else {
-            self.origin_shared.retire_after()
-        };
-        let at = now.checked_add(after).unwrap_or(now + FAR);
-        self.retire_at = Some(at);
-        if self.entry_at.is_none_or(|entry| entry > at) {
+        let at = self.due_at();
+        if at <= now {
+            self.conn.mark_due();
+        } else if self.entry_at.is_none_or(|entry| entry > at) {
             self.arm(at);
         }
     }
@@ -195,28 +228,63 @@ impl<T> TrackedIo<T> {
             // In use: the next idle period schedules it again.
             return false;
         }
-        let Some(at) = self.retire_at else {
-            return false;
-        };
+        let at = self.due_at();
         let now = now();
         if now < at {
-            // Used since the entry was made: wait for the current time.
+            // Used since the entry was made, or asked to look at a lower
+            // estimate that is not due yet: wait for the current time.
             self.arm(at);
             return false;
         }
+        self.retire(now);
+        true
+    }
+
+    /// Ends the connection if it is idle and past its retire time, whether
+    /// or not the driver has come yet.
+    ///
+    /// This is the check that makes retirement exact on a busy runtime.
+    /// hyper's connection task reads before it writes, on every turn: when
+    /// a request arrives for an idle connection, this read comes first. An
+    /// end-of-file here closes the read side, so hyper hands the request
+    /// back unsent and hyper-util retries it on another connection. A
+    /// request let through here is written in the same turn, so no
+    /// scheduling delay falls between the check and the bytes on the wire.
+    #[inline]
+    fn retire_if_past_due(&mut self) -> bool {
+        if !self.tracker.is_idle() {
+            return false;
+        }
+        let now = now();
+        if now < self.due_at() {
+            return false;
+        }
+        self.retire(now);
+        true
+    }
+
+    /// Ends the connection: every later read returns end-of-file.
+    #[cold]
+    fn retire(&mut self, now: Instant) {
         self.tracker.stop();
         self.stop_seen = true;
         self.mode = Mode::Retired;
-        self.retire_at = None;
-        self.key = None;
         self.shared.count_retired();
+        let idle_for = now.saturating_duration_since(self.idle_since);
         tracing::debug!(
             origin = self.origin.as_str(),
             id = self.conn_id(),
-            idle_for = ?now.saturating_duration_since(self.idle_since),
+            ?idle_for,
             "retired idle connection before the server's deadline"
         );
-        true
+        if self.tracker.messages_completed() > 0 {
+            // Still open after idling this long. (A connection that never
+            // carried a request says nothing: servers time out a first
+            // request with another timer.)
+            self.shared
+                .observe(&self.origin, self.slot, Evidence::Survived(idle_for), now);
+        }
+        self.unschedule();
     }
 
     /// Makes sure the driver's retire request wakes `waker`. The waker
@@ -240,18 +308,14 @@ impl<T> TrackedIo<T> {
     fn on_bytes(&mut self, bytes: &[u8]) {
         let was_idle = self.tracker.is_idle();
         let outcome = self.tracker.on_read(bytes);
-        if was_idle {
+        if was_idle && self.tracker.messages_completed() > 0 {
             // Bytes on an idle connection: a `408` or a desynchronised
             // response. The tracker stopped; hyper will close it.
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
-            self.shared.observe_close(
-                &self.origin,
-                self.slot,
-                idle_for,
-                CloseKind::Unexpected,
-                now,
-            );
+            let kind = CloseKind::Unexpected;
+            let evidence = Evidence::Closed { idle_for, kind };
+            self.shared.observe(&self.origin, self.slot, evidence, now);
         }
         match outcome.message_end {
             Some(end) => {
@@ -263,16 +327,11 @@ impl<T> TrackedIo<T> {
             }
             None => self.conn.add_read(bytes.len()),
         }
-        let hint = if outcome.response_head {
-            self.keep_alive_hint()
-        } else {
-            None
-        };
         let idle = outcome.message_end.is_some() && self.tracker.is_idle();
-        if hint.is_some() || idle {
+        if outcome.response_head || idle {
             let now = now();
-            if let Some(hint) = hint {
-                self.report(hint, now);
+            if outcome.response_head {
+                self.on_response_head(now);
             }
             if idle {
                 self.became_idle(now);
@@ -285,16 +344,36 @@ impl<T> TrackedIo<T> {
         self.check_stopped();
     }
 
-    /// Passes a `Keep-Alive` hint to the origin's estimator when it says
-    /// something new, or to refresh it (the estimator forgets a hint that
-    /// is not repeated): not on every response.
-    fn report(&mut self, hint: KeepAlive, now: Instant) {
-        let fresh = self.reported.is_some_and(|(timeout, at)| {
-            hint.timeout == Some(timeout) && now.saturating_duration_since(at) < HINT_REFRESH
-        });
-        if !fresh {
-            self.shared.observe_keep_alive(self.slot, hint, now);
-            self.reported = hint.timeout.map(|timeout| (timeout, now));
+    /// What a response head says about the origin: its `Keep-Alive` hint,
+    /// the survival of a reused connection, the round trip. Each is passed
+    /// to the estimator only when it says something new, or to refresh it
+    /// (the estimator forgets what is not repeated): not on every response.
+    fn on_response_head(&mut self, now: Instant) {
+        if let Some(hint) = self.keep_alive_hint() {
+            let fresh = self.reported.is_some_and(|(timeout, at)| {
+                hint.timeout == Some(timeout) && now.saturating_duration_since(at) < HINT_REFRESH
+            });
+            if !fresh {
+                let evidence = Evidence::KeepAlive(hint);
+                self.shared.observe(&self.origin, self.slot, evidence, now);
+                self.reported = hint.timeout.map(|timeout| (timeout, now));
+            }
+        }
+        if let Some(idle_for) = self.reused_after.take() {
+            let stale = self
+                .survival_reported
+                .is_none_or(|at| now.saturating_duration_since(at) >= HINT_REFRESH);
+            if stale || self.origin_shared.survival_is_news(idle_for) {
+                let evidence = Evidence::Survived(idle_for);
+                self.shared.observe(&self.origin, self.slot, evidence, now);
+                self.survival_reported = Some(now);
+            }
+        }
+        if let Some(written) = self.written_at.take() {
+            let sample = now.saturating_duration_since(written);
+            if self.origin_shared.round_trip_is_news(sample) {
+                self.shared.observe_round_trip(self.slot, sample, now);
+            }
         }
     }
 
@@ -319,11 +398,11 @@ impl<T> TrackedIo<T> {
             self.conn
                 .response_completed(self.tracker.messages_completed(), 0);
         }
-        if outcome.was_idle {
+        if outcome.was_idle && self.tracker.messages_completed() > 0 {
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
-            self.shared
-                .observe_close(&self.origin, self.slot, idle_for, kind, now);
+            let evidence = Evidence::Closed { idle_for, kind };
+            self.shared.observe(&self.origin, self.slot, evidence, now);
         } else if self.in_exchange
             && was_tracking
             && !outcome.message_end
@@ -335,21 +414,38 @@ impl<T> TrackedIo<T> {
             // crossed the request (the estimator's rule decides whether
             // it says anything about the idle timer).
             let now = now();
-            let idle_for = now.saturating_duration_since(self.idle_since);
-            if IdleEstimator::crossed_close_counts(idle_for, kind) {
-                self.shared
-                    .observe_close(&self.origin, self.slot, idle_for, kind, now);
-            }
+            let idle_for = self
+                .reused_after
+                .unwrap_or_else(|| now.saturating_duration_since(self.idle_since));
+            let evidence = Evidence::Crossed { idle_for, kind };
+            self.shared.observe(&self.origin, self.slot, evidence, now);
         }
         self.check_stopped();
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
         let was_idle = self.tracker.is_idle();
+        let was_writing = !self.tracker.request_written();
         self.tracker.on_write(bytes);
         self.conn.add_written(bytes.len());
-        if was_idle && !self.tracker.is_idle() {
+        let idle = self.tracker.is_idle();
+        let began = was_idle && !idle;
+        if began {
             self.in_exchange = true;
+            if self.tracker.messages_completed() > 0 {
+                let now = now();
+                self.reused_after = Some(now.saturating_duration_since(self.idle_since));
+            }
+        }
+        if (was_writing || began) && self.tracker.request_written() {
+            let now = now();
+            if idle {
+                // The response was complete before the request's body: the
+                // connection became idle on this write.
+                self.became_idle(now);
+            } else {
+                self.written_at = Some(now);
+            }
         }
     }
 
@@ -393,7 +489,7 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
             Mode::Passthrough => return Pin::new(&mut this.inner).poll_read(cx, buf),
             Mode::Retired => return Poll::Ready(Ok(())),
         }
-        if this.retire_if_due() {
+        if this.retire_if_due() || this.retire_if_past_due() {
             return Poll::Ready(Ok(()));
         }
         let wanted = buf.remaining();

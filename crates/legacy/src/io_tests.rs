@@ -303,8 +303,8 @@ async fn a_clean_close_racing_a_reused_request_is_learned() {
         .expect("origin known");
     assert_eq!(
         estimate.timeout,
-        Duration::from_millis(251),
-        "the idle time until the close was seen"
+        Duration::from_millis(250),
+        "the idle time when the request the close crossed went out"
     );
 }
 

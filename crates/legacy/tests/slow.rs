@@ -3,7 +3,7 @@
 //! time, completes correctly. Paused tokio time, real loopback sockets.
 //!
 //! The origin *claims* `Keep-Alive: timeout=1` but really keeps idle
-//! connections for 60 s, so the adapter's retire time (900 ms) passes in
+//! connections for 60 s, so the adapter's retire time (999 ms) passes in
 //! the middle of each exchange while the server itself never closes.
 
 mod support;
@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use support::{Body, client, get};
 use tokio::time::sleep;
 
-const RETIRE: Duration = Duration::from_millis(900);
+const RETIRE: Duration = Duration::from_millis(999);
 
 async fn origin() -> Origin {
     support::origin(

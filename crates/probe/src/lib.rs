@@ -48,6 +48,12 @@
 
 use std::fmt;
 
+mod rtt;
+
+pub use rtt::PathRtt;
+#[cfg(unix)]
+pub use rtt::tcp_rtt;
+
 /// What a probe learned about an idle connection.
 ///
 /// Only [`Liveness::Alive`] and [`Liveness::Unknown`] allow reuse; see
@@ -147,17 +153,32 @@ pub fn probe(socket: impl std::os::fd::AsFd) -> Liveness {
 pub trait Probe {
     /// Probes the connection; see [`probe`](fn@probe) for the semantics.
     fn probe(&self) -> Liveness;
+
+    /// The kernel's round-trip estimate of the underlying TCP connection
+    /// ([`tcp_rtt`]), if it has one. The default says nothing; TCP streams
+    /// and the wrappers of this crate report it.
+    fn rtt(&self) -> Option<PathRtt> {
+        None
+    }
 }
 
 impl<T: Probe + ?Sized> Probe for &T {
     fn probe(&self) -> Liveness {
         (**self).probe()
     }
+
+    fn rtt(&self) -> Option<PathRtt> {
+        (**self).rtt()
+    }
 }
 
 impl<T: Probe + ?Sized> Probe for Box<T> {
     fn probe(&self) -> Liveness {
         (**self).probe()
+    }
+
+    fn rtt(&self) -> Option<PathRtt> {
+        (**self).rtt()
     }
 }
 
@@ -180,16 +201,52 @@ macro_rules! probe_via_fd {
 }
 
 probe_via_fd! {
-    std::net::TcpStream,
     #[cfg(unix)] std::os::unix::net::UnixStream,
-    #[cfg(feature = "tokio")] tokio::net::TcpStream,
     #[cfg(all(unix, feature = "tokio"))] tokio::net::UnixStream,
+}
+
+macro_rules! probe_tcp {
+    ($($(#[$cfg:meta])* $ty:ty),* $(,)?) => {$(
+        $(#[$cfg])*
+        impl Probe for $ty {
+            fn probe(&self) -> Liveness {
+                #[cfg(unix)]
+                {
+                    probe(self)
+                }
+                #[cfg(not(unix))]
+                {
+                    Liveness::Unknown
+                }
+            }
+
+            fn rtt(&self) -> Option<PathRtt> {
+                #[cfg(unix)]
+                {
+                    tcp_rtt(self)
+                }
+                #[cfg(not(unix))]
+                {
+                    None
+                }
+            }
+        }
+    )*};
+}
+
+probe_tcp! {
+    std::net::TcpStream,
+    #[cfg(feature = "tokio")] tokio::net::TcpStream,
 }
 
 #[cfg(feature = "hyper-util")]
 impl<T: Probe> Probe for hyper_util::rt::TokioIo<T> {
     fn probe(&self) -> Liveness {
         self.inner().probe()
+    }
+
+    fn rtt(&self) -> Option<PathRtt> {
+        self.inner().rtt()
     }
 }
 

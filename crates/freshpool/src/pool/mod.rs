@@ -11,6 +11,7 @@
 
 mod conn;
 mod key;
+mod learn;
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -18,7 +19,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{CloseKind, Driver, Expire, ExpiryQueue, IdleEstimator, KeepAlive};
+use freshpool_expiry::{Driver, Evidence, Expire, ExpiryQueue, IdleEstimator, Rtt};
 use freshpool_probe::Liveness;
 use http::HeaderValue;
 use tokio::sync::oneshot;
@@ -26,6 +27,8 @@ use tokio::sync::oneshot;
 pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Tx};
 pub(crate) use key::OriginKey;
 use key::OriginMap;
+use learn::FAR;
+pub(crate) use learn::Learned;
 
 use crate::builder::Config;
 use crate::error::{Error, Kind};
@@ -34,6 +37,7 @@ use crate::stats::{Counters, Event, OriginStats, Stats};
 /// An idle connection in the pool.
 struct Idle<B> {
     conn: Conn<B>,
+    /// When the last byte of its last response came off the socket.
     since: Instant,
     retire_at: Instant,
 }
@@ -100,7 +104,7 @@ enum Found<B> {
 /// Why an idle connection was not handed out.
 enum Dead {
     Expired,
-    Closed(Option<(Instant, CloseKind)>),
+    Closed,
     Probe(Liveness),
 }
 
@@ -182,6 +186,61 @@ impl<B> PoolShared<B> {
         }
     }
 
+    /// The kernel's round trip for a new connection, or the connect time
+    /// when there is none, for the margin.
+    pub(crate) fn observe_rtt(&self, key: &OriginKey, rtt: Option<Rtt>, connect_time: Duration) {
+        let mut state = self.lock();
+        let estimator = &mut self.origin(&mut state.origins, key).estimator;
+        match rtt {
+            Some(rtt) => estimator.observe_rtt(rtt),
+            None => estimator.observe_round_trip(connect_time),
+        }
+    }
+
+    /// Registers a new HTTP/2 connection as one of the origin's shared ones.
+    pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
+        let mut state = self.lock();
+        self.origin(&mut state.origins, key).h2.push(conn);
+    }
+
+    /// The HTTP/2 connect attempt for `key` ended: let waiters look again.
+    pub(crate) fn h2_connected(&self, key: &OriginKey) {
+        let mut state = self.lock();
+        let Some(origin) = state.origins.get_mut(key) else {
+            return;
+        };
+        origin.h2_connecting = false;
+        for waiter in origin.h2_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// A connection (or connect attempt) ended: give its place to a waiter,
+    /// or lower the host's count.
+    pub(crate) fn free_slot(self: &Arc<Self>, key: &OriginKey) {
+        let mut state = self.lock();
+        let Some(origin) = state.origins.get_mut(key) else {
+            return;
+        };
+        while let Some(waiter) = origin.waiters.pop_front() {
+            let slot = OpenSlot {
+                pool: Arc::downgrade(self),
+                origin: key.clone(),
+                armed: true,
+            };
+            match waiter.send(Handoff::Slot(slot)) {
+                Ok(()) => return,
+                // Disarm before dropping: this lock is held.
+                Err(Handoff::Slot(mut slot)) => slot.armed = false,
+                // Only a slot was sent.
+                Err(Handoff::Conn(_)) => {}
+            }
+        }
+        origin.open = origin.open.saturating_sub(1);
+    }
+}
+
+impl<B: Send + 'static> PoolShared<B> {
     /// Finds a usable idle connection for `key`, or a slot to connect, or
     /// waits for either.
     ///
@@ -218,9 +277,19 @@ impl<B> PoolShared<B> {
                     unschedule(&mut state.queue, &mut idle.conn);
                     let origin = self.origin(&mut state.origins, key);
                     origin.counters.unbump_reused();
-                    self.bury(origin, key, &idle, Dead::Probe(liveness), now);
+                    let wake = self.bury(
+                        origin,
+                        &mut state.queue,
+                        key,
+                        &idle,
+                        Dead::Probe(liveness),
+                        now,
+                    );
                     drop(guard);
                     drop(idle);
+                    if let Some(at) = wake {
+                        self.driver.schedule(self, at);
+                    }
                 }
                 // Waiting is the slow path: its timer stays out of every
                 // request's future.
@@ -297,35 +366,77 @@ impl<B> PoolShared<B> {
         }
 
         // HTTP/1: the most recently used idle connection that is still good.
-        while let Some(mut idle) = origin.idle.pop_back() {
+        let mut wake: Option<Instant> = None;
+        let found = loop {
+            let Some(mut idle) = origin.idle.pop_back() else {
+                break None;
+            };
             let idle_for = now.saturating_duration_since(idle.since);
-            // The estimate may have dropped since the connection was parked
-            // (a close was learned): judge it by today's.
-            let verdict = if idle.retire_at <= now || idle_for >= origin.estimator.retire_after(now)
-            {
+            // Closed first: a connection the server already closed is a
+            // server close, whatever its retire time said. The retire time
+            // follows the estimate (parked connections are rescheduled
+            // when it drops), so `retire_at` is today's.
+            let verdict = if idle.conn.is_closed() || !idle.conn.is_ready() {
+                Some(Dead::Closed)
+            } else if idle.retire_at <= now {
                 Some(Dead::Expired)
-            } else if idle.conn.is_closed() || !idle.conn.is_ready() {
-                Some(Dead::Closed(idle.conn.state.closed()))
             } else {
                 None
             };
+            if verdict.is_none() {
+                idle.conn.state.set_due(Some(idle.retire_at));
+            }
             match verdict {
                 None if idle_for >= self.config.probe_after => {
                     self.bump(origin, Event::Reused);
-                    return Found::Probe(idle);
+                    break Some(Found::Probe(idle));
                 }
                 None => {
                     self.bump(origin, Event::Reused);
-                    return Found::Done(Checkout::Reused(idle.conn, idle_for));
+                    break Some(Found::Done(Checkout::Reused(idle.conn, idle_for)));
                 }
                 Some(why) => {
                     unschedule(&mut state.queue, &mut idle.conn);
-                    self.bury(origin, key, &idle, why, now);
+                    let at = self.bury(origin, &mut state.queue, key, &idle, why, now);
+                    wake = match (wake, at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     dead.push(idle.conn);
                 }
             }
+        };
+        if let Some(at) = wake {
+            // Not under this lock: the driver takes its own.
+            let pool = Arc::clone(self);
+            drop(guard);
+            pool.driver.schedule(&pool, at);
+            if let Some(found) = found {
+                return found;
+            }
+            return self.find_slot(key, wants_h2);
         }
+        if let Some(found) = found {
+            return found;
+        }
+        self.slot_or_wait(origin, key, wants_h2)
+    }
 
+    /// [`find`](Self::find) after it let go of the lock: take it again for
+    /// the slot.
+    fn find_slot(self: &Arc<Self>, key: &OriginKey, wants_h2: bool) -> Found<B> {
+        let mut guard = self.lock();
+        let origin = self.origin(&mut guard.origins, key);
+        self.slot_or_wait(origin, key, wants_h2)
+    }
+
+    /// A place under the host limit, or a place in the queue of waiters.
+    fn slot_or_wait(
+        self: &Arc<Self>,
+        origin: &mut Origin<B>,
+        key: &OriginKey,
+        wants_h2: bool,
+    ) -> Found<B> {
         let limit = self.config.max_connections_per_host;
         if limit.is_none_or(|limit| origin.open < limit) {
             origin.open += 1;
@@ -348,224 +459,121 @@ impl<B> PoolShared<B> {
         Found::Wait(rx)
     }
 
-    /// Records why an idle connection died, learning from server closes.
-    fn bury(
-        &self,
-        origin: &mut Origin<B>,
-        key: &OriginKey,
-        idle: &Idle<B>,
-        why: Dead,
-        now: Instant,
-    ) {
-        let close = match why {
-            Dead::Expired => {
-                self.bump(origin, Event::RetiredByExpiry);
-                tracing::debug!(origin = %key, "retired idle connection at checkout");
-                return;
-            }
-            Dead::Closed(seen) => seen,
-            Dead::Probe(liveness) => {
-                self.bump(origin, Event::ProbeRejected(liveness));
-                tracing::debug!(origin = %key, %liveness, "probe rejected idle connection");
-                let kind = match liveness {
-                    Liveness::Reset => CloseKind::Reset,
-                    Liveness::Unexpected => CloseKind::Unexpected,
-                    _ => CloseKind::Fin,
-                };
-                // The IO may already have seen the close, and when.
-                Some(idle.conn.state.closed().unwrap_or((now, kind)))
-            }
-        };
-        if let Some((at, kind)) = close {
-            self.learn(
-                origin,
-                key,
-                at.saturating_duration_since(idle.since),
-                kind,
-                now,
-            );
-        }
-    }
-
-    fn learn(
-        &self,
-        origin: &mut Origin<B>,
-        key: &OriginKey,
-        idle_for: Duration,
-        kind: CloseKind,
-        now: Instant,
-    ) {
-        self.bump(origin, Event::ServerClose);
-        if origin.estimator.observe_close(idle_for, kind, false, now) {
-            let estimate = origin.estimator.estimate(now);
-            tracing::debug!(
-                origin = %key,
-                ?idle_for,
-                ?kind,
-                estimate = ?estimate.timeout,
-                source = %estimate.source,
-                "learned idle timeout from a server close"
-            );
-        }
-    }
-
-    /// A response's `Keep-Alive` hint.
-    pub(crate) fn observe_keep_alive(&self, key: &OriginKey, hint: KeepAlive) {
-        if !self.config.keep_alive_hints {
-            return;
-        }
+    /// Evidence about `key`'s server outside a check-in (a failed request,
+    /// a non-reusable response).
+    pub(crate) fn observe(self: &Arc<Self>, key: &OriginKey, evidence: Evidence) {
         let now = now();
-        let mut state = self.lock();
-        self.origin(&mut state.origins, key)
-            .estimator
-            .observe_keep_alive(hint, now);
-    }
-
-    /// The round trip of a new connection's handshake, for the margin.
-    pub(crate) fn observe_rtt(&self, key: &OriginKey, rtt: Duration) {
-        let mut state = self.lock();
-        self.origin(&mut state.origins, key)
-            .estimator
-            .observe_rtt(rtt);
-    }
-
-    /// A reused connection failed before any response byte, `idle_for`
-    /// after it went idle: learned from when
-    /// [`IdleEstimator::crossed_close_counts`] says the close crossed the
-    /// request.
-    pub(crate) fn observe_crossed_close(
-        &self,
-        key: &OriginKey,
-        idle_for: Duration,
-        kind: CloseKind,
-    ) {
-        if !IdleEstimator::crossed_close_counts(idle_for, kind) {
-            return;
-        }
-        let now = now();
-        let mut state = self.lock();
-        let origin = self.origin(&mut state.origins, key);
-        self.learn(origin, key, idle_for, kind, now);
-    }
-
-    /// Registers a new HTTP/2 connection as one of the origin's shared ones.
-    pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
-        let mut state = self.lock();
-        self.origin(&mut state.origins, key).h2.push(conn);
-    }
-
-    /// The HTTP/2 connect attempt for `key` ended: let waiters look again.
-    pub(crate) fn h2_connected(&self, key: &OriginKey) {
-        let mut state = self.lock();
-        let Some(origin) = state.origins.get_mut(key) else {
-            return;
-        };
-        origin.h2_connecting = false;
-        for waiter in origin.h2_waiters.drain(..) {
-            let _ = waiter.send(());
-        }
-    }
-
-    /// A connection (or connect attempt) ended: give its place to a waiter,
-    /// or lower the host's count.
-    pub(crate) fn free_slot(self: &Arc<Self>, key: &OriginKey) {
-        let mut state = self.lock();
-        let Some(origin) = state.origins.get_mut(key) else {
-            return;
-        };
-        while let Some(waiter) = origin.waiters.pop_front() {
-            let slot = OpenSlot {
-                pool: Arc::downgrade(self),
-                origin: key.clone(),
-                armed: true,
-            };
-            match waiter.send(Handoff::Slot(slot)) {
-                Ok(()) => return,
-                // Disarm before dropping: this lock is held.
-                Err(Handoff::Slot(mut slot)) => slot.armed = false,
-                // Only a slot was sent.
-                Err(Handoff::Conn(_)) => {}
-            }
-        }
-        origin.open = origin.open.saturating_sub(1);
-    }
-}
-
-impl<B: Send + 'static> PoolShared<B> {
-    /// Takes back a connection whose response has been read to its end.
-    pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, mut conn: Conn<B>) {
-        if conn.is_http2() || conn.is_closed() || conn.remaining == Some(0) {
-            return;
-        }
-        let now = now();
-        let retire_at = {
+        let wake = {
             let mut state = self.lock();
             let state = &mut *state;
             let origin = self.origin(&mut state.origins, key);
-            while let Some(waiter) = origin.waiters.pop_front() {
-                match waiter.send(Handoff::Conn(conn)) {
-                    Ok(()) => return,
-                    Err(Handoff::Conn(back)) => conn = back,
-                    // Only a connection was sent.
-                    Err(Handoff::Slot(mut slot)) => {
-                        slot.armed = false;
-                        return;
-                    }
+            self.observe_in(origin, &mut state.queue, key, evidence, now)
+        };
+        if let Some(at) = wake {
+            self.driver.schedule(self, at);
+        }
+    }
+
+    /// Takes back a connection whose response has been read to its end,
+    /// with what the response taught about its origin.
+    pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, conn: Conn<B>, learned: Learned) {
+        let poolable = !(conn.is_http2() || conn.is_closed() || conn.remaining == Some(0));
+        if !poolable && learned.is_empty() {
+            return;
+        }
+        let now = now();
+        // The idle clock started when the last byte came off the socket,
+        // however long the caller then took to finish reading the body.
+        let since = conn.state.last_read().map_or(now, |at| at.min(now));
+        let wake = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let origin = self.origin(&mut state.origins, key);
+            let learned_wake = self.learn_from(origin, &mut state.queue, key, learned, now);
+            if !poolable {
+                learned_wake
+            } else {
+                match self.park(origin, &mut state.queue, key, conn, since, now) {
+                    Some(at) => Some(learned_wake.map_or(at, |l| l.min(at))),
+                    None => learned_wake,
                 }
             }
-            if origin.idle.len() >= self.config.pool_max_idle_per_host {
-                return;
-            }
-            // With no idle timeout anywhere, park it a century away.
-            let after = origin.estimator.retire_after(now);
-            let mut retire_at = now
-                .checked_add(after)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-            if let Some(deadline) = conn.lifetime_deadline {
-                retire_at = retire_at.min(deadline);
-            }
-            if retire_at <= now {
-                return;
-            }
-            conn.state.set_idle();
-            // A connection keeps one queue entry across its idle periods.
-            // An entry due no later than `retire_at` stays: if it fires
-            // while the connection is idle again, `expire` moves it to the
-            // retire time of that idle period. So a busy connection costs
-            // one queue operation per retire period, not two per request.
-            let current = conn
-                .expiry
-                .is_some_and(|(entry, at)| at <= retire_at && state.queue.contains(&entry));
-            let wake = if current {
-                None
-            } else {
-                unschedule(&mut state.queue, &mut conn);
-                // The driver already wakes for the queue's earliest
-                // deadline; it only needs telling about an earlier one.
-                let earlier = state
-                    .queue
-                    .next_deadline()
-                    .is_none_or(|next| retire_at < next);
-                let entry = state.queue.insert(
-                    retire_at,
-                    Expiring {
-                        origin: key.clone(),
-                        id: conn.id,
-                    },
-                );
-                conn.expiry = Some((entry, retire_at));
-                earlier.then_some(retire_at)
-            };
-            origin.idle.push_back(Idle {
-                conn,
-                since: now,
-                retire_at,
-            });
-            wake
         };
-        if let Some(retire_at) = retire_at {
-            self.driver.schedule(self, retire_at);
+        if let Some(at) = wake {
+            self.driver.schedule(self, at);
         }
+    }
+
+    /// Gives `conn` to the oldest waiter, or parks it idle until its
+    /// retire time. Returns a deadline the driver must be told about.
+    fn park(
+        self: &Arc<Self>,
+        origin: &mut Origin<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        mut conn: Conn<B>,
+        since: Instant,
+        now: Instant,
+    ) -> Option<Instant> {
+        // A waiter takes it at once; a checkout sets the next one.
+        conn.state.set_due(None);
+        while let Some(waiter) = origin.waiters.pop_front() {
+            match waiter.send(Handoff::Conn(conn)) {
+                Ok(()) => return None,
+                Err(Handoff::Conn(back)) => conn = back,
+                // Only a connection was sent.
+                Err(Handoff::Slot(mut slot)) => {
+                    slot.armed = false;
+                    return None;
+                }
+            }
+        }
+        if origin.idle.len() >= self.config.pool_max_idle_per_host {
+            return None;
+        }
+        // With no idle timeout anywhere, park it a century away.
+        let after = origin.estimator.retire_after(now, self.slack());
+        let mut retire_at = since.checked_add(after).unwrap_or(now + FAR);
+        if let Some(deadline) = conn.lifetime_deadline {
+            retire_at = retire_at.min(deadline);
+        }
+        if retire_at <= now {
+            self.bump(origin, Event::RetiredByExpiry);
+            tracing::debug!(origin = %key, "retired at check-in: due already");
+            return None;
+        }
+        conn.state.set_idle();
+        // A connection keeps one queue entry across its idle periods. An
+        // entry due no later than `retire_at` stays: if it fires while the
+        // connection is idle again, `expire` moves it to the retire time of
+        // that idle period. So a busy connection costs one queue operation
+        // per retire period, not two per request.
+        let current = conn
+            .expiry
+            .is_some_and(|(entry, at)| at <= retire_at && queue.contains(&entry));
+        let wake = if current {
+            None
+        } else {
+            unschedule(queue, &mut conn);
+            // The driver already wakes for the queue's earliest deadline;
+            // it only needs telling about an earlier one.
+            let earlier = queue.next_deadline().is_none_or(|next| retire_at < next);
+            let entry = queue.insert(
+                retire_at,
+                Expiring {
+                    origin: key.clone(),
+                    id: conn.id,
+                },
+            );
+            conn.expiry = Some((entry, retire_at));
+            earlier.then_some(retire_at)
+        };
+        origin.idle.push_back(Idle {
+            conn,
+            since,
+            retire_at,
+        });
+        wake
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -613,19 +621,27 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let Some(idle) = origin.idle.remove(at) else {
                 continue;
             };
-            if let Some((closed_at, kind)) = idle.conn.state.closed() {
+            let idle_for = now.saturating_duration_since(idle.since);
+            let evidence = match idle.conn.state.closed() {
                 // The server closed it before we retired it: the estimate
                 // was too long.
-                let idle_for = closed_at.saturating_duration_since(idle.since);
-                self.learn(origin, &entry.origin, idle_for, kind, now);
-            } else {
-                self.bump(origin, Event::RetiredByExpiry);
-                tracing::debug!(
-                    origin = %entry.origin,
-                    idle_for = ?now.saturating_duration_since(idle.since),
-                    "retired idle connection before the server's deadline"
-                );
-            }
+                Some((closed_at, kind)) => Evidence::Closed {
+                    idle_for: closed_at.saturating_duration_since(idle.since),
+                    kind,
+                },
+                None => {
+                    self.bump(origin, Event::RetiredByExpiry);
+                    tracing::debug!(
+                        origin = %entry.origin,
+                        ?idle_for,
+                        "retired idle connection before the server's deadline"
+                    );
+                    // Still open: the server keeps connections at least
+                    // this long.
+                    Evidence::Survived(idle_for)
+                }
+            };
+            self.observe_in(origin, &mut state.queue, &entry.origin, evidence, now);
             retired.push(idle.conn);
         }
         let next = state.queue.next_deadline();

@@ -230,7 +230,7 @@ impl Tracker {
     }
 
     /// Whether the current request, head and body, has been written.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the tracker's tests check it"))]
+    #[inline]
     pub(crate) fn request_written(&self) -> bool {
         self.stopped.is_none() && matches!(self.writing, Writing::Idle)
     }

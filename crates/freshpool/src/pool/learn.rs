@@ -1,0 +1,163 @@
+//! What the pool learns about each origin's idle timeout, and how a lower
+//! estimate reaches the connections already parked.
+//!
+//! Every piece of evidence goes through [`PoolShared::observe_in`], under
+//! the pool's lock: the estimator ([`IdleEstimator::observe`]) weighs it,
+//! and when the retire time went down, the origin's idle connections are
+//! rescheduled at once instead of keeping the deadline they were parked
+//! with.
+
+use std::time::{Duration, Instant};
+
+use freshpool_expiry::{CloseKind, Evidence, ExpiryQueue, KeepAlive};
+use freshpool_probe::Liveness;
+
+use super::{Dead, Expiring, Idle, Origin, OriginKey, PoolShared, unschedule};
+use crate::stats::Event;
+
+/// What one response taught about its origin, carried to check-in so that
+/// it costs no lock of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Learned {
+    /// The response's `Keep-Alive` hint, if it had a timeout.
+    pub(crate) hint: Option<KeepAlive>,
+    /// The request reused a connection idle this long, and got its
+    /// response: the server keeps idle connections longer.
+    pub(crate) survived: Option<Duration>,
+}
+
+impl Learned {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hint.is_none() && self.survived.is_none()
+    }
+
+    fn evidence(self) -> impl Iterator<Item = Evidence> {
+        let hint = self.hint.map(Evidence::KeepAlive);
+        hint.into_iter()
+            .chain(self.survived.map(Evidence::Survived))
+    }
+}
+
+/// How far away "never" is, when a retire time overflows an `Instant`.
+pub(super) const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl<B> PoolShared<B> {
+    /// Records `evidence` about `origin`'s server. Returns the earliest
+    /// deadline it gave an idle connection, for the driver.
+    pub(super) fn observe_in(
+        &self,
+        origin: &mut Origin<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        evidence: Evidence,
+        now: Instant,
+    ) -> Option<Instant> {
+        if matches!(evidence, Evidence::KeepAlive(_)) && !self.config.keep_alive_hints {
+            return None;
+        }
+        if evidence.is_server_close() {
+            origin.counters.bump(Event::ServerClose);
+        }
+        let slack = self.slack();
+        let before = origin.estimator.retire_after(now, slack);
+        let estimate = origin.estimator.observe(evidence, now)?;
+        tracing::debug!(
+            origin = %key,
+            ?evidence,
+            estimate = ?estimate.timeout,
+            source = %estimate.source,
+            "idle timeout estimate changed"
+        );
+        let after = origin.estimator.retire_after(now, slack);
+        if after >= before {
+            return None;
+        }
+        // Parked connections follow the lower estimate now.
+        let mut earliest: Option<Instant> = None;
+        for idle in &mut origin.idle {
+            let at = idle.since.checked_add(after).unwrap_or(now + FAR);
+            if at >= idle.retire_at {
+                continue;
+            }
+            idle.retire_at = at;
+            unschedule(queue, &mut idle.conn);
+            let entry = queue.insert(
+                at,
+                Expiring {
+                    origin: key.clone(),
+                    id: idle.conn.id,
+                },
+            );
+            idle.conn.expiry = Some((entry, at));
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+        earliest
+    }
+
+    /// Applies what a response taught; see [`observe_in`](Self::observe_in).
+    pub(super) fn learn_from(
+        &self,
+        origin: &mut Origin<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        learned: Learned,
+        now: Instant,
+    ) -> Option<Instant> {
+        learned
+            .evidence()
+            .filter_map(|evidence| self.observe_in(origin, queue, key, evidence, now))
+            .min()
+    }
+
+    /// The scheduling slack the margin covers: how late the expiry driver
+    /// has been waking, a measure of how busy the runtime is.
+    pub(super) fn slack(&self) -> Duration {
+        self.driver.lateness()
+    }
+
+    /// Records why an idle connection died, and what that says about the
+    /// server's idle timeout.
+    pub(super) fn bury(
+        &self,
+        origin: &mut Origin<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        idle: &Idle<B>,
+        why: Dead,
+        now: Instant,
+    ) -> Option<Instant> {
+        let seen = idle.conn.state.closed();
+        let at_close = |(at, kind): (Instant, CloseKind)| Evidence::Closed {
+            idle_for: at.saturating_duration_since(idle.since),
+            kind,
+        };
+        let evidence = match why {
+            Dead::Expired => {
+                origin.counters.bump(Event::RetiredByExpiry);
+                tracing::debug!(origin = %key, "retired idle connection at checkout");
+                // Still open after idling this long.
+                Evidence::Survived(now.saturating_duration_since(idle.since))
+            }
+            // hyper saw the connection end; only a close its IO read
+            // says something about the server.
+            Dead::Closed => at_close(seen?),
+            Dead::Probe(liveness) => {
+                origin.counters.bump(Event::ProbeRejected(liveness));
+                tracing::debug!(origin = %key, %liveness, "probe rejected idle connection");
+                match seen {
+                    Some(seen) => at_close(seen),
+                    // Found only now: it closed at some point before.
+                    None => Evidence::ClosedWithin {
+                        idle_for: now.saturating_duration_since(idle.since),
+                        kind: match liveness {
+                            Liveness::Reset => CloseKind::Reset,
+                            Liveness::Unexpected => CloseKind::Unexpected,
+                            _ => CloseKind::Fin,
+                        },
+                    },
+                }
+            }
+        };
+        self.observe_in(origin, queue, key, evidence, now)
+    }
+}
