@@ -79,6 +79,7 @@ mod connector;
 mod error;
 mod info;
 mod io;
+mod layer;
 mod retry;
 mod tracker;
 
@@ -89,6 +90,7 @@ pub use freshpool::retry::{Refusal, RetryPolicy, Rule};
 pub use freshpool_expiry::{Estimate, EstimatorConfig, Margin, Source};
 pub use info::ConnectionInfo;
 pub use io::TrackedIo;
+pub use layer::ConnectorLayer;
 pub use retry::{DEFAULT_REPLAY_CAP, ResponseFuture, RetryClient};
 
 #[cfg(feature = "fuzzing")]
