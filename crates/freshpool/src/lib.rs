@@ -63,6 +63,7 @@ mod io;
 mod pool;
 mod replay;
 pub mod retry;
+mod rt;
 mod stats;
 mod unprobed;
 
@@ -73,5 +74,6 @@ pub use error::{BuildError, Error};
 pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
 pub use replay::ReplayBody;
+pub use rt::BoxSendFuture;
 pub use stats::{OriginStats, Stats};
 pub use unprobed::{Unprobed, UnprobedIo};
