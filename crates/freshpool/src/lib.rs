@@ -65,6 +65,8 @@ mod replay;
 pub mod retry;
 mod rt;
 mod stats;
+#[cfg(unix)]
+mod unix;
 mod unprobed;
 
 pub use body::Body;
@@ -76,4 +78,6 @@ pub use freshpool_probe::{Liveness, Probe};
 pub use replay::ReplayBody;
 pub use rt::BoxSendFuture;
 pub use stats::{OriginStats, Stats};
+#[cfg(unix)]
+pub use unix::{UnixConnecting, UnixConnector, unix_uri};
 pub use unprobed::{Unprobed, UnprobedIo};
