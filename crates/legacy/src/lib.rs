@@ -21,6 +21,9 @@
 //!     .build::<_, Full<Bytes>>(freshpool_legacy::Connector::new(HttpConnector::new()));
 //! ```
 //!
+//! With tower's `ServiceBuilder`, `.layer(ConnectorLayer::new())` does the
+//! same ([`ConnectorLayer`]).
+//!
 //! That alone removes the race in the usual case, where the server's idle
 //! timer fires while the next request is on its way. Each connection's IO
 //! ([`TrackedIo`]) follows the HTTP/1 messages from the bytes hyper writes
