@@ -34,6 +34,7 @@ impl Origin {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// let path = std::env::temp_dir().join(format!("origin-doc-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
     /// let origin = Origin::builder().start().await?;
     /// origin.listen_unix(&path)?;
     ///
