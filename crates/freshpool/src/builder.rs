@@ -110,13 +110,16 @@ impl H2Settings {
         h2.timer(timer)
             .initial_stream_window_size(self.initial_stream_window_size)
             .initial_connection_window_size(self.initial_connection_window_size)
-            .max_frame_size(self.max_frame_size)
             .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
             .keep_alive_interval(self.keep_alive_interval)
             .keep_alive_while_idle(self.keep_alive_while_idle);
         // After the windows: hyper's adaptive window replaces them.
         if self.adaptive_window {
             h2.adaptive_window(true);
+        }
+        // Only when set: hyper's default is an explicit 16 KiB.
+        if let Some(size) = self.max_frame_size {
+            h2.max_frame_size(size);
         }
         if let Some(max) = self.max_header_list_size {
             h2.max_header_list_size(max);
