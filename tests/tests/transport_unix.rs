@@ -1,7 +1,7 @@
 //! HTTP over Unix domain sockets: `freshpool::UnixConnector` against
 //! `freshpool-origin` listening on a socket, with reuse, retirement before
 //! the server's idle deadline, the probe catching a close hyper has not
-//! read, and one pool keeping two sockets apart.
+//! read, one pool keeping two sockets apart, and h2c over a socket.
 
 #![cfg(unix)]
 
@@ -206,4 +206,40 @@ async fn the_probe_catches_a_close_on_an_idle_unix_connection() {
     let origin = server.join().expect("origin thread");
     assert_eq!(origin.idle_closes_fin, 1, "{origin:?}");
     assert_eq!(origin.duplicate_requests, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn h2c_over_a_unix_socket_shares_one_connection() {
+    let path = socket_path();
+    let origin = origin_on(&path, Duration::from_secs(600), Advertise::None).await;
+    let client: UnixClient = Client::builder()
+        .http2_only(true)
+        .build(UnixConnector::new(&path))
+        .expect("settings");
+    let uri: http::Uri = "http://localhost/h2".parse().expect("uri");
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let (client, uri) = (client.clone(), uri.clone());
+        requests.spawn(async move {
+            let req = http::Request::get(uri)
+                .header("x-request-id", format!("h2-{i}"))
+                .header("x-delay-ms", "50")
+                .body(Full::default())
+                .expect("valid request");
+            let response = client.request(req).await.expect("response");
+            assert_eq!(response.version(), http::Version::HTTP_2);
+            response.into_body().collect().await.expect("body");
+        });
+    }
+    while let Some(done) = requests.join_next().await {
+        done.expect("request task");
+    }
+    let stats = origin.stats();
+    assert_eq!(
+        (stats.connections_accepted, stats.requests_processed),
+        (1, 4),
+        "{stats:?}"
+    );
+    assert_eq!(client.stats().total.connections_opened, 1);
+    origin.shutdown().await;
 }
