@@ -6,15 +6,23 @@ use std::time::Duration;
 
 use freshpool_expiry::{EstimatorConfig, Lifetime, Margin};
 use hyper::client::conn::{http1, http2};
+use hyper::rt::{Executor, Timer};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::Client;
 use crate::error::BuildError;
 use crate::retry::RetryPolicy;
+use crate::rt::{BoxSendFuture, Exec, SharedTimer};
 
 /// See [`Builder::probe_after`].
 const DEFAULT_PROBE_AFTER: Duration = Duration::from_millis(1);
+/// The smallest and largest HTTP/2 `SETTINGS_MAX_FRAME_SIZE` (RFC 9113
+/// §6.5.2).
+const FRAME_SIZES: std::ops::RangeInclusive<u32> = 16_384..=16_777_215;
+/// The largest HTTP/2 flow-control window (RFC 9113 §6.9.1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+/// The smallest `http1_max_buf_size` hyper accepts.
+const MIN_H1_BUF: usize = 8 * 1024;
 
 /// Everything a built client needs, frozen.
 #[derive(Debug)]
@@ -35,7 +43,92 @@ pub(crate) struct Config {
     pub(crate) http2_only: bool,
     pub(crate) http2_max_streams: usize,
     pub(crate) h1: http1::Builder,
-    pub(crate) h2: http2::Builder<TokioExecutor>,
+    pub(crate) h2: http2::Builder<Exec>,
+    /// Where connection tasks are spawned.
+    pub(crate) exec: Exec,
+}
+
+/// HTTP/2 settings, kept until [`Builder::build`] knows the executor that
+/// hyper's `http2::Builder` is made with. `None` leaves hyper's default.
+#[derive(Debug, Default)]
+struct H2Settings {
+    initial_stream_window_size: Option<u32>,
+    initial_connection_window_size: Option<u32>,
+    adaptive_window: bool,
+    max_frame_size: Option<u32>,
+    max_header_list_size: Option<u32>,
+    max_pending_accept_reset_streams: Option<usize>,
+    keep_alive_interval: Option<Duration>,
+    keep_alive_timeout: Option<Duration>,
+    keep_alive_while_idle: bool,
+}
+
+impl H2Settings {
+    fn validate(&self) -> Result<(), BuildError> {
+        let windows = [
+            (
+                "http2_initial_stream_window_size",
+                self.initial_stream_window_size,
+            ),
+            (
+                "http2_initial_connection_window_size",
+                self.initial_connection_window_size,
+            ),
+        ];
+        for (name, size) in windows {
+            if size.is_some_and(|size| size > MAX_WINDOW) {
+                return Err(BuildError::new(name, "must be at most 2^31 - 1"));
+            }
+        }
+        if self
+            .max_frame_size
+            .is_some_and(|size| !FRAME_SIZES.contains(&size))
+        {
+            return Err(BuildError::new(
+                "http2_max_frame_size",
+                "must be from 16384 to 16777215 (RFC 9113 §6.5.2)",
+            ));
+        }
+        if self.keep_alive_interval.is_some_and(|d| d.is_zero()) {
+            return Err(BuildError::new(
+                "http2_keep_alive_interval",
+                "must be longer than zero (None disables keep-alive)",
+            ));
+        }
+        if self.keep_alive_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(BuildError::new(
+                "http2_keep_alive_timeout",
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// hyper's builder over `exec` and `timer`, with these settings.
+    fn builder(&self, exec: Exec, timer: SharedTimer) -> http2::Builder<Exec> {
+        let mut h2 = http2::Builder::new(exec);
+        h2.timer(timer)
+            .initial_stream_window_size(self.initial_stream_window_size)
+            .initial_connection_window_size(self.initial_connection_window_size)
+            .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
+            .keep_alive_interval(self.keep_alive_interval)
+            .keep_alive_while_idle(self.keep_alive_while_idle);
+        // After the windows: hyper's adaptive window replaces them.
+        if self.adaptive_window {
+            h2.adaptive_window(true);
+        }
+        // Only when set: hyper's default is an explicit 16 KiB.
+        if let Some(size) = self.max_frame_size {
+            h2.max_frame_size(size);
+        }
+        if let Some(max) = self.max_header_list_size {
+            h2.max_header_list_size(max);
+        }
+        if let Some(timeout) = self.keep_alive_timeout {
+            h2.keep_alive_timeout(timeout);
+        }
+        h2
+    }
 }
 
 /// Builds a [`Client`](crate::Client).
@@ -77,13 +170,14 @@ pub struct Builder {
     http2_only: bool,
     http2_max_streams: usize,
     h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
+    h1_max_buf_size: Option<usize>,
+    h2: H2Settings,
+    exec: Exec,
+    timer: SharedTimer,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
-        h2.timer(TokioTimer::new());
         let estimator = EstimatorConfig::default();
         Builder {
             pool_idle_timeout: Some(Duration::from_secs(90)),
@@ -103,7 +197,10 @@ impl Default for Builder {
             http2_only: false,
             http2_max_streams: 100,
             h1: http1::Builder::new(),
-            h2,
+            h1_max_buf_size: None,
+            h2: H2Settings::default(),
+            exec: Exec::tokio(),
+            timer: SharedTimer::tokio(),
         }
     }
 }
@@ -268,22 +365,72 @@ impl Builder {
         self
     }
 
-    /// Accept obsolete line folding in response headers. Default: `false`.
+    /// The executor every connection task is spawned on (one per
+    /// connection, plus hyper's HTTP/2 body tasks), as in hyper-util's
+    /// `Client::builder(executor)`. Default: hyper-util's `TokioExecutor`
+    /// (`tokio::spawn` on the current runtime).
+    ///
+    /// The pool's own expiry scheduler and response-body bookkeeping still
+    /// run on tokio, and read tokio's clock (so `start_paused` tests
+    /// control every timer the client has): a client needs a tokio runtime
+    /// whatever its executor.
+    pub fn executor<E>(mut self, executor: E) -> Builder
+    where
+        E: Executor<BoxSendFuture> + Send + Sync + 'static,
+    {
+        self.exec = Exec::new(executor);
+        self
+    }
+
+    /// The timer hyper's HTTP/2 connections use for keep-alive pings and
+    /// their timeout, as hyper-util's `Builder::timer`. Default: hyper-util's
+    /// `TokioTimer`, which follows tokio's clock (paused time included).
+    pub fn timer<T>(mut self, timer: T) -> Builder
+    where
+        T: Timer + Send + Sync + 'static,
+    {
+        self.timer = SharedTimer::new(timer);
+        self
+    }
+
+    /// Accept obsolete line folding (a header value continued on a line
+    /// that starts with a space or tab, RFC 9112 §5.2) in HTTP/1 response
+    /// headers, replacing each fold with spaces. Default: `false` (such a
+    /// response is a parse error).
     pub fn http1_allow_obsolete_multiline_headers_in_responses(mut self, enabled: bool) -> Builder {
         self.h1
             .allow_obsolete_multiline_headers_in_responses(enabled);
         self
     }
 
-    /// Accept spaces between a header name and its colon. Default: `false`.
+    /// Accept spaces between a header name and its colon in HTTP/1
+    /// responses. Default: `false`.
     pub fn http1_allow_spaces_after_header_name_in_responses(mut self, enabled: bool) -> Builder {
         self.h1.allow_spaces_after_header_name_in_responses(enabled);
         self
     }
 
-    /// Send header names in title case. Default: `false`.
+    /// Silently drop invalid header lines of HTTP/1 responses (a bad name,
+    /// a missing colon, a bad value) instead of failing the response, as
+    /// browsers do; a NUL or a lone CR is still an error. Default: `false`.
+    pub fn http1_ignore_invalid_headers_in_responses(mut self, enabled: bool) -> Builder {
+        self.h1.ignore_invalid_headers_in_responses(enabled);
+        self
+    }
+
+    /// Write HTTP/1 request header names in title case (`Content-Type`)
+    /// instead of lower case. Default: `false`.
     pub fn http1_title_case_headers(mut self, enabled: bool) -> Builder {
         self.h1.title_case_headers(enabled);
+        self
+    }
+
+    /// Record the case of HTTP/1 response header names in a (private)
+    /// extension of the response, and write a request's header names in
+    /// the case such an extension records, so that a proxy passes names on
+    /// as it received them. Default: `false`.
+    pub fn http1_preserve_header_case(mut self, enabled: bool) -> Builder {
+        self.h1.preserve_header_case(enabled);
         self
     }
 
@@ -293,9 +440,10 @@ impl Builder {
         self
     }
 
-    /// The largest HTTP/1 read buffer. Default: hyper's (about 400 KiB).
+    /// The largest HTTP/1 read buffer, at least 8 KiB. Default: hyper's
+    /// (about 400 KiB).
     pub fn http1_max_buf_size(mut self, max: usize) -> Builder {
-        self.h1.max_buf_size(max);
+        self.h1_max_buf_size = Some(max);
         self
     }
 
@@ -305,21 +453,79 @@ impl Builder {
         self
     }
 
-    /// HTTP/2 stream-level flow control window. Default: hyper's.
+    /// HTTP/2 stream-level flow control window (`SETTINGS_INITIAL_WINDOW_SIZE`),
+    /// at most 2^31 − 1. `None` keeps the default. Default: hyper's (2 MiB).
     pub fn http2_initial_stream_window_size(mut self, size: impl Into<Option<u32>>) -> Builder {
-        self.h2.initial_stream_window_size(size);
+        self.h2.initial_stream_window_size = size.into();
         self
     }
 
-    /// HTTP/2 connection-level flow control window. Default: hyper's.
+    /// HTTP/2 connection-level flow control window, at most 2^31 − 1.
+    /// `None` keeps the default. Default: hyper's (5 MiB).
     pub fn http2_initial_connection_window_size(mut self, size: impl Into<Option<u32>>) -> Builder {
-        self.h2.initial_connection_window_size(size);
+        self.h2.initial_connection_window_size = size.into();
         self
     }
 
-    /// Interval of HTTP/2 keep-alive pings. Default: none.
+    /// Size HTTP/2 flow-control windows from the measured bandwidth-delay
+    /// product (hyper's BDP pings) instead of fixed windows; both windows
+    /// then start at the RFC's 65,535 bytes, whatever
+    /// `http2_initial_*_window_size` says. Default: `false`.
+    pub fn http2_adaptive_window(mut self, enabled: bool) -> Builder {
+        self.h2.adaptive_window = enabled;
+        self
+    }
+
+    /// The largest HTTP/2 frame payload this client accepts
+    /// (`SETTINGS_MAX_FRAME_SIZE`), from 16,384 to 16,777,215 bytes. `None`
+    /// keeps the default. Default: 16 KiB.
+    pub fn http2_max_frame_size(mut self, size: impl Into<Option<u32>>) -> Builder {
+        self.h2.max_frame_size = size.into();
+        self
+    }
+
+    /// The largest HTTP/2 response header list accepted
+    /// (`SETTINGS_MAX_HEADER_LIST_SIZE`). Default: hyper's (16 KiB).
+    pub fn http2_max_header_list_size(mut self, max: u32) -> Builder {
+        self.h2.max_header_list_size = Some(max);
+        self
+    }
+
+    /// How many streams the server may reset before this client accepted
+    /// them, before the connection is closed with `ENHANCE_YOUR_CALM`
+    /// (hyper#2877). `None` keeps the default. Default: the `h2` crate's
+    /// (20).
+    pub fn http2_max_pending_accept_reset_streams(
+        mut self,
+        max: impl Into<Option<usize>>,
+    ) -> Builder {
+        self.h2.max_pending_accept_reset_streams = max.into();
+        self
+    }
+
+    /// Send an HTTP/2 `PING` after the connection has been this long
+    /// without receiving a frame; `None` disables keep-alive pings.
+    /// Default: `None`.
     pub fn http2_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Builder {
-        self.h2.keep_alive_interval(interval);
+        self.h2.keep_alive_interval = interval.into();
+        self
+    }
+
+    /// Close an HTTP/2 connection whose keep-alive `PING` is not
+    /// acknowledged within this long; its requests fail. Does nothing
+    /// without [`http2_keep_alive_interval`](Builder::http2_keep_alive_interval).
+    /// Default: 20 s.
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Builder {
+        self.h2.keep_alive_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether HTTP/2 keep-alive pings are also sent while no request is
+    /// open on the connection (otherwise only while one is). Does nothing
+    /// without [`http2_keep_alive_interval`](Builder::http2_keep_alive_interval).
+    /// Default: `false`.
+    pub fn http2_keep_alive_while_idle(mut self, enabled: bool) -> Builder {
+        self.h2.keep_alive_while_idle = enabled;
         self
     }
 
@@ -329,8 +535,10 @@ impl Builder {
     ///
     /// A [`BuildError`] naming the setting when `max_connections_per_host`,
     /// `http2_max_streams_per_connection`, `checkout_timeout`,
-    /// `max_lifetime` or an `idle_timeout_override` is zero, or
-    /// `max_lifetime`'s jitter exceeds its maximum.
+    /// `max_lifetime`, an `idle_timeout_override`, `http2_keep_alive_interval`
+    /// or `http2_keep_alive_timeout` is zero, `max_lifetime`'s jitter exceeds
+    /// its maximum, `http1_max_buf_size` is below 8 KiB, an HTTP/2 window is
+    /// past 2^31 − 1, or `http2_max_frame_size` is outside RFC 9113's range.
     pub fn build<C, B>(self, connector: C) -> Result<Client<C, B>, BuildError>
     where
         B: http_body::Body + Send + Unpin + 'static,
@@ -372,6 +580,17 @@ impl Builder {
                 "must be longer than zero",
             ));
         }
+        if self.h1_max_buf_size.is_some_and(|max| max < MIN_H1_BUF) {
+            return Err(BuildError::new(
+                "http1_max_buf_size",
+                "must be at least 8192 bytes",
+            ));
+        }
+        self.h2.validate()?;
+        let mut h1 = self.h1;
+        if let Some(max) = self.h1_max_buf_size {
+            h1.max_buf_size(max);
+        }
         let estimator = EstimatorConfig {
             default_timeout: self.pool_idle_timeout.unwrap_or(Duration::MAX),
             margin: self.margin,
@@ -396,8 +615,9 @@ impl Builder {
             set_host: self.set_host,
             http2_only: self.http2_only,
             http2_max_streams: self.http2_max_streams,
-            h1: self.h1,
-            h2: self.h2,
+            h1,
+            h2: self.h2.builder(self.exec.clone(), self.timer),
+            exec: self.exec,
         };
         Ok(Client::from_parts(connector, Arc::new(config)))
     }

@@ -1,4 +1,5 @@
-//! Establishing a connection: connector, HTTP handshake, connection task.
+//! Establishing a connection: connector, HTTP handshake, connection task
+//! (spawned on the client's executor).
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use freshpool_expiry::Rtt;
 use freshpool_probe::Probe;
 use http::Uri;
-use hyper::rt::{Read, Write};
+use hyper::rt::{Executor, Read, Write};
 use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
 
@@ -75,7 +76,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| Error::new(Kind::Handshake).with(e))?;
-        tokio::spawn(async move {
+        config.exec.execute(async move {
             let _slot = slot;
             if let Err(error) = conn.await {
                 tracing::debug!(%error, "HTTP/2 connection ended with an error");
@@ -88,7 +89,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| Error::new(Kind::Handshake).with(e))?;
-        tokio::spawn(async move {
+        config.exec.execute(async move {
             let _slot = slot;
             if let Err(error) = conn.with_upgrades().await {
                 tracing::debug!(%error, "HTTP/1 connection ended with an error");

@@ -162,7 +162,7 @@ impl fmt::Display for Error {
         match self.inner.kind {
             Kind::InvalidUri(why) => write!(f, "invalid request URI: {why}")?,
             Kind::UnsupportedScheme => {
-                f.write_str("unsupported URI scheme (expected http or https)")?;
+                f.write_str("unsupported URI scheme (expected http, https or unix)")?;
             }
             Kind::UnsupportedVersion => f.write_str("unsupported HTTP version for this request")?,
             Kind::Connect => f.write_str("error connecting to the origin")?,

@@ -31,6 +31,15 @@
 //! A response's [`Body`] returns its connection to the pool when it has
 //! been read to the end; a body dropped early closes it.
 //!
+//! The [`Builder`] takes hyper-util's options under hyper-util's names
+//! (`http1_title_case_headers`, `http2_keep_alive_interval`, …) and its
+//! runtime hooks: [`Builder::executor`] for the connection tasks and
+//! [`Builder::timer`] for HTTP/2 keep-alive (tokio's by default; the pool's
+//! own scheduler always reads tokio's clock, so paused-time tests control
+//! it). [`Client`] is a tower `Service<Request<B>>`, so `ServiceBuilder`'s
+//! timeouts, limits and buffers go around it, and [`UnixConnector`] speaks
+//! HTTP over Unix domain sockets, including hyperlocal's `unix://` URIs.
+//!
 //! [`Client::stats`] counts what the pool did per origin (reuse, probe
 //! rejections, retirements, observed closes, retries by rule, the current
 //! idle-timeout estimate and its [`Source`]); `tracing` has a `request`
@@ -53,6 +62,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Already on hyper-util's `Client`?
+//!
+//! Keep it, and wrap its connector with `freshpool-legacy`:
+//! `Client::builder(TokioExecutor::new()).build(freshpool_legacy::Connector::new(HttpConnector::new()))`
+//! (or `.layer(freshpool_legacy::ConnectorLayer::new())` in a
+//! `ServiceBuilder`). That one-line swap removes the race in the common
+//! case, where the server's idle timer fires while the next request is on
+//! its way, without touching the rest of the code; `freshpool_legacy::RetryClient`
+//! adds the RFC 9112 retries. This crate's [`Client`] is for new code, or
+//! when the socket probe at checkout and HTTP/2-aware retries are wanted
+//! too.
+//!
+//! # reqwest
+//!
+//! reqwest cannot be helped from outside. It is built on hyper-util's
+//! `Client`, but its only hook into connections,
+//! `ClientBuilder::connector_layer`, hands a layer requests of type
+//! `Unnameable` and expects responses of type `Conn`, and both have only
+//! private fields (reqwest 0.13): a layer can neither read the URI, so it
+//! cannot tell origins apart and learn each one's idle timeout, nor reach
+//! or replace the socket, so it cannot follow the HTTP/1 messages and end
+//! an idle connection before the server does. Instead:
+//!
+//! - for the requests where a lost `POST` matters, use this crate's
+//!   [`Client`], or hyper-util's `Client` over `freshpool_legacy::Connector`
+//!   (reqwest's request builder has no counterpart there; its TLS and
+//!   proxy setup does: hyper-rustls and hyper-util's proxy connectors);
+//! - staying on reqwest, set its `pool_idle_timeout` a margin below the
+//!   server's idle timeout when you know it, so that reqwest drops idle
+//!   connections before the server closes them, and retry only
+//!   idempotent requests.
 
 mod body;
 mod builder;
@@ -63,7 +104,10 @@ mod io;
 mod pool;
 mod replay;
 pub mod retry;
+mod rt;
 mod stats;
+#[cfg(unix)]
+mod unix;
 mod unprobed;
 
 pub use body::Body;
@@ -73,5 +117,8 @@ pub use error::{BuildError, Error};
 pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
 pub use replay::ReplayBody;
+pub use rt::BoxSendFuture;
 pub use stats::{OriginStats, Stats};
+#[cfg(unix)]
+pub use unix::{UnixConnecting, UnixConnector, unix_uri};
 pub use unprobed::{Unprobed, UnprobedIo};

@@ -21,6 +21,9 @@
 //!     .build::<_, Full<Bytes>>(freshpool_legacy::Connector::new(HttpConnector::new()));
 //! ```
 //!
+//! With tower's `ServiceBuilder`, `.layer(ConnectorLayer::new())` does the
+//! same ([`ConnectorLayer`]).
+//!
 //! That alone removes the race in the usual case, where the server's idle
 //! timer fires while the next request is on its way. Each connection's IO
 //! ([`TrackedIo`]) follows the HTTP/1 messages from the bytes hyper writes
@@ -79,6 +82,7 @@ mod connector;
 mod error;
 mod info;
 mod io;
+mod layer;
 mod retry;
 mod tracker;
 
@@ -89,6 +93,7 @@ pub use freshpool::retry::{Refusal, RetryPolicy, Rule};
 pub use freshpool_expiry::{Estimate, EstimatorConfig, Margin, Source};
 pub use info::ConnectionInfo;
 pub use io::TrackedIo;
+pub use layer::ConnectorLayer;
 pub use retry::{DEFAULT_REPLAY_CAP, ResponseFuture, RetryClient};
 
 #[cfg(feature = "fuzzing")]

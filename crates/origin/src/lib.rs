@@ -14,7 +14,8 @@
 //! HTTP/1.1 is written by hand over [`tokio::net::TcpStream`] with
 //! [`httparse`], not with hyper's server: exact control of the wire is the
 //! point. HTTP/2 over cleartext (h2c, prior knowledge) is served by hyper,
-//! with the same counters.
+//! with the same counters. [`Origin::listen_unix`] also serves the origin on
+//! a Unix domain socket.
 //!
 //! ```
 //! use std::time::Duration;
@@ -143,6 +144,8 @@ mod h2;
 mod knobs;
 mod server;
 mod stats;
+#[cfg(unix)]
+mod unix;
 
 pub use body::body_pattern;
 pub use builder::{Advertise, Builder, CloseMode};

@@ -50,6 +50,8 @@ pub struct Origin {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
+    /// Further accept loops ([`Origin::listen_unix`]).
+    listeners: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Origin {
@@ -83,7 +85,27 @@ impl Origin {
             shared,
             shutdown,
             accept_task: Mutex::new(Some(accept_task)),
+            listeners: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs another accept loop as part of this origin: it is handed the
+    /// shutdown signal, counts in [`Stats::tasks_alive`], and
+    /// [`shutdown`](Origin::shutdown) waits for it.
+    pub(crate) fn spawn_listener<F>(&self, accept: impl FnOnce(watch::Receiver<bool>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let guard = self.shared.task_guard();
+        let accept = accept(self.shutdown.subscribe());
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            accept.await;
+        });
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
     }
 
     /// The address the server listens on.
@@ -145,9 +167,15 @@ impl Origin {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(task) = task {
-            // The accept loop never panics; a JoinError can only mean the
-            // runtime is shutting down, and then nothing is left to wait for.
+        let listeners = std::mem::take(
+            &mut *self
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // The accept loops never panic; a JoinError can only mean the
+        // runtime is shutting down, and then nothing is left to wait for.
+        for task in task.into_iter().chain(listeners) {
             let _ = task.await;
         }
     }

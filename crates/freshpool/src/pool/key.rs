@@ -12,6 +12,12 @@ use crate::error::{Error, Kind};
 
 /// An origin: scheme, host and port. Two origins never share a connection.
 ///
+/// Besides `http` and `https`, hyperlocal's `unix://` URIs are keyed too:
+/// their host is the hex-encoded socket path (and their port, if any, is
+/// hyperlocal's `0`), so two socket paths are two origins; which socket a
+/// connection goes to is the connector's business (see
+/// [`UnixConnector`](crate::UnixConnector)).
+///
 /// One is made for every request and looked up in the pool two or three
 /// times, so it is built to be cheap: it holds the request URI's own
 /// scheme and authority (reference-counted, as `http` stores them), finds
@@ -63,13 +69,11 @@ impl OriginKey {
     /// has none.
     pub(crate) fn of(uri: &Uri, keys: &RandomState) -> Result<OriginKey, Error> {
         let scheme = uri.scheme().ok_or_else(|| {
-            Error::new(Kind::InvalidUri("no scheme (expected http:// or https://)"))
+            Error::new(Kind::InvalidUri(
+                "no scheme (expected http://, https:// or unix://)",
+            ))
         })?;
-        let default_port = if *scheme == Scheme::HTTP {
-            80
-        } else if *scheme == Scheme::HTTPS {
-            443
-        } else {
+        let Some(default_port) = default_port(scheme) else {
             return Err(Error::new(Kind::UnsupportedScheme));
         };
         let authority = uri
@@ -97,7 +101,7 @@ impl OriginKey {
         let mut state = keys.build_hasher();
         let mut block = [0u8; 64];
         let [hi, lo] = key.port.to_be_bytes();
-        block[..3].copy_from_slice(&[u8::from(key.scheme == Scheme::HTTPS), hi, lo]);
+        block[..3].copy_from_slice(&[scheme_tag(&key.scheme), hi, lo]);
         let mut filled = 3;
         for &b in key.host().as_bytes() {
             if filled == block.len() {
@@ -124,18 +128,18 @@ impl OriginKey {
 
     /// Whether `port` is the scheme's default (left out of `Host`).
     fn has_default_port(&self) -> bool {
-        let default = if self.scheme == Scheme::HTTPS {
-            443
-        } else {
-            80
-        };
-        self.port == default
+        default_port(&self.scheme) == Some(self.port)
     }
 
     /// The `Host` header for this origin: the host in lower case, and the
-    /// port unless it is the scheme's default. `None` only if the host
-    /// cannot be a header value, which a parsed URI's host always can.
+    /// port unless it is the scheme's default; `localhost` for a `unix://`
+    /// origin, whose host is a socket path in hex, not a name the server
+    /// knows itself by. `None` only if the host cannot be a header value,
+    /// which a parsed URI's host always can.
     pub(crate) fn host_header(&self) -> Option<HeaderValue> {
+        if scheme_tag(&self.scheme) == UNIX {
+            return Some(HeaderValue::from_static("localhost"));
+        }
         let host = self.host().to_ascii_lowercase();
         let value = if self.has_default_port() {
             host
@@ -157,6 +161,40 @@ impl OriginKey {
             .authority(format!("{}:{}", self.host(), self.port))
             .path_and_query("/")
             .build()
+    }
+}
+
+/// The key's tag of a scheme `default_port` accepts.
+const HTTP: u8 = 0;
+const HTTPS: u8 = 1;
+const UNIX: u8 = 2;
+
+/// `unix`, as hyperlocal spells it.
+fn is_unix(scheme: &Scheme) -> bool {
+    scheme.as_str().eq_ignore_ascii_case("unix")
+}
+
+fn scheme_tag(scheme: &Scheme) -> u8 {
+    if *scheme == Scheme::HTTPS {
+        HTTPS
+    } else if is_unix(scheme) {
+        UNIX
+    } else {
+        HTTP
+    }
+}
+
+/// The default port of a scheme the pool serves, or `None` for any other.
+/// hyperlocal writes port `0` in its `unix://` URIs.
+fn default_port(scheme: &Scheme) -> Option<u16> {
+    if *scheme == Scheme::HTTP {
+        Some(80)
+    } else if *scheme == Scheme::HTTPS {
+        Some(443)
+    } else if is_unix(scheme) {
+        Some(0)
+    } else {
+        None
     }
 }
 
@@ -289,5 +327,24 @@ mod tests {
         let ftp = OriginKey::of(&"ftp://example.com/".parse().unwrap(), &keys).unwrap_err();
         assert!(ftp.is_invalid_uri());
         assert!(ftp.to_string().contains("unsupported URI scheme"), "{ftp}");
+    }
+
+    #[test]
+    fn unix_uris_are_keyed_by_their_socket_path() {
+        let keys = RandomState::new();
+        // hyperlocal's URIs: the socket path in hex, port 0.
+        let a = key("unix://2f746d702f612e736f636b:0/x", &keys);
+        assert_eq!(a, key("unix://2F746D702F612E736F636B/y", &keys));
+        assert_eq!(a.to_string(), "unix://2f746d702f612e736f636b:0");
+        assert_eq!(a.connect_uri().unwrap(), "unix://2f746d702f612e736f636b:0/");
+        assert_eq!(a.host_header().unwrap(), "localhost");
+        let b = key("unix://2f746d702f622e736f636b:0/x", &keys);
+        assert_ne!(a, b);
+        assert_ne!(a.hash, b.hash);
+        // The same host under http (with the same port) is another origin.
+        let http = key("http://2f746d702f612e736f636b:0/x", &keys);
+        assert_ne!(a, http);
+        assert_ne!(a.hash, http.hash);
+        assert_eq!(http.host_header().unwrap(), "2f746d702f612e736f636b:0");
     }
 }
