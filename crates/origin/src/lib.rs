@@ -138,6 +138,7 @@
 mod body;
 mod builder;
 mod conn;
+mod control;
 mod h1;
 mod h2;
 mod knobs;
