@@ -156,13 +156,14 @@ fn wide_gaps_fall_into_bands_that_add_up_and_hyper_util_matches_the_oracle() {
         "{oracles:?}"
     );
     // hyper-util reuses every connection the server holds open and no
-    // other: its efficiency is 1 by construction, up to a request that
-    // met the close at the very millisecond.
+    // other: its efficiency is 1 by construction, up to the requests that
+    // met the close within its timer's lateness (about one in a hundred
+    // per millisecond late, on a loaded machine a few).
     let hyper_util = client(&doc, "hyper-util");
     let efficiency = hyper_util["efficiency"].as_f64().expect("efficiency");
-    assert!(within(efficiency, 1.0, 0.1), "{hyper_util:#}");
+    assert!(within(efficiency, 1.0, 0.15), "{hyper_util:#}");
     let (above, reused_above) = band(hyper_util, "above_timeout");
-    assert!(above > 0 && reused_above <= 2, "{hyper_util:#}");
+    assert!(above > 10 && reused_above <= 4, "{hyper_util:#}");
 }
 
 #[test]
