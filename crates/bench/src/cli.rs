@@ -165,12 +165,14 @@ pub(crate) struct RestartArgs {
     /// at the mass close.
     #[arg(long, value_enum, default_value_t = Close::Fin)]
     pub(crate) close: Close,
-    /// When the origin closes every idle connection, after the start.
+    /// When the origin closes every idle connection (or the overload
+    /// begins), after the start.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub(crate) at: Duration,
-    /// Instead of one mass close: from --at on, for this long, close every
-    /// idle connection and then each one --early after its response, as an
-    /// overloaded Apache event MPM does; then the normal timeout again.
+    /// Instead of one mass close: from --at on, for this long, close each
+    /// idle connection --early after its response (one idle longer
+    /// already, at once), as an overloaded Apache event MPM does; then the
+    /// normal timeout again.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) overload: Option<Duration>,
     /// The idle timeout during --overload.

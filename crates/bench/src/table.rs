@@ -307,6 +307,9 @@ pub(crate) fn client_json(outcome: &Outcome, timeline: Option<&Timeline>) -> Val
         "retries": outcome.retries,
         "idle_estimate_ms": outcome.estimate.map(|(t, _)| millis(t)),
         "idle_estimate_source": outcome.estimate.map(|(_, source)| source),
+        "retire_after_ms": outcome
+            .estimate
+            .map(|(t, _)| millis(crate::clients::retire_after(t))),
     })
 }
 
