@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use freshpool_origin::CloseMode;
 
+use crate::gaps::{Gaps, parse_gaps};
+
 /// Shows the keep-alive reuse race, and what freshpool does about it,
 /// side by side with hyper-util in one process.
 ///
@@ -34,8 +36,12 @@ pub(crate) enum Command {
     /// A request written as the server closes its idle connection fails.
     /// The table shows, per client: requests, errors by kind, requests the
     /// server processed twice (built-in origin only), connection reuse,
-    /// connections opened, p50/p99 latency and the idle timeout the client
-    /// learned.
+    /// the oracle (the share of requests whose gap was below the server's
+    /// real idle timeout, i.e. that could safely have reused) and the
+    /// efficiency (reuse ÷ oracle), connections opened, p50/p99 latency and
+    /// the idle timeout the client learned; then how many requests fell
+    /// below the client's retire time, between it and the real timeout,
+    /// and above it.
     Race(RaceArgs),
     /// Loopback keep-alive requests per second at chosen concurrencies, for
     /// the same clients plus a bare hyper `SendRequest` per task, with
@@ -59,6 +65,16 @@ pub(crate) enum Command {
     /// found. Only idempotent requests (GET) are sent, a bounded number of
     /// them.
     Discover(DiscoverArgs),
+    /// The built-in origin closes every idle connection at once mid-run
+    /// (a restart, a reload, an overloaded Apache event MPM), or with
+    /// `--overload` closes idle connections a few milliseconds after their
+    /// response for a while, then serves normally again.
+    ///
+    /// The table shows, per client, errors, reuse, the oracle and the
+    /// efficiency before, during and after, and how many requests per
+    /// sender it took until the efficiency over a sliding window of
+    /// requests was back at 0.90 or more.
+    Restart(RestartArgs),
 }
 
 /// Settings shared by the race-like scenarios.
@@ -67,16 +83,25 @@ pub(crate) struct Schedule {
     /// Senders per client, each with its own pool.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) senders: u32,
-    /// Requests per client, spread over its senders.
-    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(crate) requests: u32,
+    /// Requests per client, spread over its senders [default: 600; with
+    /// --slow-body, 5 per sender; for restart, enough to fill --at, the
+    /// overload and --after].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) requests: Option<u32>,
     /// The mean pause between one sender's requests [default: the idle
-    /// timeout].
+    /// timeout; for restart, half of it].
     #[arg(long, value_parser = parse_duration)]
     pub(crate) interval: Option<Duration>,
-    /// The largest deviation of a pause from the interval, either way.
-    #[arg(long, default_value = "2ms", value_parser = parse_duration)]
-    pub(crate) jitter: Duration,
+    /// The largest deviation of a pause from the interval, either way,
+    /// uniform [default: 2ms].
+    #[arg(long, value_parser = parse_duration, conflicts_with = "gaps")]
+    pub(crate) jitter: Option<Duration>,
+    /// Pauses drawn from a distribution instead: `uniform:0.5..1.5` is
+    /// uniform on [0.5, 1.5] × the interval, wide enough to span a
+    /// client's retire time and the server's timeout [default for restart:
+    /// uniform:0.5..1.5; with --slow-body, uniform:0.9..1.1].
+    #[arg(long, value_name = "uniform:LOW..HIGH", value_parser = parse_gaps)]
+    pub(crate) gaps: Option<Gaps>,
     /// Seed of the jitter, for a reproducible schedule.
     #[arg(long, default_value_t = 0x5eed)]
     pub(crate) seed: u64,
@@ -105,12 +130,61 @@ pub(crate) struct RaceArgs {
     /// it must answer POSTs). Duplicates are then not known.
     #[arg(long, value_name = "URL")]
     pub(crate) target: Option<http::Uri>,
-    /// The built-in origin's idle timeout.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration, conflicts_with = "target")]
-    pub(crate) idle: Duration,
+    /// The built-in origin's idle timeout [default: 200ms; with
+    /// --slow-body, 1s].
+    #[arg(long, value_parser = parse_duration, conflicts_with = "target")]
+    pub(crate) idle: Option<Duration>,
     /// How the built-in origin closes an idle connection.
     #[arg(long, value_enum, default_value_t = Close::Fin, conflicts_with = "target")]
     pub(crate) close: Close,
+    /// The built-in origin advertises its idle timeout truthfully
+    /// (`Keep-Alive: timeout=N`, whole seconds: use an --idle of whole
+    /// seconds).
+    #[arg(long, conflicts_with = "target")]
+    pub(crate) keep_alive: bool,
+    /// A slow consumer: the caller waits this long between a response's
+    /// head and reading its body (of 4 KiB from the built-in origin). The
+    /// gap to the next request still counts from the head, as the server's
+    /// idle clock does. With the built-in origin this turns --keep-alive
+    /// on, so that learning cannot make up for an idle clock that starts
+    /// late.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) slow_body: Option<Duration>,
+    /// The schedule and output.
+    #[command(flatten)]
+    pub(crate) schedule: Schedule,
+}
+
+/// `poolbench restart`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RestartArgs {
+    /// The built-in origin's idle timeout.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub(crate) idle: Duration,
+    /// How the built-in origin closes idle connections, at the timeout and
+    /// at the mass close.
+    #[arg(long, value_enum, default_value_t = Close::Fin)]
+    pub(crate) close: Close,
+    /// When the origin closes every idle connection (or the overload
+    /// begins), after the start.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub(crate) at: Duration,
+    /// Instead of one mass close: from --at on, for this long, close each
+    /// idle connection --early after its response (one idle longer
+    /// already, at once), as an overloaded Apache event MPM does; then the
+    /// normal timeout again.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) overload: Option<Duration>,
+    /// The idle timeout during --overload.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration, requires = "overload")]
+    pub(crate) early: Duration,
+    /// How long the run goes on after the mass close or the overload.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) after: Duration,
+    /// The sliding window, in requests, over which recovery is judged
+    /// [default: the number of senders, one request each].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) window: Option<u32>,
     /// The schedule and output.
     #[command(flatten)]
     pub(crate) schedule: Schedule,

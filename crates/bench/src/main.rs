@@ -5,15 +5,20 @@
 //! server closes it for idleness fails the request, and for a POST cannot
 //! know whether the server processed it. `poolbench race` reproduces that
 //! against a built-in origin (or any `--target`) and prints, per client,
-//! the errors by kind, the requests processed twice, reuse, connections,
-//! latency and the idle timeout the client learned. `throughput` measures
-//! loopback keep-alive requests per second, `ablation` switches
-//! freshpool's mechanisms off one at a time, and `discover` finds a
-//! server's real idle timeout. `poolbench --help` explains each scenario.
+//! the errors by kind, the requests processed twice, reuse against the
+//! oracle (what could safely have been reused), connections, latency and
+//! the idle timeout the client learned. `restart` closes every idle
+//! connection at once mid-run (or early, for a while) and shows how fast
+//! reuse comes back, `throughput` measures loopback keep-alive requests
+//! per second, `ablation` switches freshpool's mechanisms off one at a
+//! time, and `discover` finds a server's real idle timeout. `poolbench
+//! --help` explains each scenario.
 //!
 //! ```text
 //! cargo run --release -p freshpool-bench -- race
 //! cargo run --release -p freshpool-bench -- race --plot race.svg
+//! cargo run --release -p freshpool-bench -- race --gaps uniform:0.5..1.5
+//! cargo run --release -p freshpool-bench -- restart --overload 1s
 //! cargo run --release -p freshpool-bench -- discover --target http://127.0.0.1:8080/
 //! ```
 //!
@@ -24,10 +29,13 @@
 mod cli;
 mod clients;
 mod discover;
+mod gaps;
+mod oracle;
 mod origin;
 mod plot;
 mod progress;
 mod race;
+mod restart;
 mod scenario;
 mod table;
 mod target;
@@ -85,6 +93,7 @@ fn main() -> ExitCode {
         Command::Ablation(args) => scenario::ablation(args),
         Command::Throughput(args) => throughput::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Restart(args) => restart::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,6 +59,27 @@ impl BuiltIn {
         by_client
     }
 
+    /// Closes every idle connection at once (see [`Origin::close_idle`]).
+    pub(crate) fn close_idle(&self) {
+        self.origin.close_idle();
+    }
+
+    /// Replaces the idle timeout, or restores it with `None` (see
+    /// [`Origin::set_idle_timeout`]).
+    pub(crate) fn set_idle_timeout(&self, timeout: Option<Duration>) {
+        self.origin.set_idle_timeout(timeout);
+    }
+
+    /// The idle timeout in force.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.origin.idle_timeout()
+    }
+
+    /// Idle connections closed by [`BuiltIn::close_idle`] so far.
+    pub(crate) fn idle_closes_ordered(&self) -> u64 {
+        self.origin.stats().idle_closes_ordered
+    }
+
     /// Requests processed in total.
     pub(crate) fn processed(&self) -> u64 {
         self.origin.stats().requests_processed

@@ -3,9 +3,15 @@
 //! Each client gets `senders` senders, each with its own client (its own
 //! pool), as separate services calling one backend do. Sender `i` of every
 //! client follows the same schedule: it starts `i/senders` of an interval
-//! after the others, then POSTs, waits `interval ± jitter` (drawn from a
-//! seeded generator, the same for every client), and POSTs again. So every
-//! client meets the server's idle closes in the same way, in one run.
+//! after the others, then POSTs, and sends its next POST a gap after the
+//! previous response's head arrived (the moment the server's idle clock
+//! started, give or take the loopback trip). Gaps are `interval ± jitter`
+//! or uniform on a share of the interval, drawn from a seeded generator,
+//! the same for every client. So every client meets the server's idle
+//! closes in the same way, in one run.
+//!
+//! A slow consumer (`slow_body`) waits between a response's head and its
+//! body; the gap still counts from the head, as the server's clock does.
 //!
 //! The first pause is half an interval longer, unless the plan is `cold`:
 //! every client has then seen the server close an idle connection once
@@ -14,7 +20,7 @@
 //! close, before any client could know the server's timeout.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::Uri;
@@ -22,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clients::{self, Kind, Pool};
+use crate::gaps::{Gaps, XorShift};
 
 /// How long one request may take before it counts as failed (`timed
 /// out`), so that a server that stops answering cannot stall a race.
@@ -39,8 +46,10 @@ pub(crate) struct Plan {
     pub(crate) requests: u32,
     /// Mean pause between a sender's requests.
     pub(crate) interval: Duration,
-    /// Largest deviation of a pause, either way.
-    pub(crate) jitter: Duration,
+    /// How pauses are drawn around the interval.
+    pub(crate) gaps: Gaps,
+    /// How long the caller waits between a response's head and its body.
+    pub(crate) slow_body: Duration,
     /// Seed of the jitter.
     pub(crate) seed: u64,
     /// Whether each sender's first pause is the interval like the others
@@ -82,13 +91,32 @@ impl Contender {
 pub(crate) struct Sample {
     /// When it was sent, since the race started.
     pub(crate) at: Duration,
-    /// How long until the response was complete, or the error.
+    /// How long until the response was complete (less a slow consumer's
+    /// own pause), or until the error.
     pub(crate) latency: Duration,
     /// The error's kind, if it failed.
     pub(crate) error: Option<String>,
     /// Whether the sender's pool knew the server's idle timeout (from a
     /// header or learned, not a default) when the request was sent.
     pub(crate) informed: bool,
+    /// Since the race started, when the sender's previous response head
+    /// arrived (or its previous request failed): the start of this
+    /// request's gap. `None` for a sender's first request.
+    pub(crate) idle_from: Option<Duration>,
+    /// Whether the request went out without the sender opening a
+    /// connection for it.
+    pub(crate) reused: bool,
+    /// The idle time after which the sender's client retired a connection
+    /// when the request was sent, from its estimate and margin; `None` for
+    /// a client that does not retire.
+    pub(crate) retire: Option<Duration>,
+}
+
+impl Sample {
+    /// The idle time before this request on its sender.
+    pub(crate) fn gap(&self) -> Option<Duration> {
+        self.idle_from.map(|from| self.at.saturating_sub(from))
+    }
 }
 
 /// What one client did in the race.
@@ -110,7 +138,8 @@ pub(crate) struct Outcome {
 }
 
 /// Runs `plan` through every contender at once and returns one outcome
-/// per contender, in order. Each finished request bumps `progress`.
+/// per contender, in order; sample times count from `start`. Each finished
+/// request bumps `progress`.
 ///
 /// # Errors
 ///
@@ -119,26 +148,31 @@ pub(crate) async fn run(
     plan: &Plan,
     contenders: &[Contender],
     progress: &Counter,
+    start: Instant,
 ) -> Result<Vec<Outcome>, String> {
-    let start = Instant::now();
     let mut races = Vec::with_capacity(contenders.len());
     for contender in contenders {
-        let opened = Arc::new(AtomicU64::new(0));
+        let mut opened = Vec::with_capacity(plan.senders as usize);
         let mut pools = Vec::with_capacity(plan.senders as usize);
         let mut tasks = JoinSet::new();
         for index in 0..plan.senders {
+            let sender_opened = Arc::new(AtomicU64::new(0));
             let pool: Arc<dyn Pool> = Arc::from(
                 contender
                     .kind
-                    .build(Arc::clone(&opened))
+                    .build(Arc::clone(&sender_opened))
                     .map_err(|e| format!("{}: {e}", contender.label))?,
             );
             pools.push(Arc::clone(&pool));
+            opened.push(Arc::clone(&sender_opened));
             tasks.spawn(send_all(
                 plan.clone(),
-                index,
-                contender.slug.clone(),
-                pool,
+                Sender {
+                    index,
+                    slug: contender.slug.clone(),
+                    pool,
+                    opened: sender_opened,
+                },
                 start,
                 progress.clone(),
             ));
@@ -162,7 +196,7 @@ pub(crate) async fn run(
         outcomes.push(Outcome {
             contender,
             samples,
-            connections: opened.load(std::sync::atomic::Ordering::Relaxed),
+            connections: opened.iter().map(|o| o.load(Ordering::Relaxed)).sum(),
             retries,
             estimate: estimates.get(estimates.len() / 2).copied(),
             duplicates: None,
@@ -171,15 +205,30 @@ pub(crate) async fn run(
     Ok(outcomes)
 }
 
-/// One sender: its share of the schedule, one request after the other.
-async fn send_all(
-    plan: Plan,
+/// One sender of one contender.
+struct Sender {
+    /// Its place in the schedule.
     index: u32,
+    /// Prefix of its request ids.
     slug: String,
+    /// Its own client.
     pool: Arc<dyn Pool>,
-    start: Instant,
-    progress: Counter,
-) -> Vec<Sample> {
+    /// Connections its client opened.
+    opened: Arc<AtomicU64>,
+}
+
+/// The response body a slow consumer asks the built-in origin for, so
+/// that there is a body to be slow about.
+const SLOW_BODY_BYTES: &str = "4096";
+
+/// One sender: its share of the schedule, one request after the other.
+async fn send_all(plan: Plan, sender: Sender, start: Instant, progress: Counter) -> Vec<Sample> {
+    let Sender {
+        index,
+        slug,
+        pool,
+        opened,
+    } = sender;
     let mut rng = XorShift::new(plan.seed ^ (u64::from(index) + 1) << 32);
     let count = plan.share(index);
     let mut samples = Vec::with_capacity(count as usize);
@@ -188,79 +237,55 @@ async fn send_all(
             .mul_f64(f64::from(index) / f64::from(plan.senders)),
     )
     .await;
+    let mut idle_from: Option<Instant> = None;
     for n in 0..count {
         if n > 0 {
-            let mut pause = rng.around(plan.interval, plan.jitter);
+            let mut pause = plan.gaps.draw(plan.interval, &mut rng);
             if n == 1 && !plan.cold {
                 pause += plan.interval / 2;
             }
-            tokio::time::sleep(pause).await;
+            let from = idle_from.unwrap_or_else(Instant::now);
+            tokio::time::sleep_until(from + pause).await;
         }
         let id = format!("{slug}.{index}.{n}");
-        let informed = pool
-            .estimate(&plan.url)
-            .is_some_and(|(_, source)| source != "default");
+        let estimate = pool.estimate(&plan.url);
+        let informed = estimate.is_some_and(|(_, source)| source != "default");
+        let mut req = clients::post(&plan.url, &id);
+        if !plan.slow_body.is_zero() {
+            req.headers_mut().insert(
+                "x-body-size",
+                http::HeaderValue::from_static(SLOW_BODY_BYTES),
+            );
+        }
+        let before = opened.load(Ordering::Relaxed);
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(REQUEST_TIMEOUT, pool.send(clients::post(&plan.url, &id)))
-                .await
-                .unwrap_or_else(|_| Err("timed out".to_owned()));
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, pool.exchange(req, plan.slow_body))
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()));
         let done = Instant::now();
+        let latency = done.saturating_duration_since(sent);
         samples.push(Sample {
             at: sent.saturating_duration_since(start),
-            latency: done.saturating_duration_since(sent),
-            error: result.err(),
+            latency: if result.is_ok() {
+                latency.saturating_sub(plan.slow_body)
+            } else {
+                latency
+            },
             informed,
+            idle_from: idle_from.map(|from| from.saturating_duration_since(start)),
+            reused: opened.load(Ordering::Relaxed) == before,
+            retire: estimate.map(|(timeout, _)| clients::retire_after(timeout)),
+            error: result.as_ref().err().cloned(),
         });
+        idle_from = Some(result.unwrap_or(done));
         progress.add();
     }
     samples
 }
 
-/// A small deterministic generator: reproducible jitter, not cryptography.
-#[derive(Debug, Clone)]
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// `base ± spread`, uniform at microsecond resolution.
-    fn around(&mut self, base: Duration, spread: Duration) -> Duration {
-        let spread_us = u64::try_from(spread.as_micros()).unwrap_or(u64::MAX / 4);
-        let offset = self.next_u64() % (2 * spread_us + 1);
-        (base + Duration::from_micros(offset)).saturating_sub(spread)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jitter_stays_within_its_spread_and_covers_it() {
-        let mut rng = XorShift::new(7);
-        let base = Duration::from_millis(200);
-        let spread = Duration::from_millis(2);
-        let draws: Vec<_> = (0..10_000).map(|_| rng.around(base, spread)).collect();
-        assert!(
-            draws
-                .iter()
-                .all(|d| *d >= base - spread && *d <= base + spread)
-        );
-        assert!(draws.iter().any(|d| *d < base - spread / 2));
-        assert!(draws.iter().any(|d| *d > base + spread / 2));
-    }
 
     #[test]
     fn shares_add_up_to_the_requests() {
@@ -269,7 +294,8 @@ mod tests {
             senders: 7,
             requests: 100,
             interval: Duration::from_millis(1),
-            jitter: Duration::ZERO,
+            gaps: Gaps::Jitter(Duration::ZERO),
+            slow_body: Duration::ZERO,
             seed: 1,
             cold: false,
         };

@@ -9,7 +9,7 @@ fn help_explains_every_scenario() {
     let output = poolbench(&["--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for scenario in ["race", "throughput", "ablation", "discover"] {
+    for scenario in ["race", "throughput", "ablation", "discover", "restart"] {
         assert!(help.contains(scenario), "{scenario} missing from:\n{help}");
     }
     let output = poolbench(&["race", "--help"]);
@@ -21,7 +21,7 @@ fn help_explains_every_scenario() {
 
 #[test]
 fn bad_arguments_are_named_and_exit_with_2() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["race", "--senders", "0"], "--senders"),
         (&["race", "--interval", "200"], "no unit"),
         (&["race", "--jitter", "3h"], "unknown unit"),
@@ -31,6 +31,17 @@ fn bad_arguments_are_named_and_exit_with_2() {
         ),
         (&["discover"], "--target"),
         (&["sprint"], "sprint"),
+        (&["race", "--gaps", "normal:1..2"], "not a distribution"),
+        (
+            &["race", "--gaps", "uniform:0.5..1.5", "--jitter", "1ms"],
+            "--jitter",
+        ),
+        (
+            &["race", "--slow-body", "100ms", "--idle", "1500ms"],
+            "whole",
+        ),
+        (&["race", "--keep-alive", "--idle", "200ms"], "whole"),
+        (&["restart", "--early", "5ms"], "--overload"),
     ];
     for (args, expected) in cases {
         let output = poolbench(args);

@@ -39,9 +39,10 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        match wait_for_bytes(&mut stream, &mut buf, config.idle_timeout).await {
+        match wait_for_bytes(&mut stream, &mut buf, config, shared).await {
             Wait::Data => {}
             Wait::Idle => return close_idle(stream, config.close_mode).await,
+            Wait::Closed => return close_on_order(stream, config.close_mode).await,
             Wait::Eof => return CloseReason::PeerClosed,
             Wait::Failed(kind) => return CloseReason::Io(kind),
         }
@@ -65,27 +66,55 @@ pub(crate) enum Wait {
     Data,
     /// Nothing arrived within the idle timeout.
     Idle,
+    /// [`Origin::close_idle`](crate::Origin::close_idle) was called while
+    /// nothing had arrived.
+    Closed,
     /// The client closed its side.
     Eof,
     /// The read failed.
     Failed(io::ErrorKind),
 }
 
-/// Reads more bytes into `buf`, giving up at `idle` from now.
+/// Reads more bytes into `buf`, giving up at the idle timeout from now.
 ///
 /// The timer starts when this is called and is cancelled by the first byte
-/// that arrives, which is exactly the idle rule of Go's `IdleTimeout`.
+/// that arrives, which is exactly the idle rule of Go's `IdleTimeout`. The
+/// timeout is the builder's unless [`Origin::set_idle_timeout`] replaced
+/// it; a replacement made during the wait applies to it at once (counted
+/// from when the wait began), and [`Origin::close_idle`] ends the wait.
+///
+/// [`Origin::set_idle_timeout`]: crate::Origin::set_idle_timeout
+/// [`Origin::close_idle`]: crate::Origin::close_idle
 pub(crate) async fn wait_for_bytes(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
-    idle: Duration,
+    config: &Config,
+    shared: &Shared,
 ) -> Wait {
-    let deadline = Instant::now() + idle;
-    match tokio::time::timeout_at(deadline, read_more(stream, buf)).await {
-        Err(_elapsed) => Wait::Idle,
-        Ok(Ok(0)) => Wait::Eof,
-        Ok(Ok(_)) => Wait::Data,
-        Ok(Err(err)) => Wait::Failed(err.kind()),
+    let started = Instant::now();
+    let mut orders = shared.idle_control().subscribe();
+    let purges = orders.borrow_and_update().purges;
+    loop {
+        let current = *orders.borrow_and_update();
+        if current.purges != purges {
+            return Wait::Closed;
+        }
+        let deadline = started + current.timeout.unwrap_or(config.idle_timeout);
+        tokio::select! {
+            // A byte that arrived with an order is served: the connection
+            // was no longer idle.
+            biased;
+            read = tokio::time::timeout_at(deadline, read_more(stream, buf)) => {
+                return match read {
+                    Err(_elapsed) => Wait::Idle,
+                    Ok(Ok(0)) => Wait::Eof,
+                    Ok(Ok(_)) => Wait::Data,
+                    Ok(Err(err)) => Wait::Failed(err.kind()),
+                };
+            }
+            // The sender lives as long as `shared`; an error cannot happen.
+            Ok(()) = orders.changed() => {}
+        }
     }
 }
 
@@ -119,6 +148,15 @@ pub(crate) async fn close_idle(mut stream: TcpStream, mode: CloseMode) -> CloseR
         }
     }
     CloseReason::IdleTimeout(mode)
+}
+
+/// Closes an idle HTTP/1.1 connection on [`Origin::close_idle`]'s order,
+/// the configured way.
+///
+/// [`Origin::close_idle`]: crate::Origin::close_idle
+pub(crate) async fn close_on_order(stream: TcpStream, mode: CloseMode) -> CloseReason {
+    close_idle(stream, mode).await;
+    CloseReason::ClosedIdle(mode)
 }
 
 /// Drops the connection with an RST (`SO_LINGER` 0) instead of a FIN.

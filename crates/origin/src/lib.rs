@@ -70,6 +70,16 @@
 //! representative (such as `examples/race_baseline.rs`) start the origin on
 //! a runtime of its own.
 //!
+//! # Orders mid-run
+//!
+//! Two calls on the running [`Origin`] model a server whose idle closes are
+//! not its idle timeout: [`Origin::close_idle`] closes every idle HTTP/1.1
+//! connection at once (a restart, a reload, a load-balancer reset, Apache's
+//! event MPM when its workers are busy), and [`Origin::set_idle_timeout`]
+//! shortens (or restores) the idle timeout for a while, applied at once to
+//! connections already idle, as an overloaded server closes keep-alive
+//! connections early. Connections busy with a request are left alone.
+//!
 //! # Per-request knobs
 //!
 //! Most behaviour has a default set on the [`Builder`] that each request can
@@ -139,6 +149,7 @@
 mod body;
 mod builder;
 mod conn;
+mod control;
 mod h1;
 mod h2;
 mod knobs;

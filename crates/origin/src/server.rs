@@ -47,6 +47,7 @@ use crate::stats::{CloseReason, ConnectionRecord, Shared, Stats};
 /// ```
 pub struct Origin {
     addr: SocketAddr,
+    idle_timeout: Duration,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
@@ -73,6 +74,7 @@ impl Origin {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
+        let idle_timeout = config.idle_timeout;
         let (shutdown, signal) = watch::channel(false);
         let guard = shared.task_guard();
         let accept = accept_loop(listener, Arc::new(config), Arc::clone(&shared), signal);
@@ -82,6 +84,7 @@ impl Origin {
         });
         Ok(Origin {
             addr,
+            idle_timeout,
             shared,
             shutdown,
             accept_task: Mutex::new(Some(accept_task)),
@@ -138,6 +141,44 @@ impl Origin {
     /// How many distinct `x-request-id`s were processed.
     pub fn request_ids(&self) -> usize {
         self.shared.request_ids()
+    }
+
+    /// Closes every HTTP/1.1 connection that is idle right now, at once
+    /// and the [`CloseMode`](crate::CloseMode) way, then serves as before:
+    /// what a restart, a reload or an overloaded Apache event MPM looks
+    /// like to its clients.
+    ///
+    /// Idle means between requests (or accepted, before any byte): a
+    /// connection reading a request or writing a response is left alone,
+    /// and so is one whose next request's first byte has arrived. HTTP/2
+    /// connections are not affected. Each close is counted in
+    /// [`Stats::idle_closes_ordered`] and recorded as
+    /// [`CloseReason::ClosedIdle`] once the connection has closed, a moment
+    /// after this returns.
+    pub fn close_idle(&self) {
+        self.shared.idle_control().purge();
+    }
+
+    /// Replaces the HTTP/1.1 idle timeout until called again (`None`:
+    /// back to the builder's [`idle_timeout`](Builder::idle_timeout)), as an
+    /// overloaded server that closes idle connections early does.
+    ///
+    /// The new timeout applies at once to connections that are idle now,
+    /// counted from when each went idle: one idle for longer than the new
+    /// timeout closes immediately. Closes are counted as idle-timeout
+    /// closes. The `Keep-Alive` header, if any, still advertises the
+    /// builder's timeout. HTTP/2 connections keep the builder's.
+    pub fn set_idle_timeout(&self, timeout: Option<Duration>) {
+        self.shared.idle_control().set_timeout(timeout);
+    }
+
+    /// The HTTP/1.1 idle timeout in force: the builder's, or the one set
+    /// with [`set_idle_timeout`](Origin::set_idle_timeout).
+    pub fn idle_timeout(&self) -> Duration {
+        self.shared
+            .idle_control()
+            .timeout()
+            .unwrap_or(self.idle_timeout)
     }
 
     /// A record of every connection accepted so far, in accept order.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::builder::CloseMode;
+use crate::control::IdleControl;
 
 /// A snapshot of an origin's counters, from [`Origin::stats`](crate::Origin::stats).
 ///
@@ -34,6 +35,9 @@ pub struct Stats {
     pub idle_closes_408: u64,
     /// HTTP/2 connections closed with a GOAWAY by the idle timeout.
     pub idle_closes_h2: u64,
+    /// Idle HTTP/1.1 connections closed by
+    /// [`Origin::close_idle`](crate::Origin::close_idle), any close mode.
+    pub idle_closes_ordered: u64,
     /// Requests processed (see [the definition](crate#what-processed-means)).
     pub requests_processed: u64,
     /// Processings of a request id beyond its first: the sum over every
@@ -77,6 +81,10 @@ pub enum Protocol {
 pub enum CloseReason {
     /// The idle timeout expired; closed the given way.
     IdleTimeout(CloseMode),
+    /// The connection was idle when
+    /// [`Origin::close_idle`](crate::Origin::close_idle) was called; closed
+    /// the given way.
+    ClosedIdle(CloseMode),
     /// The client closed the connection (EOF) between requests.
     PeerClosed,
     /// The client asked for the close (`Connection: close`, or HTTP/1.0
@@ -131,6 +139,7 @@ pub(crate) struct Shared {
     idle_rst: AtomicU64,
     idle_408: AtomicU64,
     idle_h2: AtomicU64,
+    idle_ordered: AtomicU64,
     processed: AtomicU64,
     duplicates: AtomicU64,
     reset: AtomicU64,
@@ -140,6 +149,7 @@ pub(crate) struct Shared {
     goaways: AtomicU64,
     tasks: AtomicU64,
     registry: Mutex<Registry>,
+    idle_control: IdleControl,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +161,11 @@ struct Registry {
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The orders the handle gives idle connections.
+    pub(crate) fn idle_control(&self) -> &IdleControl {
+        &self.idle_control
     }
 
     /// Registers an accepted connection and returns its id.
@@ -207,6 +222,7 @@ impl Shared {
             CloseReason::IdleTimeout(CloseMode::Fin) => Some(&self.idle_fin),
             CloseReason::IdleTimeout(CloseMode::Rst) => Some(&self.idle_rst),
             CloseReason::IdleTimeout(CloseMode::Timeout408) => Some(&self.idle_408),
+            CloseReason::ClosedIdle(_) => Some(&self.idle_ordered),
             CloseReason::MaxRequests => Some(&self.max_requests),
             CloseReason::CloseMidBody => Some(&self.cut),
             CloseReason::ResetAfterRead => Some(&self.reset),
@@ -254,6 +270,7 @@ impl Shared {
             idle_closes_rst: self.idle_rst.load(Relaxed),
             idle_closes_408: self.idle_408.load(Relaxed),
             idle_closes_h2: self.idle_h2.load(Relaxed),
+            idle_closes_ordered: self.idle_ordered.load(Relaxed),
             requests_processed: self.processed.load(Relaxed),
             duplicate_requests: self.duplicates.load(Relaxed),
             requests_reset: self.reset.load(Relaxed),

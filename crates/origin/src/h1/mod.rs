@@ -10,7 +10,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::builder::Config;
-use crate::conn::{Wait, abort, close_gracefully, close_idle, read_more, wait_for_bytes};
+use crate::conn::{
+    Wait, abort, close_gracefully, close_idle, close_on_order, read_more, wait_for_bytes,
+};
 use crate::knobs::{CloseKind, Knobs};
 use crate::stats::{CloseReason, Shared};
 
@@ -50,9 +52,10 @@ pub(crate) async fn serve(
         // response byte was written, unless the next request is already
         // here (pipelined).
         if buf.is_empty() {
-            match wait_for_bytes(&mut stream, &mut buf, config.idle_timeout).await {
+            match wait_for_bytes(&mut stream, &mut buf, config, shared).await {
                 Wait::Data => {}
                 Wait::Idle => return close_idle(stream, config.close_mode).await,
+                Wait::Closed => return close_on_order(stream, config.close_mode).await,
                 Wait::Eof => return CloseReason::PeerClosed,
                 Wait::Failed(kind) => return CloseReason::Io(kind),
             }
