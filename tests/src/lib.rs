@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use freshpool_origin::Origin;
 
+mod clients;
+
+pub use clients::{run_freshpool, run_retry_client, run_swapped};
+
 /// A schedule of POSTs: `tasks` concurrent senders, each sending
 /// `per_task` requests with `gap()` between the end of one and the start
 /// of the next. Senders start staggered over one interval, so their idle
@@ -45,6 +49,14 @@ pub enum Gaps {
         /// The largest gap.
         max: Duration,
     },
+    /// Uniformly from `[low, high]`: wide enough to span a client's retire
+    /// time and the server's timeout, so that reuse given up shows.
+    Between {
+        /// The shortest gap.
+        low: Duration,
+        /// The longest gap.
+        high: Duration,
+    },
 }
 
 impl Gaps {
@@ -52,6 +64,7 @@ impl Gaps {
         match *self {
             Gaps::Around { interval, .. } => interval,
             Gaps::Uniform { max } => max / 2,
+            Gaps::Between { low, high } => (low + high) / 2,
         }
     }
 
@@ -64,6 +77,10 @@ impl Gaps {
             }
             Gaps::Uniform { max } => {
                 Duration::from_micros(rng.next_u64() % (max.as_micros() as u64 + 1))
+            }
+            Gaps::Between { low, high } => {
+                let span = high.saturating_sub(low).as_micros() as u64 + 1;
+                low + Duration::from_micros(rng.next_u64() % span)
             }
         }
     }
@@ -130,6 +147,67 @@ impl Report {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Errors on requests sent once the client had observed a server
+    /// close.
+    pub fn errors_after_learning(&self) -> u64 {
+        self.errors
+            .iter()
+            .filter(|(kind, _)| kind.ends_with(AFTER_LEARNING))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Requests that succeeded on a reused connection.
+    pub fn reused(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|sent| sent.result == Ok(true))
+            .count() as u64
+    }
+
+    /// The oracle: requests that could safely have reused a connection,
+    /// those whose gap was below the server's real idle `timeout` (each
+    /// sender's first request has nothing to reuse).
+    pub fn oracle(&self, timeout: Duration) -> u64 {
+        self.requests
+            .iter()
+            .filter(|sent| !sent.gap.is_zero() && sent.gap < timeout)
+            .count() as u64
+    }
+
+    /// Reuse ÷ oracle: how much of the safely possible reuse the client
+    /// kept. A client that never reuses scores 0; hyper-util, which reuses
+    /// whenever the connection is still open, scores about 1 (and pays in
+    /// errors).
+    pub fn efficiency(&self, timeout: Duration) -> f64 {
+        self.reused() as f64 / self.oracle(timeout).max(1) as f64
+    }
+}
+
+/// Asserts that `report` kept at least `floor` of the reuse the oracle
+/// allows against a server whose idle timeout is `timeout`, next to
+/// `reference` (hyper-util in the same run), whose figure is printed.
+pub fn assert_efficiency(report: &Report, reference: &Report, timeout: Duration, floor: f64) {
+    let ours = report.efficiency(timeout);
+    let theirs = reference.efficiency(timeout);
+    println!(
+        "  efficiency (reuse / oracle) {}: {ours:.3} ({} / {}); {}: {theirs:.3}",
+        report.name,
+        report.reused(),
+        report.oracle(timeout),
+        reference.name,
+    );
+    assert!(
+        report.oracle(timeout) > 0,
+        "the schedule gives nothing to reuse: {report}"
+    );
+    assert!(
+        ours >= floor,
+        "{} kept {ours:.3} of the possible reuse (floor {floor}), {} {theirs:.3}: {report}",
+        report.name,
+        reference.name
+    );
 }
 
 impl fmt::Display for Report {

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use freshpool::OriginStats;
 use freshpool_legacy::{Connector, RetryClient};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
@@ -145,6 +146,15 @@ pub(crate) trait Pool: Send + Sync {
         None
     }
 
+    /// How long this client lets a connection to `url`'s server idle
+    /// before retiring it, as the client itself computes it; `None` for a
+    /// client that does not retire (hyper-util's own pool has only its
+    /// fixed idle timeout).
+    fn retire_after(&self, url: &Uri) -> Option<Duration> {
+        let _ = url;
+        None
+    }
+
     /// Requests this client retried.
     fn retries(&self) -> Option<u64> {
         None
@@ -165,23 +175,34 @@ impl Pool for freshpool::Client<Counting, Body> {
     }
 
     fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
-        let stats = self.stats();
-        let origin = format!(
-            "{}://{}",
-            url.scheme_str().unwrap_or("http"),
-            url.authority().map_or("", |a| a.as_str())
-        );
-        let stats = stats
-            .origin(&origin)
-            .or_else(|| stats.origins.first().map(|(_, s)| s))?;
-        stats
+        origin_stats(self, url)?
             .estimate
             .map(|(timeout, source)| (timeout, source.as_str()))
+    }
+
+    fn retire_after(&self, url: &Uri) -> Option<Duration> {
+        origin_stats(self, url)?.retire_after
     }
 
     fn retries(&self) -> Option<u64> {
         Some(self.stats().total.retries())
     }
+}
+
+/// A freshpool client's figures for `url`'s origin (or its only origin).
+fn origin_stats(client: &freshpool::Client<Counting, Body>, url: &Uri) -> Option<OriginStats> {
+    let mut stats = client.stats();
+    let origin = format!(
+        "{}://{}",
+        url.scheme_str().unwrap_or("http"),
+        url.authority().map_or("", |a| a.as_str())
+    );
+    let at = stats
+        .origins
+        .iter()
+        .position(|(key, _)| *key == origin)
+        .or((!stats.origins.is_empty()).then_some(0))?;
+    Some(stats.origins.swap_remove(at).1)
 }
 
 /// hyper-util over freshpool-legacy's `Connector`; the connector is kept to
@@ -200,6 +221,10 @@ impl Pool for Adapter {
     fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
         adapter_estimate(&self.connector, url)
     }
+
+    fn retire_after(&self, url: &Uri) -> Option<Duration> {
+        self.connector.retire_after(url)
+    }
 }
 
 /// [`Adapter`] wrapped in freshpool-legacy's `RetryClient`.
@@ -217,6 +242,10 @@ impl Pool for AdapterRetry {
     fn estimate(&self, url: &Uri) -> Option<(Duration, &'static str)> {
         adapter_estimate(&self.connector, url)
     }
+
+    fn retire_after(&self, url: &Uri) -> Option<Duration> {
+        self.connector.retire_after(url)
+    }
 }
 
 fn adapter_estimate(
@@ -226,16 +255,6 @@ fn adapter_estimate(
     connector
         .estimate(url)
         .map(|estimate| (estimate.timeout, estimate.source.as_str()))
-}
-
-/// When a client with this idle-timeout estimate retires an idle
-/// connection: the estimate less the default [`freshpool::Margin`], which
-/// both freshpool clients use unless told otherwise. The measured connect
-/// RTT the margin also takes is a fraction of a millisecond on loopback,
-/// far below the margin's 20 ms floor, so it is left out. Neither client
-/// exposes its retire time itself.
-pub(crate) fn retire_after(estimate: Duration) -> Duration {
-    estimate.saturating_sub(freshpool::Margin::default().for_timeout(estimate, None))
 }
 
 /// Reads a response to its end, `pause` after its head, and judges it;

@@ -133,6 +133,8 @@ pub(crate) struct Outcome {
     /// The idle timeout its pools settled on (the median over senders),
     /// with its source.
     pub(crate) estimate: Option<(Duration, &'static str)>,
+    /// The retire time its pools settled on (the median over senders).
+    pub(crate) retire_after: Option<Duration>,
     /// Requests the server processed more than once, when known.
     pub(crate) duplicates: Option<u64>,
 }
@@ -193,12 +195,18 @@ pub(crate) async fn run(
             .try_fold(0, |sum, r| r.map(|r| sum + r));
         let mut estimates: Vec<_> = pools.iter().filter_map(|p| p.estimate(&plan.url)).collect();
         estimates.sort_by_key(|&(timeout, _)| timeout);
+        let mut retires: Vec<_> = pools
+            .iter()
+            .filter_map(|p| p.retire_after(&plan.url))
+            .collect();
+        retires.sort();
         outcomes.push(Outcome {
             contender,
             samples,
             connections: opened.iter().map(|o| o.load(Ordering::Relaxed)).sum(),
             retries,
             estimate: estimates.get(estimates.len() / 2).copied(),
+            retire_after: retires.get(retires.len() / 2).copied(),
             duplicates: None,
         });
     }
@@ -274,7 +282,7 @@ async fn send_all(plan: Plan, sender: Sender, start: Instant, progress: Counter)
             informed,
             idle_from: idle_from.map(|from| from.saturating_duration_since(start)),
             reused: opened.load(Ordering::Relaxed) == before,
-            retire: estimate.map(|(timeout, _)| clients::retire_after(timeout)),
+            retire: pool.retire_after(&plan.url),
             error: result.as_ref().err().cloned(),
         });
         idle_from = Some(result.unwrap_or(done));

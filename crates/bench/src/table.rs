@@ -307,9 +307,7 @@ pub(crate) fn client_json(outcome: &Outcome, timeline: Option<&Timeline>) -> Val
         "retries": outcome.retries,
         "idle_estimate_ms": outcome.estimate.map(|(t, _)| millis(t)),
         "idle_estimate_source": outcome.estimate.map(|(_, source)| source),
-        "retire_after_ms": outcome
-            .estimate
-            .map(|(t, _)| millis(crate::clients::retire_after(t))),
+        "retire_after_ms": outcome.retire_after.map(millis),
     })
 }
 
@@ -353,6 +351,7 @@ mod tests {
             connections: 1,
             retries: Some(0),
             estimate: Some((Duration::from_millis(190), "learned")),
+            retire_after: Some(Duration::from_millis(187)),
             duplicates: Some(0),
         };
         let s = Summary::of(&outcome, None);
@@ -393,6 +392,7 @@ mod tests {
             connections,
             retries: None,
             estimate: None,
+            retire_after: None,
             duplicates: None,
         }
     }

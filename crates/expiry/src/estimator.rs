@@ -177,6 +177,12 @@ pub const MASS_WINDOW: Duration = Duration::from_millis(10);
 /// age; a restart closes them whatever their age.
 pub const MASS_SPREAD: Duration = Duration::from_millis(20);
 
+/// How long closes below a proven survival must keep agreeing before they
+/// count as a lower timeout (a new server configuration): longer than a
+/// restart, a deploy or a spell of overload lasts, which must cost reuse no
+/// longer than they do.
+pub const CHANGE_SPAN: Duration = Duration::from_secs(30);
+
 /// Whether two closes at idle times `a` and `b` tell the same timeout:
 /// within 10 ms or 10% of each other.
 pub fn agree(a: Duration, b: Duration) -> bool {
@@ -217,8 +223,9 @@ struct Close {
 ///    recent survival (by 5 ms or 5%) is not an idle-timeout close and
 ///    never lowers the estimate. A survival also contradicts closes already
 ///    learned: the estimate recovers at once, not when they age out. Only
-///    three agreeing closes below it, all newer than the survival, say the
-///    server's timeout really went down.
+///    agreeing closes below it that keep coming for [`CHANGE_SPAN`], all
+///    newer than the survival, say the server's timeout really went down;
+///    a spell of overload is over sooner, and costs no reuse after it.
 /// 2. **A mass close is no timer.** Closes of several connections within
 ///    [`MASS_WINDOW`] of each other whose idle times differ by more than
 ///    [`MASS_SPREAD`] are one event (one timer closes connections at the
@@ -358,8 +365,22 @@ impl IdleEstimator {
             return;
         }
         if self.closes.len() >= self.config.max_observations {
-            // Kept in arrival order: drop the oldest.
-            self.closes.remove(0);
+            // A burst of closes that agree (an overload closing everything
+            // at 5 ms) must not push out the one that told the real
+            // timeout: drop the newest close the new one agrees with, which
+            // keeps the burst's first (for its span, see `CHANGE_SPAN`);
+            // else the oldest. Kept in arrival order.
+            let agreeing = self
+                .closes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| agree(c.idle_for, idle_for))
+                .map(|(i, _)| i);
+            let at = match agreeing.clone().nth(1) {
+                Some(_) => agreeing.last().unwrap_or(0),
+                None => 0,
+            };
+            self.closes.remove(at);
         }
         let mut close = Close {
             idle_for,
@@ -476,19 +497,26 @@ impl IdleEstimator {
     }
 
     /// The longest recent survival, unless the server changed since: three
-    /// agreeing closes below it, all after it was last confirmed, mean the
-    /// timeout is lower now (a new configuration, not a restart).
+    /// or more agreeing closes below it, all after it was last confirmed
+    /// and spread over [`CHANGE_SPAN`], mean the timeout is lower now (a
+    /// new configuration, not a restart or an overload).
     fn survived_unless_changed(&self, now: Instant) -> Option<Duration> {
         let (survived, at) = self.survived.filter(|(_, at)| self.fresh(*at, now))?;
         let below = |c: &&Close| {
             !c.mass && c.at > at && c.idle_for.saturating_add(early_tolerance(survived)) < survived
         };
         let changed = self.live(now).filter(below).any(|c| {
-            self.live(now)
-                .filter(below)
-                .filter(|other| agree(c.idle_for, other.idle_for))
-                .count()
-                >= 3
+            let agreeing = || {
+                self.live(now)
+                    .filter(below)
+                    .filter(|other| agree(c.idle_for, other.idle_for))
+            };
+            let first = agreeing().map(|o| o.at).min();
+            let last = agreeing().map(|o| o.at).max();
+            let span = first
+                .zip(last)
+                .map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
+            agreeing().count() >= 3 && span >= CHANGE_SPAN
         });
         (!changed).then_some(survived)
     }

@@ -63,8 +63,8 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire};
 pub use estimator::{
-    CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD, MASS_WINDOW,
-    MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
+    CHANGE_SPAN, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD,
+    MASS_WINDOW, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
 };
 pub use keep_alive::{KeepAlive, Reuse, response_reuse};
 pub use lifetime::Lifetime;

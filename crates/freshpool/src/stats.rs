@@ -82,6 +82,7 @@ impl Counters {
             idle: 0,
             open: 0,
             estimate: None,
+            retire_after: None,
         }
     }
 }
@@ -129,6 +130,9 @@ pub struct OriginStats {
     /// The current idle-timeout estimate and where it came from (per
     /// origin only).
     pub estimate: Option<(Duration, Source)>,
+    /// How long an idle connection of this origin may stay idle now before
+    /// it is retired: the estimate less the margin (per origin only).
+    pub retire_after: Option<Duration>,
 }
 
 impl OriginStats {

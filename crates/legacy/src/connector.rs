@@ -460,6 +460,21 @@ impl<C> Connector<C> {
     }
 }
 
+impl<C> Connector<C> {
+    /// How long an idle connection to `uri`'s origin may stay idle now
+    /// before the adapter retires it (the estimate less the margin), or
+    /// `None` if no connection was made to it yet.
+    pub fn retire_after(&self, uri: &Uri) -> Option<Duration> {
+        let origin = OriginKey::of(uri);
+        let state = self.shared.lock();
+        let slot = state.origins.get(&origin)?;
+        state
+            .origin_states
+            .get(slot.0)
+            .map(|o| o.shared.retire_after())
+    }
+}
+
 impl<C: Clone> Clone for Connector<C> {
     fn clone(&self) -> Self {
         Connector {

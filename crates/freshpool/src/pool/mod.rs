@@ -589,6 +589,7 @@ impl<B: Send + 'static> PoolShared<B> {
                 stats.open = origin.open;
                 let estimate = origin.estimator.estimate(now);
                 stats.estimate = Some((estimate.timeout, estimate.source));
+                stats.retire_after = Some(origin.estimator.retire_after(now, self.slack()));
                 total.accumulate(&stats);
                 (key.to_string(), stats)
             })

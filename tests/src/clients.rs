@@ -1,0 +1,67 @@
+//! The clients every race runs, one per sender: hyper-util's legacy
+//! `Client` as is (in the crate root, the baseline), `freshpool::Client`,
+//! hyper-util over `freshpool_legacy::Connector`, and `RetryClient` over
+//! that.
+
+use bytes::Bytes;
+use freshpool_legacy::{Connector, RetryClient};
+use freshpool_origin::Origin;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::{Report, Schedule, exchange, post, race};
+
+type Body = Full<Bytes>;
+
+/// `freshpool::Client` with default settings, one per sender. An error is
+/// tagged as after learning once the client has observed a server close.
+pub async fn run_freshpool(name: &str, origin: &Origin, schedule: Schedule) -> Report {
+    race(name, origin, schedule, || {
+        let client = freshpool::Client::builder()
+            .build_http::<Body>()
+            .expect("default settings are valid");
+        move |url, id| {
+            let client = client.clone();
+            async move {
+                let learned = client.stats().total.server_closes_observed > 0;
+                exchange(client.request(post(url, id, false)), learned).await
+            }
+        }
+    })
+    .await
+}
+
+/// hyper-util's legacy `Client` with only its connector swapped for
+/// freshpool-legacy's, one per sender.
+pub async fn run_swapped(name: &str, origin: &Origin, schedule: Schedule) -> Report {
+    race(name, origin, schedule, || {
+        let connector = Connector::new(HttpConnector::new());
+        let client: LegacyClient<_, Body> =
+            LegacyClient::builder(TokioExecutor::new()).build(connector.clone());
+        move |url, id| {
+            let (client, connector) = (client.clone(), connector.clone());
+            async move {
+                let learned = connector.stats().server_closes > 0;
+                exchange(client.request(post(url, id, false)), learned).await
+            }
+        }
+    })
+    .await
+}
+
+/// [`run_swapped`]'s client wrapped in `RetryClient`; its POSTs carry an
+/// `Idempotency-Key`, so RFC 9112 lets it retry them.
+pub async fn run_retry_client(name: &str, origin: &Origin, schedule: Schedule) -> Report {
+    race(name, origin, schedule, || {
+        let client: RetryClient<HttpConnector, Body> = RetryClient::new(
+            LegacyClient::builder(TokioExecutor::new()).build(Connector::new(HttpConnector::new())),
+        );
+        move |url, id| {
+            let client = client.clone();
+            async move { exchange(client.request(post(url, id, true)), false).await }
+        }
+    })
+    .await
+}
