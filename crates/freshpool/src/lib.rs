@@ -55,6 +55,7 @@
 //! ```
 
 mod body;
+mod bounds;
 mod builder;
 mod client;
 mod connect;
@@ -67,6 +68,7 @@ mod stats;
 mod unprobed;
 
 pub use body::Body;
+pub use bounds::{Connect, RequestBody};
 pub use builder::Builder;
 pub use client::{Client, ResponseFuture};
 pub use error::{BuildError, Error};
