@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use freshpool_origin::Origin;
 
+pub mod tls;
+
 /// A schedule of POSTs: `tasks` concurrent senders, each sending
 /// `per_task` requests with `gap()` between the end of one and the start
 /// of the next. Senders start staggered over one interval, so their idle

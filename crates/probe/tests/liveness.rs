@@ -194,7 +194,9 @@ fn hangup_probe_sees_a_reset_before_and_after_it_was_read() {
     drop(server);
     assert_eq!(settled_hangup(&client), Liveness::Reset);
     let mut byte = [0u8; 1];
-    let err = client.read(&mut byte).expect_err("the read reports the reset");
+    let err = client
+        .read(&mut byte)
+        .expect_err("the read reports the reset");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
     // The error has been consumed; the socket is still closed both ways.
     assert_eq!(client.probe_hangup(), Liveness::Reset);
