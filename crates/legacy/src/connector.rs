@@ -74,6 +74,12 @@ pub struct Stats {
     /// Connections the adapter stopped following and never touches again:
     /// HTTP/2, upgrades, `CONNECT` tunnels, exchanges it cannot follow.
     pub untracked: u64,
+    /// Connections whose first bytes written were a TLS record instead of
+    /// HTTP: the connector is wrapped *inside* the TLS layer, sees only
+    /// ciphertext, and protects nothing. Wrap the TLS connector instead:
+    /// `Connector::new(https)` (see the [crate docs](crate#tls)). The
+    /// first one is also logged as a `tracing` warning.
+    pub wrong_order: u64,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +88,14 @@ struct Counters {
     retired: AtomicU64,
     server_closes: AtomicU64,
     untracked: AtomicU64,
+    wrong_order: AtomicU64,
+}
+
+/// Whether `first` (the first bytes written on a connection) starts a TLS
+/// record (content type 20–23, version 3.x), as a ClientHello does. No
+/// HTTP/1 request starts so: its method is a token of letters.
+pub(crate) fn is_tls_record(first: &[u8]) -> bool {
+    matches!(first, [0x14..=0x17, 0x03, ..])
 }
 
 /// What the connections of one origin read on every request, without the
@@ -264,12 +278,26 @@ impl Shared {
         self.counters.untracked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection wrote TLS instead of HTTP: counted, and said once per
+    /// connector (and its clones).
+    pub(crate) fn count_wrong_order(&self, origin: &OriginKey) {
+        if self.counters.wrong_order.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                origin = origin.as_str(),
+                "freshpool_legacy::Connector is wrapped inside a TLS connector and sees only \
+                 ciphertext, so it protects nothing: wrap the TLS connector instead, \
+                 Connector::new(https)"
+            );
+        }
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             connections: self.counters.connections.load(Ordering::Relaxed),
             retired: self.counters.retired.load(Ordering::Relaxed),
             server_closes: self.counters.server_closes.load(Ordering::Relaxed),
             untracked: self.counters.untracked.load(Ordering::Relaxed),
+            wrong_order: self.counters.wrong_order.load(Ordering::Relaxed),
         }
     }
 }

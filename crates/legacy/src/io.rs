@@ -78,6 +78,8 @@ pub struct TrackedIo<T> {
     in_exchange: bool,
     /// The waker last set in `conn` for the driver to wake.
     watched: Option<Waker>,
+    /// Issue 12: the first write was checked for TLS (wrong wrapping order).
+    first_write_checked: bool,
 }
 
 impl<T> TrackedIo<T> {
@@ -107,6 +109,7 @@ impl<T> TrackedIo<T> {
             exhausted: false,
             in_exchange: false,
             watched: None,
+            first_write_checked: false,
         };
         // The server's idle timer starts when it accepts: a connection that
         // waits in the pool before its first request ages too.
@@ -345,6 +348,13 @@ impl<T> TrackedIo<T> {
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
+        // Issue 12: a ClientHello here means we are inside the TLS layer.
+        if !self.first_write_checked && !bytes.is_empty() {
+            self.first_write_checked = true;
+            if crate::connector::is_tls_record(bytes) {
+                self.shared.count_wrong_order(&self.origin);
+            }
+        }
         let was_idle = self.tracker.is_idle();
         self.tracker.on_write(bytes);
         self.conn.add_written(bytes.len());
