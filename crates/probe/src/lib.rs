@@ -108,11 +108,13 @@ pub enum Liveness {
     ///
     /// An idle HTTP/1.1 connection has no outstanding request, so the
     /// server has nothing legitimate to say. Pending bytes are a `408
-    /// Request Timeout` written just before closing, a TLS `close_notify`
-    /// alert, or the remains of a response the client lost track of. A
-    /// request sent on such a connection would be answered with those
-    /// bytes, so it must never be reused. (hyper applies the same rule: an
-    /// idle connection that becomes readable with data is an error.)
+    /// Request Timeout` written just before closing, or the remains of a
+    /// response the client lost track of. A request sent on such a
+    /// connection would be answered with those bytes, so it must never be
+    /// reused. (hyper applies the same rule: an idle connection that
+    /// becomes readable with data is an error.) Over TLS, bytes on the
+    /// socket are records for the TLS layer and are not `Unexpected`; only
+    /// decrypted bytes nobody read are (see [TLS](crate#tls)).
     Unexpected,
     /// The probe cannot tell: the descriptor is not a socket, or the
     /// platform has no non-blocking peek. Callers should treat the
