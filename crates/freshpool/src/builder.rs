@@ -328,6 +328,9 @@ impl Builder {
     /// `max_lifetime`'s jitter exceeds its maximum.
     pub fn build<C, B>(self, connector: C) -> Result<Client<C, B>, BuildError>
     where
+        // Issue 12: checked here, so a connector whose IO cannot be probed
+        // fails at `build` with `Probe`'s message, not at `request`.
+        C: crate::Connect,
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<crate::error::BoxError>,
