@@ -175,6 +175,16 @@ async fn https_race_no_error_once_warm_and_reuse_below_the_timeout() {
         );
     }
     println!("  freshpool stats: {native_stats:?}");
+    for report in [&baseline, &adapter, &native] {
+        for (i, sent) in report.requests.iter().enumerate() {
+            if let Err(kind) = &sent.result {
+                println!(
+                    "  {}: #{i} sender {} after {:?}: {kind}",
+                    report.name, sent.task, sent.gap
+                );
+            }
+        }
+    }
 
     let sent = (schedule.tasks * schedule.per_task) as u64;
     for report in [&baseline, &adapter, &native] {
