@@ -54,7 +54,11 @@
 //! The features `rustls` and `native-tls` implement [`Probe`] that way for
 //! `tokio_rustls::client::TlsStream`, `hyper_rustls::MaybeHttpsStream`,
 //! `tokio_native_tls::TlsStream` and `hyper_tls::MaybeHttpsStream` (the
-//! plain-HTTP variant of a `MaybeHttpsStream` keeps the plain rule).
+//! plain-HTTP variant of a `MaybeHttpsStream` keeps the plain rule). A
+//! rustls stream also looks at its session, without a syscall: decrypted
+//! bytes nobody read, or a `close_notify` already taken in whose FIN has
+//! not arrived, give [`Liveness::Unexpected`]. native-tls does not say what
+//! its library holds, so only its socket is probed.
 //!
 //! # What a probe cannot see
 //!
