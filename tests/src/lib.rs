@@ -17,6 +17,7 @@ use freshpool_origin::Origin;
 mod clients;
 
 pub use clients::{run_freshpool, run_retry_client, run_swapped};
+pub mod tls;
 
 /// A schedule of POSTs: `tasks` concurrent senders, each sending
 /// `per_task` requests with `gap()` between the end of one and the start

@@ -287,8 +287,9 @@ pub struct IdleEstimator {
     survived: Option<(Duration, Instant)>,
     /// The kernel's figures for the path.
     rtt: Option<Rtt>,
-    /// The shortest measured round trip, when the kernel has none.
-    measured: Option<Duration>,
+    /// Measured round trips, smoothed as TCP does, for when the kernel
+    /// has no figures.
+    measured: Option<Rtt>,
 }
 
 impl IdleEstimator {
@@ -405,21 +406,29 @@ impl IdleEstimator {
         self.rtt = Some(rtt);
     }
 
-    /// Records a round trip the client measured itself (the time from a
-    /// request's last byte to its response's first). The shortest is kept:
-    /// it includes the least server time. Used only without kernel
-    /// figures.
+    /// Records a round trip the client measured itself (a connect, or a
+    /// request's last byte to its response's head), smoothed as TCP
+    /// smooths its own (RFC 6298: `rttvar ← ¾·rttvar + ¼·|srtt − sample|`,
+    /// `srtt ← ⅞·srtt + ⅛·sample`). A measured sample includes the
+    /// server's own time, so it errs long: the margin errs safe. Used only
+    /// without kernel figures.
     pub fn observe_round_trip(&mut self, sample: Duration) {
-        self.measured = Some(self.measured.map_or(sample, |m| m.min(sample)));
+        self.measured = Some(match self.measured {
+            None => Rtt {
+                srtt: sample,
+                rttvar: sample / 2,
+            },
+            Some(Rtt { srtt, rttvar }) => Rtt {
+                rttvar: rttvar - rttvar / 4 + srtt.abs_diff(sample) / 4,
+                srtt: srtt - srtt / 8 + sample / 8,
+            },
+        });
     }
 
     /// The path's round trip as the margin uses it: the kernel's figures,
-    /// or else the shortest measured round trip.
+    /// or else the smoothed measured ones.
     pub fn rtt(&self) -> Option<Rtt> {
-        self.rtt.or(self.measured.map(|srtt| Rtt {
-            srtt,
-            rttvar: Duration::ZERO,
-        }))
+        self.rtt.or(self.measured)
     }
 
     /// The longest recent idle time a connection of this origin survived.

@@ -97,17 +97,25 @@ fn retire_time_uses_the_kernels_rtt_or_the_shortest_measured_one() {
     let mut e = fresh();
     e.observe(hint(5), t);
     assert_eq!(retire(&e, t), ms(4999), "1 ms of slack, no path known");
-    e.observe_round_trip(ms(30));
-    e.observe_round_trip(ms(12));
-    e.observe_round_trip(ms(50));
+    // Smoothed as TCP does: the first sets srtt, and rttvar to half of it.
+    e.observe_round_trip(ms(8));
     assert_eq!(
         e.rtt(),
         Some(Rtt {
-            srtt: ms(12),
-            rttvar: Duration::ZERO
+            srtt: ms(8),
+            rttvar: ms(4)
         })
     );
-    assert_eq!(retire(&e, t), ms(4987));
+    assert_eq!(retire(&e, t), ms(4975), "8 + 4 × 4 + 1 ms");
+    // A sample of 16 ms: rttvar ¾·4 + ¼·8 = 5, srtt ⅞·8 + ⅛·16 = 9.
+    e.observe_round_trip(ms(16));
+    assert_eq!(
+        e.rtt(),
+        Some(Rtt {
+            srtt: ms(9),
+            rttvar: ms(5)
+        })
+    );
     // The kernel's figures win over a measurement.
     e.observe_rtt(Rtt {
         srtt: ms(2),

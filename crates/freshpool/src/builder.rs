@@ -541,6 +541,9 @@ impl Builder {
     /// past 2^31 − 1, or `http2_max_frame_size` is outside RFC 9113's range.
     pub fn build<C, B>(self, connector: C) -> Result<Client<C, B>, BuildError>
     where
+        // Checked here, so a connector whose IO cannot be probed
+        // fails at `build` with `Probe`'s message, not at `request`.
+        C: crate::Connect,
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<crate::error::BoxError>,

@@ -40,6 +40,57 @@
 //! timeouts, limits and buffers go around it, and [`UnixConnector`] speaks
 //! HTTP over Unix domain sockets, including hyperlocal's `unix://` URIs.
 //!
+//! # HTTPS
+//!
+//! With the `rustls` feature, hyper-rustls's `HttpsConnector` is a
+//! connector [`Client`] takes as it is, no wrapper: its connections are
+//! probed with the TLS rule of [`freshpool_probe`] (a FIN or an RST
+//! discards the connection even behind a `close_notify`; session tickets
+//! and `KeyUpdate` records alone do not). The `native-tls` feature does the
+//! same for hyper-tls's `HttpsConnector`. Any other connector whose IO
+//! cannot be probed goes through [`Unprobed`]; generic code over the client
+//! names one bound, [`Connect`].
+//!
+//! ```
+//! # #[cfg(feature = "rustls")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper_rustls::HttpsConnectorBuilder;
+//!
+//! # let origin = freshpool_origin::Origin::builder().tls(true).start().await?;
+//! # let url = format!("{}/", origin.base_url());
+//! // The roots you trust: webpki-roots, the platform's, or here the test
+//! // origin's own self-signed certificate.
+//! let mut roots = rustls::RootCertStore::empty();
+//! # let certificate = origin.tls_certificate().expect("TLS mode").der().to_vec();
+//! roots.add(certificate.into())?;
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let tls = rustls::ClientConfig::builder_with_provider(provider)
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(roots)
+//!     .with_no_client_auth();
+//! let https = HttpsConnectorBuilder::new()
+//!     .with_tls_config(tls)
+//!     .https_or_http()
+//!     .enable_http1()
+//!     .build();
+//!
+//! let client = freshpool::Client::builder().build::<_, Empty<Bytes>>(https)?;
+//! for _ in 0..2 {
+//!     let response = client.get(url.parse()?).await?;
+//!     response.into_body().collect().await?;
+//! }
+//! assert_eq!(client.stats().total.reused, 1);
+//! # origin.shutdown().await;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "rustls"))]
+//! # fn main() {}
+//! ```
+//!
 //! [`Client::stats`] counts what the pool did per origin (reuse, probe
 //! rejections, retirements, observed closes, retries by rule, the current
 //! idle-timeout estimate and its [`Source`]); `tracing` has a `request`
@@ -96,6 +147,7 @@
 //!   idempotent requests.
 
 mod body;
+mod bounds;
 mod builder;
 mod client;
 mod connect;
@@ -111,6 +163,7 @@ mod unix;
 mod unprobed;
 
 pub use body::Body;
+pub use bounds::{Connect, RequestBody};
 pub use builder::Builder;
 pub use client::{Client, ResponseFuture};
 pub use error::{BuildError, Error};

@@ -11,9 +11,12 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use tower_service::Service;
 
-/// Wraps a connector whose IO type does not implement [`Probe`], such as a
-/// TLS connector from another crate, so that [`Client`](crate::Client)
-/// accepts it.
+/// Wraps a connector whose IO type does not implement [`Probe`] so that
+/// [`Client`](crate::Client) accepts it.
+///
+/// hyper-rustls's and hyper-tls's connectors need no wrapper: enable the
+/// `rustls` or `native-tls` feature instead, and their connections are
+/// probed (see [HTTPS](crate#https)).
 ///
 /// Its connections report [`Liveness::Unknown`] at checkout: they are
 /// still retired before the server's idle deadline and retried under the

@@ -73,6 +73,12 @@ pub struct Stats {
     /// Connections the adapter stopped following and never touches again:
     /// HTTP/2, upgrades, `CONNECT` tunnels, exchanges it cannot follow.
     pub untracked: u64,
+    /// Connections whose first bytes written were a TLS record instead of
+    /// HTTP: the connector is wrapped *inside* the TLS layer, sees only
+    /// ciphertext, and protects nothing. Wrap the TLS connector instead:
+    /// `Connector::new(https)` (see the [crate docs](crate#tls)). The
+    /// first one is also logged as a `tracing` warning.
+    pub wrong_order: u64,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +87,14 @@ struct Counters {
     retired: AtomicU64,
     server_closes: AtomicU64,
     untracked: AtomicU64,
+    wrong_order: AtomicU64,
+}
+
+/// Whether `first` (the first bytes written on a connection) starts a TLS
+/// record (content type 20–23, version 3.x), as a ClientHello does. No
+/// HTTP/1 request starts so: its method is a token of letters.
+pub(crate) fn is_tls_record(first: &[u8]) -> bool {
+    matches!(first, [0x14..=0x17, 0x03, ..])
 }
 
 /// What the connections of one origin read on every request, without the
@@ -95,8 +109,9 @@ pub(crate) struct OriginShared {
     retire_after_nanos: AtomicU64,
     /// The longest survival reported (the estimator's, when published).
     survived_nanos: AtomicU64,
-    /// The shortest round trip reported.
-    round_trip_nanos: AtomicU64,
+    /// The smoothed round trip and its deviation, as last published.
+    srtt_nanos: AtomicU64,
+    rttvar_nanos: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -108,7 +123,8 @@ impl OriginShared {
         OriginShared {
             retire_after_nanos: AtomicU64::new(0),
             survived_nanos: AtomicU64::new(0),
-            round_trip_nanos: AtomicU64::new(u64::MAX),
+            srtt_nanos: AtomicU64::new(0),
+            rttvar_nanos: AtomicU64::new(0),
         }
     }
 
@@ -124,10 +140,15 @@ impl OriginShared {
         nanos(idle_for) > self.survived_nanos.load(Ordering::Relaxed)
     }
 
-    /// Whether a round trip of `sample` is shorter than any reported.
+    /// Whether a round trip of `sample` falls outside the published
+    /// `srtt ± rttvar`: only such samples (and a periodic one) are worth
+    /// the lock. A spike always is, so the margin grows with the path's
+    /// (and the runtime's) jitter.
     #[inline]
     pub(crate) fn round_trip_is_news(&self, sample: Duration) -> bool {
-        nanos(sample) < self.round_trip_nanos.load(Ordering::Relaxed)
+        let srtt = self.srtt_nanos.load(Ordering::Relaxed);
+        let rttvar = self.rttvar_nanos.load(Ordering::Relaxed);
+        srtt == 0 || nanos(sample).abs_diff(srtt) > rttvar
     }
 
     fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {
@@ -136,8 +157,9 @@ impl OriginShared {
         let survived = estimator.survived(now).map_or(0, nanos);
         self.survived_nanos.store(survived, Ordering::Relaxed);
         if let Some(rtt) = estimator.rtt() {
-            self.round_trip_nanos
-                .store(nanos(rtt.srtt), Ordering::Relaxed);
+            self.srtt_nanos.store(nanos(rtt.srtt), Ordering::Relaxed);
+            self.rttvar_nanos
+                .store(nanos(rtt.rttvar), Ordering::Relaxed);
         }
     }
 }
@@ -322,12 +344,26 @@ impl Shared {
         self.counters.untracked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection wrote TLS instead of HTTP: counted, and said once per
+    /// connector (and its clones).
+    pub(crate) fn count_wrong_order(&self, origin: &OriginKey) {
+        if self.counters.wrong_order.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                origin = origin.as_str(),
+                "freshpool_legacy::Connector is wrapped inside a TLS connector and sees only \
+                 ciphertext, so it protects nothing: wrap the TLS connector instead, \
+                 Connector::new(https)"
+            );
+        }
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             connections: self.counters.connections.load(Ordering::Relaxed),
             retired: self.counters.retired.load(Ordering::Relaxed),
             server_closes: self.counters.server_closes.load(Ordering::Relaxed),
             untracked: self.counters.untracked.load(Ordering::Relaxed),
+            wrong_order: self.counters.wrong_order.load(Ordering::Relaxed),
         }
     }
 }

@@ -25,6 +25,11 @@ const FAR: Duration = Duration::from_secs(24 * 60 * 60);
 /// estimator's memory of them.
 const HINT_REFRESH: Duration = Duration::from_secs(10);
 
+/// How often a connection reports an ordinary round trip (one inside the
+/// published `srtt ± rttvar` band), so the smoothed figures keep following
+/// the path.
+const ROUND_TRIP_REFRESH: Duration = Duration::from_secs(1);
+
 /// The least time a connection that has not carried a request yet is kept
 /// before it may be retired. hyper-util hands a new connection to the
 /// request it was made for right after the handshake, and a request that
@@ -91,6 +96,11 @@ pub struct TrackedIo<T> {
     written_at: Option<Instant>,
     /// When this connection last reported a survival.
     survival_reported: Option<Instant>,
+    /// When this connection last reported a round trip.
+    round_trip_reported: Option<Instant>,
+    /// The first write was checked for a TLS record: a `Connector` wrapped
+    /// *inside* a TLS connector sees the ClientHello, not HTTP.
+    first_write_checked: bool,
 }
 
 impl<T> TrackedIo<T> {
@@ -123,6 +133,8 @@ impl<T> TrackedIo<T> {
             reused_after: None,
             written_at: None,
             survival_reported: None,
+            round_trip_reported: None,
+            first_write_checked: false,
         };
         // A connection hyper-util parks before its first request ages too
         // (with [`FRESH_GRACE`] at the least, so that the request it was
@@ -371,8 +383,12 @@ impl<T> TrackedIo<T> {
         }
         if let Some(written) = self.written_at.take() {
             let sample = now.saturating_duration_since(written);
-            if self.origin_shared.round_trip_is_news(sample) {
+            let stale = self
+                .round_trip_reported
+                .is_none_or(|at| now.saturating_duration_since(at) >= ROUND_TRIP_REFRESH);
+            if stale || self.origin_shared.round_trip_is_news(sample) {
                 self.shared.observe_round_trip(self.slot, sample, now);
+                self.round_trip_reported = Some(now);
             }
         }
     }
@@ -424,6 +440,14 @@ impl<T> TrackedIo<T> {
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
+        // A ClientHello here means this adapter is inside the TLS layer,
+        // where it can follow nothing.
+        if !self.first_write_checked && !bytes.is_empty() {
+            self.first_write_checked = true;
+            if crate::connector::is_tls_record(bytes) {
+                self.shared.count_wrong_order(&self.origin);
+            }
+        }
         let was_idle = self.tracker.is_idle();
         let was_writing = !self.tracker.request_written();
         self.tracker.on_write(bytes);

@@ -46,6 +46,58 @@
 //! driver task per connector retires the connections of all its clones;
 //! it holds only a weak reference and ends with the connector.
 //!
+//! # TLS
+//!
+//! The adapter must see HTTP, so it wraps the TLS connector, never the
+//! other way round: `Connector::new(https)`. The IO it follows is then the
+//! TLS stream's plaintext.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper_rustls::HttpsConnectorBuilder;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//!
+//! # let origin = freshpool_origin::Origin::builder().tls(true).start().await?;
+//! # let url = format!("{}/", origin.base_url());
+//! // The roots you trust: webpki-roots, the platform's, or here the test
+//! // origin's own self-signed certificate.
+//! let mut roots = rustls::RootCertStore::empty();
+//! # let certificate = origin.tls_certificate().expect("TLS mode").der().to_vec();
+//! roots.add(certificate.into())?;
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let tls = rustls::ClientConfig::builder_with_provider(provider)
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(roots)
+//!     .with_no_client_auth();
+//! let https = HttpsConnectorBuilder::new()
+//!     .with_tls_config(tls)
+//!     .https_or_http()
+//!     .enable_http1()
+//!     .build();
+//!
+//! // Right: the adapter around the TLS connector.
+//! let connector = freshpool_legacy::Connector::new(https);
+//! let client = Client::builder(TokioExecutor::new())
+//!     .build::<_, Empty<Bytes>>(connector.clone());
+//! client.get(url.parse()?).await?.into_body().collect().await?;
+//! assert_eq!(connector.stats().wrong_order, 0);
+//! assert_eq!(connector.stats().untracked, 0);
+//! # origin.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Wrong: `HttpsConnectorBuilder::…wrap_connector(Connector::new(http))`
+//! compiles and runs, but the adapter then sits under the TLS layer, sees
+//! only ciphertext and protects nothing. It notices (the first bytes it
+//! writes are a TLS record, not a request), counts each such connection in
+//! [`Stats::wrong_order`] and logs a `tracing` warning once per connector.
+//!
 //! # `RetryClient`
 //!
 //! What the swap cannot prevent is a close nobody could foresee: before

@@ -128,6 +128,9 @@ pub struct Builder {
     h2c: bool,
     h2_goaway_after: Option<u32>,
     defaults: Knobs,
+    /// The TLS mode's settings; its setters live in `tls.rs`.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::TlsSettings,
 }
 
 impl Default for Builder {
@@ -143,6 +146,8 @@ impl Default for Builder {
             h2c: true,
             h2_goaway_after: None,
             defaults: Knobs::default(),
+            #[cfg(feature = "tls")]
+            tls: crate::tls::TlsSettings::default(),
         }
     }
 }
@@ -271,6 +276,12 @@ impl Builder {
     /// Panics if called outside a tokio runtime, like [`tokio::spawn`].
     pub async fn start(self) -> io::Result<Origin> {
         let listen = self.listen;
+        #[cfg(feature = "tls")]
+        if self.tls.enabled() {
+            let tls = self.tls.clone();
+            let config = self.validate()?;
+            return Origin::start_tls(listen, config, &tls).await;
+        }
         let config = self.validate()?;
         Origin::start(listen, config).await
     }

@@ -135,6 +135,18 @@
 //! answered with `400`, `431`, `501` or `413` and `Connection: close`, and
 //! the connection is closed. Nothing panics on bad input.
 //!
+//! # TLS
+//!
+//! With the `tls` feature, [`Builder::tls`] serves HTTPS (rustls, with a
+//! self-signed certificate for `localhost` and `127.0.0.1` generated at
+//! start; [`Origin::tls_certificate`] gives it to the client to trust).
+//! Every setting and header knob applies as over plain HTTP; an idle FIN
+//! becomes a `close_notify` and a FIN ([`TlsClose`]), an RST stays an RST,
+//! and [`Builder::tls_key_update_when_idle`] puts a TLS record nobody asked
+//! for on an idle connection, as the session tickets of a TLS 1.3 server
+//! may be. The records of [`Origin::connections`] then name the TLS
+//! front's relay as the peer.
+//!
 //! # Shutting down
 //!
 //! [`Origin::shutdown`] stops accepting, closes every connection and waits
@@ -155,6 +167,8 @@ mod h2;
 mod knobs;
 mod server;
 mod stats;
+#[cfg(feature = "tls")]
+mod tls;
 #[cfg(unix)]
 mod unix;
 
@@ -162,3 +176,5 @@ pub use body::body_pattern;
 pub use builder::{Advertise, Builder, CloseMode};
 pub use server::Origin;
 pub use stats::{CloseReason, ConnectionRecord, Protocol, Stats};
+#[cfg(feature = "tls")]
+pub use tls::{TlsCertificate, TlsClose};

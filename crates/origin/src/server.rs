@@ -53,6 +53,9 @@ pub struct Origin {
     accept_task: Mutex<Option<JoinHandle<()>>>,
     /// Further accept loops ([`Origin::listen_unix`]).
     listeners: Mutex<Vec<JoinHandle<()>>>,
+    /// The TLS front in TLS mode; `addr` is then its address.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Front>,
 }
 
 impl fmt::Debug for Origin {
@@ -89,6 +92,8 @@ impl Origin {
             shutdown,
             accept_task: Mutex::new(Some(accept_task)),
             listeners: Mutex::new(Vec::new()),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -111,13 +116,43 @@ impl Origin {
             .push(task);
     }
 
-    /// The address the server listens on.
+    /// Starts the plain origin on a free loopback port and the TLS front
+    /// that relays to it on `listen`.
+    #[cfg(feature = "tls")]
+    pub(crate) async fn start_tls(
+        listen: SocketAddr,
+        config: Config,
+        tls: &crate::tls::TlsSettings,
+    ) -> io::Result<Origin> {
+        let behind = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        let mut origin = Origin::start(behind, config).await?;
+        let signal = origin.shutdown.subscribe();
+        let front =
+            crate::tls::Front::start(listen, origin.addr, tls, &origin.shared, signal).await?;
+        origin.addr = front.addr;
+        origin.tls = Some(front);
+        Ok(origin)
+    }
+
+    /// The self-signed certificate a client must trust, in TLS mode
+    /// ([`Builder::tls`]); `None` over plain HTTP.
+    #[cfg(feature = "tls")]
+    pub fn tls_certificate(&self) -> Option<&crate::TlsCertificate> {
+        self.tls.as_ref().map(|front| &front.certificate)
+    }
+
+    /// The address the server listens on (the TLS front's, in TLS mode).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://<addr>`, ready to have a path appended.
+    /// `http://<addr>` (`https://` in TLS mode), ready to have a path
+    /// appended.
     pub fn base_url(&self) -> String {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return format!("https://{}", self.addr);
+        }
         format!("http://{}", self.addr)
     }
 
@@ -218,6 +253,10 @@ impl Origin {
         // runtime is shutting down, and then nothing is left to wait for.
         for task in task.into_iter().chain(listeners) {
             let _ = task.await;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(front) = &self.tls {
+            front.join().await;
         }
     }
 }

@@ -33,6 +33,33 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # TLS
+//!
+//! On a TLS connection a peek is ambiguous. TLS 1.3 `NewSessionTicket` and
+//! `KeyUpdate` records may sit unread on a healthy idle socket (they are
+//! not an HTTP response, and hyper's idle read hands them to the TLS layer,
+//! which consumes them), while a `close_notify` alert arrives as bytes
+//! *before* the FIN, so a one-byte peek sees bytes and never the FIN. A TLS
+//! stream therefore probes its socket with [`probe_hangup`] (the
+//! [`Probe::probe_hangup`] of the stream underneath), which asks whether a
+//! FIN or an RST is pending, even behind unread bytes:
+//!
+//! | pending on the socket | plain TCP ([`probe`]) | TLS ([`probe_hangup`]) |
+//! |---|---|---|
+//! | nothing | `Alive` | `Alive` |
+//! | bytes only (tickets, `KeyUpdate`) | `Unexpected` | `Alive` |
+//! | a FIN, behind bytes or not (`close_notify` + FIN) | `Closed` / `Unexpected` | `Closed` |
+//! | an RST | `Reset` | `Reset` |
+//!
+//! The features `rustls` and `native-tls` implement [`Probe`] that way for
+//! `tokio_rustls::client::TlsStream`, `hyper_rustls::MaybeHttpsStream`,
+//! `tokio_native_tls::TlsStream` and `hyper_tls::MaybeHttpsStream` (the
+//! plain-HTTP variant of a `MaybeHttpsStream` keeps the plain rule). A
+//! rustls stream also looks at its session, without a syscall: decrypted
+//! bytes nobody read, or a `close_notify` already taken in whose FIN has
+//! not arrived, give [`Liveness::Unexpected`]. native-tls does not say what
+//! its library holds, so only its socket is probed.
+//!
 //! # What a probe cannot see
 //!
 //! A probe reports what the kernel already knows. A server that closes its
@@ -43,7 +70,22 @@
 //!
 //! # Platforms
 //!
-//! Linux, Android, macOS, iOS and the BSDs use `MSG_PEEK | MSG_DONTWAIT`.
+//! [`probe`]: Linux, Android, macOS, iOS and the BSDs use `MSG_PEEK |
+//! MSG_DONTWAIT`.
+//!
+//! [`probe_hangup`]: Linux and Android use one `poll` with `POLLIN |
+//! POLLRDHUP` and a zero timeout. There `POLLRDHUP` means a FIN was
+//! received, whatever bytes precede it; `POLLERR` means the socket holds an
+//! error (an RST not yet reported); `POLLHUP` without `POLLERR` means the
+//! connection is closed both ways, which on a client that has not shut down
+//! its own side is an RST whose error was already reported. So one syscall
+//! tells all four states and no `SO_ERROR` read is needed. macOS, iOS and
+//! the BSDs have no `POLLRDHUP` and fall back to the one-byte peek: a FIN
+//! with nothing before it is `Closed`, but a FIN behind unread bytes cannot
+//! be seen, so pending bytes give [`Liveness::Unknown`] (reusable, as
+//! without a probe: hyper's idle read consumes the records and then sees
+//! the FIN).
+//!
 //! Every other target compiles and reports [`Liveness::Unknown`].
 
 use std::fmt;
@@ -76,11 +118,13 @@ pub enum Liveness {
     ///
     /// An idle HTTP/1.1 connection has no outstanding request, so the
     /// server has nothing legitimate to say. Pending bytes are a `408
-    /// Request Timeout` written just before closing, a TLS `close_notify`
-    /// alert, or the remains of a response the client lost track of. A
-    /// request sent on such a connection would be answered with those
-    /// bytes, so it must never be reused. (hyper applies the same rule: an
-    /// idle connection that becomes readable with data is an error.)
+    /// Request Timeout` written just before closing, or the remains of a
+    /// response the client lost track of. A request sent on such a
+    /// connection would be answered with those bytes, so it must never be
+    /// reused. (hyper applies the same rule: an idle connection that
+    /// becomes readable with data is an error.) Over TLS, bytes on the
+    /// socket are records for the TLS layer and are not `Unexpected`; only
+    /// decrypted bytes nobody read are (see [TLS](crate#tls)).
     Unexpected,
     /// The probe cannot tell: the descriptor is not a socket, or the
     /// platform has no non-blocking peek. Callers should treat the
@@ -128,13 +172,37 @@ pub fn probe(socket: impl std::os::fd::AsFd) -> Liveness {
     sys::probe(socket.as_fd())
 }
 
+/// Probes a socket for a pending FIN or RST with one `poll(POLLIN |
+/// POLLRDHUP)` of zero timeout, seeing them even behind unread bytes.
+///
+/// This is the probe for a socket under a protocol whose records may
+/// legitimately arrive on an idle connection, such as TLS 1.3 session
+/// tickets: bytes without a FIN give [`Liveness::Alive`], a FIN (behind a
+/// `close_notify` or not) gives [`Liveness::Closed`], an RST or any socket
+/// error [`Liveness::Reset`]. Like [`probe`](fn@probe) it never blocks,
+/// never consumes a byte and never allocates. On a descriptor that is not
+/// a socket it reports what `poll` says of it (a regular file is always
+/// readable, so `Alive`). See [Platforms](crate#platforms) for the
+/// fallback where `POLLRDHUP` does not exist.
+#[cfg(unix)]
+pub fn probe_hangup(socket: impl std::os::fd::AsFd) -> Liveness {
+    sys::probe_hangup(socket.as_fd())
+}
+
 /// An IO type that can probe its own underlying socket.
 ///
 /// Implemented for the standard and tokio TCP and Unix streams, for
-/// [`hyper_util::rt::TokioIo`], and for references and boxes of probe-able
-/// types. A TLS stream should implement it by probing its TCP socket: any
-/// pending TLS record on an idle connection (typically `close_notify`) is
-/// correctly reported as [`Liveness::Unexpected`].
+/// [`hyper_util::rt::TokioIo`], for references and boxes of probe-able
+/// types, and with the features `rustls` and `native-tls` for the TLS
+/// streams of tokio-rustls, hyper-rustls, tokio-native-tls and hyper-tls
+/// (see [TLS](crate#tls)).
+///
+/// A stream of your own that carries TLS (or any protocol whose records may
+/// arrive on an idle connection) implements [`probe`](Probe::probe) with
+/// the [`probe_hangup`](Probe::probe_hangup) of the stream underneath; a
+/// plain stream uses [`probe`](fn@probe). The orphan rule keeps you from
+/// implementing `Probe` for another crate's type: wrap it in a type of your
+/// own, or give a client `freshpool::Unprobed` instead.
 ///
 /// ```
 /// use freshpool_probe::{Liveness, Probe};
@@ -150,6 +218,15 @@ pub fn probe(socket: impl std::os::fd::AsFd) -> Liveness {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be probed for liveness (it does not implement `Probe`)",
+    label = "the connector's IO type must implement `freshpool::Probe`",
+    note = "for hyper-rustls or tokio-rustls streams, enable freshpool's `rustls` feature; \
+            for hyper-tls or tokio-native-tls streams, its `native-tls` feature",
+    note = "for any other connector, wrap it in `freshpool::Unprobed::new(connector)` \
+            (its connections are not probed at checkout), or wrap its IO in a type of \
+            your own that implements `Probe`"
+)]
 pub trait Probe {
     /// Probes the connection; see [`probe`](fn@probe) for the semantics.
     fn probe(&self) -> Liveness;
@@ -159,6 +236,19 @@ pub trait Probe {
     /// and the wrappers of this crate report it.
     fn rtt(&self) -> Option<PathRtt> {
         None
+    }
+
+    /// Probes for a pending FIN or RST only, even behind unread bytes:
+    /// bytes alone are [`Liveness::Alive`]. See [`probe_hangup`](fn@probe_hangup).
+    ///
+    /// A TLS stream calls this on the stream it runs over. The default
+    /// uses [`probe`](Probe::probe), which cannot see a FIN behind bytes:
+    /// pending bytes give [`Liveness::Unknown`] there.
+    fn probe_hangup(&self) -> Liveness {
+        match self.probe() {
+            Liveness::Unexpected => Liveness::Unknown,
+            other => other,
+        }
     }
 }
 
@@ -170,6 +260,10 @@ impl<T: Probe + ?Sized> Probe for &T {
     fn rtt(&self) -> Option<PathRtt> {
         (**self).rtt()
     }
+
+    fn probe_hangup(&self) -> Liveness {
+        (**self).probe_hangup()
+    }
 }
 
 impl<T: Probe + ?Sized> Probe for Box<T> {
@@ -179,6 +273,10 @@ impl<T: Probe + ?Sized> Probe for Box<T> {
 
     fn rtt(&self) -> Option<PathRtt> {
         (**self).rtt()
+    }
+
+    fn probe_hangup(&self) -> Liveness {
+        (**self).probe_hangup()
     }
 }
 
@@ -190,6 +288,17 @@ macro_rules! probe_via_fd {
                 #[cfg(unix)]
                 {
                     probe(self)
+                }
+                #[cfg(not(unix))]
+                {
+                    Liveness::Unknown
+                }
+            }
+
+            fn probe_hangup(&self) -> Liveness {
+                #[cfg(unix)]
+                {
+                    probe_hangup(self)
                 }
                 #[cfg(not(unix))]
                 {
@@ -213,6 +322,17 @@ macro_rules! probe_tcp {
                 #[cfg(unix)]
                 {
                     probe(self)
+                }
+                #[cfg(not(unix))]
+                {
+                    Liveness::Unknown
+                }
+            }
+
+            fn probe_hangup(&self) -> Liveness {
+                #[cfg(unix)]
+                {
+                    probe_hangup(self)
                 }
                 #[cfg(not(unix))]
                 {
@@ -248,7 +368,14 @@ impl<T: Probe> Probe for hyper_util::rt::TokioIo<T> {
     fn rtt(&self) -> Option<PathRtt> {
         self.inner().rtt()
     }
+
+    fn probe_hangup(&self) -> Liveness {
+        self.inner().probe_hangup()
+    }
 }
+
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+mod tls;
 
 #[cfg(unix)]
 mod sys {
@@ -295,5 +422,49 @@ mod sys {
     )))]
     pub(super) fn probe(_fd: BorrowedFd<'_>) -> Liveness {
         Liveness::Unknown
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn probe_hangup(fd: BorrowedFd<'_>) -> Liveness {
+        use std::os::fd::AsRawFd;
+
+        let mut poll = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: `poll` points to one valid, initialised `pollfd` for
+            // the duration of the call, and `fd` is borrowed, so open.
+            let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+            if ready < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Liveness::Unknown;
+            }
+            let revents = poll.revents;
+            return if revents & libc::POLLNVAL != 0 {
+                Liveness::Unknown
+            } else if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                // An error is pending (an RST not yet read), or the socket
+                // is closed both ways: our side never shut down, so the
+                // peer reset it.
+                Liveness::Reset
+            } else if revents & libc::POLLRDHUP != 0 {
+                Liveness::Closed
+            } else {
+                // Nothing pending, or bytes without a FIN behind them.
+                Liveness::Alive
+            };
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn probe_hangup(fd: BorrowedFd<'_>) -> Liveness {
+        match probe(fd) {
+            Liveness::Unexpected => Liveness::Unknown,
+            other => other,
+        }
     }
 }

@@ -151,3 +151,60 @@ fn only_alive_and_unknown_are_reusable() {
     .collect();
     assert_eq!(reusable, [Liveness::Alive, Liveness::Unknown]);
 }
+
+/// Probes with `probe_hangup` until the result differs from `Alive` or two
+/// seconds pass.
+fn settled_hangup(stream: &TcpStream) -> Liveness {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let state = stream.probe_hangup();
+        if state != Liveness::Alive || Instant::now() >= deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn hangup_probe_lets_bytes_alone_pass_and_sees_a_fin_behind_them() {
+    let (mut client, mut server) = pair();
+    assert_eq!(client.probe_hangup(), Liveness::Alive);
+    server.write_all(b"record").expect("write");
+    // Wait until the bytes are here, as the plain probe shows.
+    assert_eq!(settled(&client), Liveness::Unexpected);
+    assert_eq!(client.probe_hangup(), Liveness::Alive);
+
+    // The FIN queues behind the unread bytes: a peek still sees only bytes.
+    server.shutdown(Shutdown::Write).expect("shutdown");
+    assert_eq!(settled_hangup(&client), Liveness::Closed);
+    assert_eq!(client.probe(), Liveness::Unexpected);
+    let mut seen = Vec::new();
+    client.read_to_end(&mut seen).expect("read");
+    assert_eq!(seen, b"record");
+    assert_eq!(client.probe_hangup(), Liveness::Closed);
+    assert_eq!(client.probe(), Liveness::Closed);
+}
+
+#[test]
+fn hangup_probe_sees_a_reset_before_and_after_it_was_read() {
+    let (mut client, server) = pair();
+    socket2::SockRef::from(&server)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(server);
+    assert_eq!(settled_hangup(&client), Liveness::Reset);
+    let mut byte = [0u8; 1];
+    let err = client
+        .read(&mut byte)
+        .expect_err("the read reports the reset");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    // The error has been consumed; the socket is still closed both ways.
+    assert_eq!(client.probe_hangup(), Liveness::Reset);
+}
+
+#[test]
+fn hangup_probe_of_a_plain_close_is_closed() {
+    let (client, server) = pair();
+    drop(server);
+    assert_eq!(settled_hangup(&client), Liveness::Closed);
+}

@@ -58,4 +58,14 @@ fn probing_allocates_nothing() {
         before,
         "unexpected probes allocated"
     );
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        assert_eq!(client.probe_hangup(), Liveness::Alive);
+    }
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        before,
+        "hang-up probes allocated"
+    );
 }

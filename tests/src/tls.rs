@@ -1,0 +1,186 @@
+//! Support for the TLS tests: clients that trust the origin's self-signed
+//! certificate, and an IO wrapper that keeps hyper from reading an idle
+//! connection, so that what arrived on it is still on the socket when the
+//! pool probes.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use freshpool::{Liveness, Probe};
+use freshpool_origin::Origin;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tower_service::Service;
+
+/// A rustls client configuration (ring) that trusts exactly `origin`'s
+/// certificate.
+pub fn client_config(origin: &Origin) -> rustls::ClientConfig {
+    let certificate = origin
+        .tls_certificate()
+        .expect("the origin runs in TLS mode");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(certificate.der().to_vec()))
+        .expect("the origin's certificate is valid");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// hyper-rustls's `HttpsConnector` over `HttpConnector`, trusting `origin`.
+pub fn https_connector(origin: &Origin) -> HttpsConnector<HttpConnector> {
+    HttpsConnectorBuilder::new()
+        .with_tls_config(client_config(origin))
+        .https_only()
+        .enable_http1()
+        .build()
+}
+
+/// An `HttpConnector` that accepts `https://` URIs, for a TLS layer to
+/// wrap.
+pub fn http_for_tls() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http
+}
+
+/// A TLS connection to `origin` made by hand with tokio-rustls.
+pub async fn connect(origin: &Origin) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(origin.addr()).await.expect("connect");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(origin)));
+    connector
+        .connect(ServerName::from(Ipv4Addr::LOCALHOST), tcp)
+        .await
+        .expect("TLS handshake with the origin")
+}
+
+/// Whether reads of the connections of one [`HeldConnector`] are held.
+#[derive(Debug, Default)]
+pub struct Hold {
+    held: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Hold {
+    /// Holds every read until the connection next writes: like a client
+    /// whose connection task has not got round to reading yet.
+    pub fn hold_reads(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        for waker in self.wakers.lock().expect("wakers").drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// Wraps a connector so that its connections' reads can be held
+/// ([`Hold::hold_reads`]). Probes go to the real IO.
+#[derive(Debug, Clone)]
+pub struct HeldConnector<C> {
+    inner: C,
+    hold: Arc<Hold>,
+}
+
+impl<C> HeldConnector<C> {
+    /// Wraps `inner`; `hold` controls its connections.
+    pub fn new(inner: C, hold: Arc<Hold>) -> HeldConnector<C> {
+        HeldConnector { inner, hold }
+    }
+}
+
+impl<C> Service<http::Uri> for HeldConnector<C>
+where
+    C: Service<http::Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = HeldIo<C::Response>;
+    type Error = C::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<HeldIo<C::Response>, C::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let hold = Arc::clone(&self.hold);
+        Box::pin(async move {
+            Ok(HeldIo {
+                io: connecting.await?,
+                hold,
+            })
+        })
+    }
+}
+
+/// The IO of a [`HeldConnector`].
+#[derive(Debug)]
+pub struct HeldIo<T> {
+    io: T,
+    hold: Arc<Hold>,
+}
+
+impl<T: Probe> Probe for HeldIo<T> {
+    fn probe(&self) -> Liveness {
+        self.io.probe()
+    }
+}
+
+impl<T: Connection> Connection for HeldIo<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl<T: Read + Unpin> Read for HeldIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.hold.held.load(Ordering::SeqCst) {
+            self.hold
+                .wakers
+                .lock()
+                .expect("wakers")
+                .push(cx.waker().clone());
+            // Re-check: a write may have released the hold meanwhile.
+            if self.hold.held.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: Write + Unpin> Write for HeldIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.hold.release();
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
