@@ -95,9 +95,11 @@ pub enum Evidence {
     /// The server closed a reused connection as its next request, sent
     /// `idle_for` after the connection went idle, was on its way (no byte
     /// of a response arrived): the close crossed the request. It counts as
-    /// an upper bound after at least [`MIN_CROSSED_IDLE`] of idleness and
-    /// for a FIN or a reset; a quicker failure is likelier a server that
-    /// could not handle the request than its idle timer.
+    /// an upper bound, for a FIN or a reset. After at least
+    /// [`MIN_CROSSED_IDLE`] of idleness one counts on its own; a quicker
+    /// one is as likely a server that could not handle the request, and
+    /// needs an agreeing close (a server that closes every connection
+    /// right after its response fails requests so, again and again).
     Crossed {
         /// How long the connection had been idle when the request went out.
         idle_for: Duration,
@@ -176,6 +178,10 @@ pub const MASS_WINDOW: Duration = Duration::from_millis(10);
 /// See [`MASS_WINDOW`]: one idle timer closes connections at the same idle
 /// age; a restart closes them whatever their age.
 pub const MASS_SPREAD: Duration = Duration::from_millis(20);
+
+/// The most one measured round trip adds to the path's jitter (see
+/// [`IdleEstimator::observe_round_trip`]).
+pub const MAX_DEVIATION: Duration = Duration::from_millis(1);
 
 /// How long closes below a proven survival must keep agreeing before they
 /// count as a lower timeout (a new server configuration): longer than a
@@ -338,7 +344,12 @@ impl IdleEstimator {
                 self.record_close(idle_for, kind, false, now);
             }
             Evidence::Crossed { idle_for, kind } => {
-                if evidence.is_server_close() {
+                // Stray bytes are a response, not a close. A quick one
+                // (below `MIN_LONE_CLOSE`) needs an agreeing close like
+                // any early close: a server that closes every connection
+                // right after its response fails requests this way far
+                // more often than it is seen idle.
+                if kind != CloseKind::Unexpected {
                     self.record_close(idle_for, kind, false, now);
                 }
             }
@@ -407,21 +418,26 @@ impl IdleEstimator {
     }
 
     /// Records a round trip the client measured itself (a connect, or a
-    /// request's last byte to its response's head), smoothed as TCP
-    /// smooths its own (RFC 6298: `rttvar ← ¾·rttvar + ¼·|srtt − sample|`,
-    /// `srtt ← ⅞·srtt + ⅛·sample`). A measured sample includes the
-    /// server's own time, so it errs long: the margin errs safe. Used only
-    /// without kernel figures.
+    /// request's last byte to its response's head). Each sample includes
+    /// the server's own time, so the path is its shortest sample (`srtt`),
+    /// and its jitter the smoothed deviation from that (`rttvar ← ¾·rttvar
+    /// + ¼·deviation`, as RFC 6298 smooths it), each sample counting at
+    /// most [`MAX_DEVIATION`]: a response that took a second is the
+    /// server's second, not the path's. Used only without kernel figures.
     pub fn observe_round_trip(&mut self, sample: Duration) {
         self.measured = Some(match self.measured {
             None => Rtt {
                 srtt: sample,
-                rttvar: sample / 2,
+                rttvar: (sample / 2).min(MAX_DEVIATION),
             },
-            Some(Rtt { srtt, rttvar }) => Rtt {
-                rttvar: rttvar - rttvar / 4 + srtt.abs_diff(sample) / 4,
-                srtt: srtt - srtt / 8 + sample / 8,
-            },
+            Some(Rtt { srtt, rttvar }) => {
+                let srtt = srtt.min(sample);
+                let deviation = (sample - srtt).min(MAX_DEVIATION);
+                Rtt {
+                    srtt,
+                    rttvar: rttvar - rttvar / 4 + deviation / 4,
+                }
+            }
         });
     }
 
@@ -482,7 +498,8 @@ impl IdleEstimator {
     /// be retired, given the client's measured scheduling `slack` (see
     /// [`Margin`]).
     ///
-    /// For a server-side estimate this is `estimate − margin`; for
+    /// For a server-side estimate this is `estimate − margin` (zero when
+    /// that is shorter than the margin itself); for
     /// [`Source::Default`] it is the client's own timeout with no margin,
     /// since that deadline is ours, not the server's. Either way it never
     /// exceeds the client's own
@@ -493,7 +510,14 @@ impl IdleEstimator {
             Source::Default => estimate.timeout,
             _ => {
                 let margin = self.config.margin.for_estimate(estimate, self.rtt(), slack);
-                estimate.timeout.saturating_sub(margin)
+                match estimate.timeout.saturating_sub(margin) {
+                    // A window to reuse in that is shorter than the margin
+                    // (the client's own uncertainty) is a gamble on
+                    // scheduling, not reuse: a server that closes at once
+                    // gets no reuse at all.
+                    retire if retire < margin => Duration::ZERO,
+                    retire => retire,
+                }
             }
         };
         retire.min(self.config.default_timeout)
@@ -547,7 +571,9 @@ impl IdleEstimator {
                 let alone = c.idle_for >= MIN_LONE_CLOSE
                     && header.is_none_or(|header| c.idle_for >= header);
                 alone
-                    || candidates()
+                    || self
+                        .live(now)
+                        .filter(valid)
                         .any(|other| !std::ptr::eq(*c, other) && agree(c.idle_for, other.idle_for))
             })
             .map(|c| c.idle_for)
@@ -558,14 +584,27 @@ impl IdleEstimator {
         now.saturating_duration_since(at) < self.config.observation_ttl
     }
 
+    /// Closes still remembered. One that was not seen as it arrived (an
+    /// upper bound, a close crossing a request) is kept only for
+    /// [`CHANGE_SPAN`]: it may tell something other than the timer, and an
+    /// estimate it lowered must not cost reuse for long.
     fn live(&self, now: Instant) -> impl Iterator<Item = &Close> {
-        self.closes.iter().filter(move |c| self.fresh(c.at, now))
+        self.closes.iter().filter(move |c| self.remembered(c, now))
+    }
+
+    fn remembered(&self, close: &Close, now: Instant) -> bool {
+        let ttl = if close.exact {
+            self.config.observation_ttl
+        } else {
+            self.config.observation_ttl.min(CHANGE_SPAN)
+        };
+        now.saturating_duration_since(close.at) < ttl
     }
 
     fn forget_old(&mut self, now: Instant) {
-        let ttl = self.config.observation_ttl;
-        self.closes
-            .retain(|c| now.saturating_duration_since(c.at) < ttl);
+        let mut closes = std::mem::take(&mut self.closes);
+        closes.retain(|c| self.remembered(c, now));
+        self.closes = closes;
     }
 }
 

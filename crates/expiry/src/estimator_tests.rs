@@ -97,23 +97,27 @@ fn retire_time_uses_the_kernels_rtt_or_the_shortest_measured_one() {
     let mut e = fresh();
     e.observe(hint(5), t);
     assert_eq!(retire(&e, t), ms(4999), "1 ms of slack, no path known");
-    // Smoothed as TCP does: the first sets srtt, and rttvar to half of it.
+    // The first sample sets srtt, and rttvar to half of it (at most 1 ms).
     e.observe_round_trip(ms(8));
     assert_eq!(
         e.rtt(),
         Some(Rtt {
             srtt: ms(8),
-            rttvar: ms(4)
+            rttvar: ms(1)
         })
     );
-    assert_eq!(retire(&e, t), ms(4975), "8 + 4 × 4 + 1 ms");
-    // A sample of 16 ms: rttvar ¾·4 + ¼·8 = 5, srtt ⅞·8 + ⅛·16 = 9.
-    e.observe_round_trip(ms(16));
+    assert_eq!(retire(&e, t), ms(4987), "8 + 4 × 1 + 1 ms");
+    // The shortest sample is the path; one at it lets the deviation decay
+    // (¾·1 ms), and a slow response (the server's own time) adds at most
+    // 1 ms of deviation: ¾·0.75 + ¼·1.
+    e.observe_round_trip(ms(4));
+    assert_eq!(e.rtt().map(|r| r.rttvar), Some(Duration::from_micros(750)));
+    e.observe_round_trip(secs(2));
     assert_eq!(
         e.rtt(),
         Some(Rtt {
-            srtt: ms(9),
-            rttvar: ms(5)
+            srtt: ms(4),
+            rttvar: Duration::from_nanos(812_500)
         })
     );
     // The kernel's figures win over a measurement.
@@ -384,6 +388,24 @@ fn a_close_crossing_a_request_counts_only_after_real_idleness() {
         e.observe(crossed(idle, kind), t);
         assert_eq!(e.learned(t).is_some(), counts, "{idle:?} {kind:?}");
     }
+}
+
+#[test]
+fn quick_crossed_closes_that_agree_are_learned_for_a_while() {
+    let t = Instant::now();
+    let quick = Evidence::Crossed {
+        idle_for: Duration::from_micros(300),
+        kind: CloseKind::Fin,
+    };
+    let mut e = fresh();
+    e.observe(quick, t);
+    assert_eq!(e.estimate(t).source, Source::Default, "one: nothing");
+    // A server that closes every connection right after its response.
+    let learned = e.observe(quick, t + ms(50));
+    assert_eq!(learned.map(|e| e.timeout), Some(Duration::from_micros(300)));
+    // Not seen as they arrived, they may be a server failing requests for
+    // its own reasons: they are forgotten after CHANGE_SPAN.
+    assert_eq!(e.estimate(t + CHANGE_SPAN).source, Source::Default);
 }
 
 #[test]

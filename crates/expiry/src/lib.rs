@@ -64,7 +64,7 @@ pub mod fuzzing;
 pub use driver::{Driver, Expire};
 pub use estimator::{
     CHANGE_SPAN, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD,
-    MASS_WINDOW, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
+    MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
 };
 pub use keep_alive::{KeepAlive, Reuse, response_reuse};
 pub use lifetime::Lifetime;

@@ -89,8 +89,14 @@ where
             .handshake(io)
             .await
             .map_err(|e| Error::new(Kind::Handshake).with(e))?;
+        let ended = Ended {
+            pool: Arc::downgrade(pool),
+            origin: origin.clone(),
+            id,
+        };
         config.exec.execute(async move {
             let _slot = slot;
+            let _ended = ended;
             if let Err(error) = conn.with_upgrades().await {
                 tracing::debug!(%error, "HTTP/1 connection ended with an error");
             }
@@ -121,6 +127,24 @@ where
         conn = conn.share(true).unwrap_or(conn);
     }
     Ok(conn)
+}
+
+/// Tells the pool when an HTTP/1 connection's task ends (the server
+/// closed it, or it failed), however the task ends: an idle connection is
+/// then dropped from the pool at once, and its close is learned from while
+/// it is fresh, instead of at the next checkout.
+struct Ended<B: Send + 'static> {
+    pool: std::sync::Weak<PoolShared<B>>,
+    origin: OriginKey,
+    id: u64,
+}
+
+impl<B: Send + 'static> Drop for Ended<B> {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.connection_ended(&self.origin, self.id);
+        }
+    }
 }
 
 /// Cheap, non-cryptographic randomness for lifetime jitter.

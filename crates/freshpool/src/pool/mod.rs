@@ -474,6 +474,34 @@ impl<B: Send + 'static> PoolShared<B> {
         }
     }
 
+    /// An HTTP/1 connection's task ended: if the connection is parked, it
+    /// leaves the pool now (it no longer holds its buffers, and is no
+    /// longer counted idle), and its close is learned from.
+    pub(crate) fn connection_ended(self: &Arc<Self>, key: &OriginKey, id: u64) {
+        let now = now();
+        let (dead, wake) = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let Some(origin) = state.origins.get_mut(key) else {
+                return;
+            };
+            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == id) else {
+                return;
+            };
+            let Some(mut idle) = origin.idle.remove(at) else {
+                return;
+            };
+            unschedule(&mut state.queue, &mut idle.conn);
+            let wake = self.bury(origin, &mut state.queue, key, &idle, Dead::Closed, now);
+            (idle, wake)
+        };
+        // Closed outside the lock.
+        drop(dead);
+        if let Some(at) = wake {
+            self.driver.schedule(self, at);
+        }
+    }
+
     /// Takes back a connection whose response has been read to its end,
     /// with what the response taught about its origin.
     pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, conn: Conn<B>, learned: Learned) {
