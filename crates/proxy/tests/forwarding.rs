@@ -123,7 +123,7 @@ async fn an_h2c_client_is_forwarded_as_http1_with_its_authority_as_host() {
     .await
     .expect("h2c handshake");
     tokio::spawn(conn);
-    let req = Request::get(format!("http://app.example:8443/h2?x=1"))
+    let req = Request::get("http://app.example:8443/h2?x=1")
         .body(Empty::<Bytes>::new())
         .expect("request");
     let response = sender.send_request(req).await.expect("response");
