@@ -59,6 +59,11 @@ pub(crate) enum Command {
     /// found. Only idempotent requests (GET) are sent, a bounded number of
     /// them.
     Discover(DiscoverArgs),
+    /// The race through reverse proxies: freshpool-proxy and the same
+    /// proxy on hyper-util's client side by side (plus any `--proxy`),
+    /// counting 5xx, duplicates at the origin, upstream reuse, latency
+    /// added, and throughput as a ratio to the hyper-util proxy.
+    Proxy(crate::proxy::ProxyArgs),
 }
 
 /// Settings shared by the race-like scenarios.

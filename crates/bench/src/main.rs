@@ -27,6 +27,7 @@ mod discover;
 mod origin;
 mod plot;
 mod progress;
+mod proxy;
 mod race;
 mod scenario;
 mod table;
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
         Command::Ablation(args) => scenario::ablation(args),
         Command::Throughput(args) => throughput::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
