@@ -35,6 +35,28 @@ pub(crate) struct Config {
 ///
 /// Each setter documents its default. [`build`](Builder::build) validates
 /// the upstream URL and returns a [`BuildError`] instead of panicking.
+///
+/// ```
+/// use std::time::Duration;
+/// use freshpool_proxy::{Proxy, RequestBody};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let client = freshpool::Client::builder().build_http::<RequestBody>()?;
+/// let proxy = Proxy::builder("http://10.0.0.7:8080/api".parse()?)
+///     .upstream_timeout(Some(Duration::from_secs(5)))
+///     .max_request_body(Some(1 << 20))
+///     .preserve_host(true)
+///     .forwarded_proto("https")
+///     .stats_path(Some("/.freshpool/stats"))
+///     .build(client)?;
+/// # drop(proxy);
+///
+/// let bad = Proxy::builder("ftp://10.0.0.7/".parse()?)
+///     .build(freshpool::Client::builder().build_http::<RequestBody>()?);
+/// assert_eq!(bad.unwrap_err().setting(), "upstream");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -234,3 +256,53 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::client::legacy::Client as LegacyClient;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    fn client() -> LegacyClient<HttpConnector, crate::RequestBody> {
+        LegacyClient::builder(TokioExecutor::new()).build(HttpConnector::new())
+    }
+
+    fn refused(upstream: &'static str, configure: impl FnOnce(Builder) -> Builder) -> BuildError {
+        configure(Proxy::builder(Uri::from_static(upstream)))
+            .build(client())
+            .expect_err("a bad setting was accepted")
+    }
+
+    #[test]
+    fn bad_upstreams_and_settings_are_refused_by_name() {
+        let e = refused("/relative", |b| b);
+        assert_eq!(
+            (e.setting(), e.to_string().as_str()),
+            (
+                "upstream",
+                "invalid proxy setting upstream: must be an absolute URL"
+            )
+        );
+        assert_eq!(refused("ftp://host/", |b| b).setting(), "upstream");
+        assert_eq!(refused("http://host/?q=1", |b| b).setting(), "upstream");
+        assert_eq!(
+            refused("http://host", |b| b.forwarded_proto("a\nb")).setting(),
+            "forwarded_proto"
+        );
+        assert_eq!(refused("http://host", |b| b.via(Some(""))).setting(), "via");
+        assert_eq!(
+            refused("http://host", |b| b.stats_path(Some("stats"))).setting(),
+            "stats_path"
+        );
+    }
+
+    #[test]
+    fn a_prefix_loses_its_trailing_slash() {
+        let proxy = Proxy::builder(Uri::from_static("https://host:8443/api/"))
+            .build(client())
+            .expect("valid");
+        assert_eq!(proxy.config().prefix, "/api");
+        assert_eq!(proxy.config().upstream_name, "https://host:8443");
+    }
+}

@@ -16,8 +16,9 @@ use crate::headers::PROXY_STATUS;
 pub(crate) enum Failure {
     /// No response head within the upstream timeout.
     Timeout(Duration),
-    /// The connection to the upstream could not be made.
-    Connect(String),
+    /// The connection to the upstream could not be made; `true` when it
+    /// was refused.
+    Connect(bool, String),
     /// The request or the response head failed on the wire.
     Upstream(&'static str, String),
     /// The upstream declared a body larger than the response limit.
@@ -36,10 +37,17 @@ impl Failure {
     /// Classifies a client error from its source chain.
     pub(crate) fn from_upstream(error: &(dyn StdError + 'static), connect: bool) -> Failure {
         let detail = chain(error);
-        if connect {
-            return Failure::Connect(detail);
-        }
         let mut current = Some(error);
+        if connect {
+            let mut refused = false;
+            while let Some(e) = current {
+                refused |= e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                current = e.source();
+            }
+            return Failure::Connect(refused, detail);
+        }
         while let Some(e) = current {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 match io.kind() {
@@ -82,8 +90,8 @@ impl Failure {
     fn error_type(&self) -> &'static str {
         match self {
             Failure::Timeout(_) => "http_response_timeout",
-            Failure::Connect(detail) if detail.contains("refused") => "connection_refused",
-            Failure::Connect(_) | Failure::TunnelFailed(_) => "destination_unavailable",
+            Failure::Connect(true, _) => "connection_refused",
+            Failure::Connect(false, _) | Failure::TunnelFailed(_) => "destination_unavailable",
             Failure::Upstream(kind, _) => kind,
             Failure::ResponseTooLarge(..) => "http_response_body_size",
             Failure::RequestTooLarge(_) => "http_request_error",
@@ -98,7 +106,9 @@ impl Failure {
             Failure::Timeout(after) => {
                 format!("upstream {upstream} sent no response within {after:?}")
             }
-            Failure::Connect(detail) => format!("cannot connect to upstream {upstream}: {detail}"),
+            Failure::Connect(_, detail) => {
+                format!("cannot connect to upstream {upstream}: {detail}")
+            }
             Failure::Upstream(kind, detail) => {
                 let what = match *kind {
                     "connection_terminated" => "reset the connection",
@@ -226,7 +236,7 @@ mod tests {
             Failure::Timeout(Duration::from_secs(1)).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
-        let refused = Failure::Connect("tcp connect error: Connection refused".into());
+        let refused = Failure::Connect(true, "tcp connect error: Connection refused".into());
         assert_eq!(refused.error_type(), "connection_refused");
         assert!(
             refused

@@ -60,14 +60,37 @@ pub struct ClientAddr(pub SocketAddr);
 ///
 /// Cloning is cheap: clones share the client and the counters.
 ///
-/// ```no_run
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Empty};
+/// use hyper_util::client::legacy::{Client, connect::HttpConnector};
+/// use hyper_util::rt::TokioExecutor;
 /// use freshpool_proxy::{Proxy, RequestBody};
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let client = freshpool::Client::builder().build_http::<RequestBody>()?;
-/// let proxy = Proxy::builder("http://127.0.0.1:8080".parse()?).build(client)?;
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-/// freshpool_proxy::serve(listener, proxy, std::future::pending()).await?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// // An upstream to forward to (any HTTP server; here the test origin).
+/// let origin = freshpool_origin::Origin::builder().start().await?;
+///
+/// let upstream = freshpool::Client::builder().build_http::<RequestBody>()?;
+/// let proxy = Proxy::builder(origin.base_url().parse()?).build(upstream)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let serving = tokio::spawn(freshpool_proxy::serve(listener, proxy.clone(), async {
+///     let _ = stopped.await;
+/// }));
+///
+/// let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(HttpConnector::new());
+/// let response = client.get(format!("http://{addr}/hello").parse()?).await?;
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["via"], "1.1 freshpool-proxy");
+/// response.into_body().collect().await?;
+/// assert_eq!(proxy.stats().requests, 1);
+///
+/// let _ = stop.send(());
+/// serving.await??;
+/// origin.shutdown().await;
 /// # Ok(())
 /// # }
 /// ```
@@ -120,6 +143,11 @@ impl<Cl: Upstream> Proxy<Cl> {
                 counters: Counters::default(),
             }),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
     }
 
     /// The client this proxy forwards with.
@@ -234,6 +262,7 @@ impl<Cl: Upstream> Shared<Cl> {
             config.max_request_body,
             Arc::clone(&exceeded),
         ));
+        let method = parts.method.clone();
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;
         *upstream_req.headers_mut() = parts.headers;
@@ -267,9 +296,17 @@ impl<Cl: Upstream> Shared<Cl> {
             tunnel::join_upgrades(client_upgrade, upstream_upgrade);
             self.counters.upgrade();
         }
-        if let (Some(limit), Some(declared)) =
-            (config.max_response_body, content_length(response.headers()))
-            && declared > limit
+        // A HEAD response, a 204 and a 304 declare a length they do not send.
+        let has_body = method != Method::HEAD
+            && !matches!(
+                response.status(),
+                StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+            );
+        if let (Some(limit), Some(declared), true) = (
+            config.max_response_body,
+            content_length(response.headers()),
+            has_body,
+        ) && declared > limit
         {
             return self.fail(&Failure::ResponseTooLarge(declared, limit));
         }

@@ -200,6 +200,15 @@ async fn request_and_response_size_limits_answer_413_and_502() {
             .contains("error=http_response_body_size")
     );
 
+    // A HEAD declares the length of a body it does not send: no 502.
+    let req = Request::head(proxy.url("/big"))
+        .header("x-body-size", "8192")
+        .body(empty())
+        .expect("request");
+    let read = send(&client, req).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.headers["content-length"], "8192");
+
     // A streamed (chunked) response that grows past the limit is aborted,
     // not passed off as complete.
     let req = Request::get(proxy.url("/big-chunked"))
@@ -268,5 +277,41 @@ async fn the_stats_endpoint_shows_the_upstream_pool_when_asked_for() {
         "the stats path is not forwarded"
     );
     proxy.stop().await;
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_can_be_spoken_to_in_http2() {
+    let origin = freshpool_origin::Origin::builder()
+        .start()
+        .await
+        .expect("origin");
+    let upstream = freshpool::Client::builder()
+        .http2_only(true)
+        .build_http::<freshpool_proxy::RequestBody>()
+        .expect("client");
+    let proxy = freshpool_proxy::Proxy::builder(origin.base_url().parse().expect("url"))
+        .build(upstream)
+        .expect("proxy");
+    let running = support::run(proxy).await;
+    let client = client();
+    for n in 0..3 {
+        let req = Request::post(running.url("/h2"))
+            .header("x-request-id", format!("h2-{n}"))
+            .header("x-body-size", "100")
+            .body(full("over h2"))
+            .expect("request");
+        let read = send(&client, req).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        assert_eq!(read.body.len(), 100);
+        assert_eq!(
+            read.headers["via"], "2 freshpool-proxy",
+            "the response came over HTTP/2"
+        );
+    }
+    let stats = origin.stats();
+    assert_eq!(stats.h2_connections, 1, "one shared HTTP/2 connection");
+    assert_eq!(stats.requests_processed, 3);
+    running.stop().await;
     origin.shutdown().await;
 }
