@@ -18,7 +18,8 @@
 //! for about an interval between uses: the race. Phase two, throughput:
 //! `--concurrency` tasks POST small bodies back to back through each
 //! proxy, in interleaved rounds, reported as a ratio to the hyper-util
-//! proxy.
+//! proxy (the median of the rounds' ratios: each round of one proxy runs
+//! right beside the same round of the other).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -93,8 +94,10 @@ pub(crate) struct ProxyArgs {
     pub(crate) json: bool,
 }
 
-/// Throughput rounds each proxy's duration is split into, taken in turn.
-const ROUNDS: u32 = 4;
+/// Throughput rounds each proxy's duration is split into, taken in turn
+/// (every other round in reverse order, so that neither proxy always runs
+/// right after the other).
+const ROUNDS: u32 = 10;
 
 /// How a lane reaches its origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +140,33 @@ struct Throughput {
     requests: u64,
     errors: u64,
     elapsed: Duration,
+    /// Requests per second in each round.
+    rounds: Vec<f64>,
 }
 
 impl Throughput {
     fn per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The median over rounds of this lane's rate over `base`'s in the
+    /// same round: the two ran back to back, so a change in the machine's
+    /// load between rounds does not count for either.
+    fn ratio_to(&self, base: &Throughput) -> Option<f64> {
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&base.rounds)
+            .filter(|&(_, &b)| b > 0.0)
+            .map(|(r, b)| r / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let n = ratios.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(ratios[n / 2]),
+            _ => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+        }
     }
 }
 
@@ -406,8 +431,12 @@ async fn throughput(lanes: &mut [Lane], args: &ProxyArgs) -> Result<(), Failure>
         })
         .collect();
     let slice = args.duration / ROUNDS;
-    for _ in 0..ROUNDS {
-        for (&index, pool) in measured.iter().zip(&pools) {
+    for round in 0..ROUNDS {
+        let mut order: Vec<_> = measured.iter().zip(&pools).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (&index, pool) in order {
             let ok = Arc::new(AtomicU64::new(0));
             let failed = Arc::new(AtomicU64::new(0));
             let started = Instant::now();
@@ -436,9 +465,13 @@ async fn throughput(lanes: &mut [Lane], args: &ProxyArgs) -> Result<(), Failure>
                 done.map_err(|e| Failure::runtime(format!("a throughput task failed: {e}")))?;
             }
             let into = &mut lanes[index].throughput;
-            into.requests += ok.load(Ordering::Relaxed);
+            let done = ok.load(Ordering::Relaxed);
+            let elapsed = started.elapsed();
+            into.requests += done;
             into.errors += failed.load(Ordering::Relaxed);
-            into.elapsed += started.elapsed();
+            into.elapsed += elapsed;
+            into.rounds
+                .push(done as f64 / elapsed.as_secs_f64().max(1e-9));
             counter.add();
         }
     }
@@ -472,8 +505,7 @@ fn figures(lanes: &[Lane]) -> Vec<Figures> {
     let hyper_util = lanes
         .iter()
         .find(|l| l.via == Via::HyperUtil)
-        .map(|l| l.throughput.per_second())
-        .filter(|&r| r > 0.0);
+        .map(|l| &l.throughput);
     lanes
         .iter()
         .zip(&sorted)
@@ -500,7 +532,7 @@ fn figures(lanes: &[Lane]) -> Vec<Figures> {
                 added_p50: added(p50, base(0.50)),
                 added_p99: added(p99, base(0.99)),
                 per_second,
-                ratio: per_second.zip(hyper_util).map(|(r, h)| r / h),
+                ratio: hyper_util.and_then(|h| lane.throughput.ratio_to(h)),
             }
         })
         .collect()
@@ -561,7 +593,8 @@ fn report(args: &ProxyArgs, interval: Duration, lanes: &[Lane]) {
     println!(
         "poolbench proxy: clients → proxy → built-in origin (idle {} ms, close {}, no Keep-Alive header, answers in {} ms)\n\
          race: {} senders per proxy (own connection each), {} POSTs per proxy, every {} ms ± {} ms, seed {}\n\
-         throughput: {} tasks POSTing small bodies back to back, {:?} per proxy in {ROUNDS} interleaved rounds\n",
+         throughput: {} tasks POSTing small bodies back to back, {:?} per proxy in {ROUNDS} interleaved rounds\n\
+         (vs hyper-util: the median over rounds of the ratio to the hyper-util proxy's round beside it)\n",
         args.idle.as_millis(),
         freshpool_origin::CloseMode::from(args.close).as_str(),
         args.delay.as_millis(),
