@@ -167,3 +167,31 @@ async fn an_upstream_reset_after_reading_a_post_is_a_502_and_is_not_retried() {
     proxy.stop().await;
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_idempotency_key_freshpool_retries_once_and_the_proxy_never_does() {
+    let origin = freshpool_origin::Origin::builder()
+        .start()
+        .await
+        .expect("origin");
+    let (proxy, handle) = freshpool_proxy(&origin.base_url(), |b| b).await;
+    let client = client();
+    assert_eq!(send(&client, get(&proxy.url("/warm"))).await.status, 200);
+    // The key tells freshpool the upstream deduplicates: RFC 9112 §9.3.1
+    // then allows one retry, on a fresh connection, of a POST whose reused
+    // connection failed. The retry meets the same reset and is final.
+    let req = Request::post(proxy.url("/orders"))
+        .header("x-request-id", "keyed-1")
+        .header("idempotency-key", "order-1")
+        .header("x-reset-after-read", "1")
+        .body(support::full("qty=1"))
+        .expect("request");
+    let read = send(&client, req).await;
+    assert_eq!(read.status, 502, "{}", read.body);
+    assert!(read.body.contains("after 2 attempts"), "{}", read.body);
+    assert_eq!(origin.processed("keyed-1"), 2, "one attempt and one retry");
+    let pool = handle.stats().upstream.expect("freshpool keeps stats");
+    assert_eq!(pool.total.retries_idempotency_key, 1);
+    proxy.stop().await;
+    origin.shutdown().await;
+}
