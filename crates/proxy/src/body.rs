@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
@@ -29,17 +29,16 @@ pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 pub struct RequestBody {
     inner: Incoming,
     seen: u64,
-    limit: Option<u64>,
-    exceeded: Arc<AtomicBool>,
+    /// The limit, and the flag set when the body goes past it.
+    limit: Option<(u64, Arc<AtomicBool>)>,
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, limit: Option<u64>, exceeded: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(inner: Incoming, limit: Option<(u64, Arc<AtomicBool>)>) -> Self {
         RequestBody {
             inner,
             seen: 0,
             limit,
-            exceeded,
         }
     }
 }
@@ -48,7 +47,7 @@ impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBody")
             .field("seen", &self.seen)
-            .field("limit", &self.limit)
+            .field("limit", &self.limit.as_ref().map(|(limit, _)| limit))
             .finish_non_exhaustive()
     }
 }
@@ -66,15 +65,17 @@ impl Body for RequestBody {
             return Poll::Ready(None);
         };
         let frame = frame.map_err(BoxError::from)?;
-        if let Some(data) = frame.data_ref() {
-            self.seen = self.seen.saturating_add(data.remaining() as u64);
-            if let Some(limit) = self.limit.filter(|&limit| self.seen > limit) {
-                self.exceeded.store(true, Ordering::Relaxed);
+        if let (Some(data), Some((limit, exceeded))) = (frame.data_ref(), &self.limit) {
+            let seen = self.seen.saturating_add(data.len() as u64);
+            if seen > *limit {
+                exceeded.store(true, Ordering::Relaxed);
+                let limit = *limit;
                 return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
                     limit,
                     direction: "request",
                 }))));
             }
+            self.seen = seen;
         }
         Poll::Ready(Some(Ok(frame)))
     }

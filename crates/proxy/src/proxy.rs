@@ -256,11 +256,15 @@ impl<Cl: Upstream> Shared<Cl> {
             Ok(uri) => uri,
             Err(failure) => return self.fail(&failure),
         };
-        let exceeded = Arc::new(AtomicBool::new(false));
+        // Only a limited body can be cut off, and needs telling apart.
+        let exceeded = config
+            .max_request_body
+            .map(|limit| (limit, Arc::new(AtomicBool::new(false))));
         let mut upstream_req = Request::new(RequestBody::new(
             body,
-            config.max_request_body,
-            Arc::clone(&exceeded),
+            exceeded
+                .as_ref()
+                .map(|(limit, flag)| (*limit, Arc::clone(flag))),
         ));
         let method = parts.method.clone();
         *upstream_req.method_mut() = parts.method;
@@ -278,10 +282,10 @@ impl<Cl: Upstream> Shared<Cl> {
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
-                if exceeded.load(Ordering::Relaxed)
-                    && let Some(limit) = config.max_request_body
+                if let Some((limit, flag)) = &exceeded
+                    && flag.load(Ordering::Relaxed)
                 {
-                    return self.fail(&Failure::RequestTooLarge(limit));
+                    return self.fail(&Failure::RequestTooLarge(*limit));
                 }
                 let connect = Cl::is_connect_error(&error);
                 return self.fail(&Failure::from_upstream(&error, connect));

@@ -23,7 +23,7 @@ use crate::body::{BoxError, RequestBody};
 /// request and never retries: whatever retry the client does is its own
 /// (freshpool's follow RFC 9112 §9.3.1, and an `Idempotency-Key` from the
 /// client is passed on for them).
-pub trait Upstream: Clone + Send + Sync + 'static {
+pub trait Upstream: Send + Sync + 'static {
     /// The response body.
     type Body: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
     /// The client's error.
