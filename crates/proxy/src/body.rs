@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
@@ -21,20 +22,35 @@ use tokio::time::{Instant, Sleep};
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A client's request body as the proxy forwards it upstream: hyper's
-/// [`Incoming`], counted against the request size limit.
+/// [`Incoming`] (or, through [`Proxy::forward_body`](crate::Proxy::forward_body),
+/// any other body, boxed), counted against the request size limit.
 ///
 /// This is the body type an [`Upstream`](crate::Upstream) client sends.
 /// Past the limit it fails with a [`BodyTooLarge`] error, and the proxy
 /// answers `413` if no response has started.
 pub struct RequestBody {
-    inner: Incoming,
+    inner: Source,
     seen: u64,
     /// The limit, and the flag set when the body goes past it.
     limit: Option<(u64, Arc<AtomicBool>)>,
 }
 
+/// Where a request body comes from.
+pub(crate) enum Source {
+    /// hyper's server: no box.
+    Incoming(Incoming),
+    /// Any other body (an axum `Body`, a test's `Full`).
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl From<Incoming> for Source {
+    fn from(body: Incoming) -> Source {
+        Source::Incoming(body)
+    }
+}
+
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, limit: Option<(u64, Arc<AtomicBool>)>) -> Self {
+    pub(crate) fn new(inner: Source, limit: Option<(u64, Arc<AtomicBool>)>) -> Self {
         RequestBody {
             inner,
             seen: 0,
@@ -60,11 +76,16 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let frame = match &mut self.inner {
+            Source::Incoming(body) => {
+                ready!(Pin::new(body).poll_frame(cx)).map(|f| f.map_err(BoxError::from))
+            }
+            Source::Boxed(body) => ready!(Pin::new(body).poll_frame(cx)),
+        };
         let Some(frame) = frame else {
             return Poll::Ready(None);
         };
-        let frame = frame.map_err(BoxError::from)?;
+        let frame = frame?;
         if let (Some(data), Some((limit, exceeded))) = (frame.data_ref(), &self.limit) {
             let seen = self.seen.saturating_add(data.len() as u64);
             if seen > *limit {
@@ -81,11 +102,17 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Source::Incoming(body) => body.is_end_stream(),
+            Source::Boxed(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Source::Incoming(body) => body.size_hint(),
+            Source::Boxed(body) => body.size_hint(),
+        }
     }
 }
 

@@ -11,7 +11,9 @@
 //! retries only as RFC 9112 §9.3.1 allows, so that race is gone.
 //!
 //! [`Proxy`] is a tower `Service<Request<Incoming>>` (and a hyper
-//! `Service`), so it can be mounted in any hyper or axum server; [`serve`]
+//! `Service`), so it can be mounted in any hyper server, and
+//! [`Proxy::forward_body`] takes any other request body (an axum route's,
+//! a request built in code); [`serve`]
 //! is a ready serve loop (HTTP/1.1 and h2c, graceful shutdown) that tags
 //! each request with the client's [`ClientAddr`]. The proxy is generic over
 //! its client through the [`Upstream`] trait, implemented for

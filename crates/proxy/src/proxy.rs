@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TE, UPGRADE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower_service::Service;
 
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{RequestBody, ResponseBody, Source};
 use crate::builder::{Builder, Config};
 use crate::failure::Failure;
 use crate::headers::{add_forwarded, append_via, strip_hop_by_hop};
@@ -172,6 +174,22 @@ impl<Cl: Upstream> Proxy<Cl> {
     /// is closed, not reused).
     pub fn forward(&self, req: Request<Incoming>) -> ResponseFuture<Cl::Body> {
         let shared = Arc::clone(&self.shared);
+        Box::pin(async move { Ok(shared.forward(req.map(Source::from)).await) })
+    }
+
+    /// As [`forward`](Proxy::forward), for a request whose body is not
+    /// hyper's [`Incoming`] (an axum `Body`, a request built in code): the
+    /// body is boxed, then streamed the same way.
+    ///
+    /// In axum, for example:
+    /// `Router::new().fallback(move |req| proxy.forward_body(req))`.
+    pub fn forward_body<B>(&self, req: Request<B>) -> ResponseFuture<Cl::Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::body::BoxError>,
+    {
+        let shared = Arc::clone(&self.shared);
+        let req = req.map(|body| Source::Boxed(body.map_err(Into::into).boxed_unsync()));
         Box::pin(async move { Ok(shared.forward(req).await) })
     }
 }
@@ -182,7 +200,7 @@ impl<Cl: Upstream> Shared<Cl> {
         failure.response(&self.config.upstream_name, self.config.pseudonym.as_deref())
     }
 
-    async fn forward(&self, mut req: Request<Incoming>) -> Response<ResponseBody<Cl::Body>> {
+    async fn forward(&self, mut req: Request<Source>) -> Response<ResponseBody<Cl::Body>> {
         let config = &*self.config;
         self.counters.request();
         if req.method() == Method::CONNECT {

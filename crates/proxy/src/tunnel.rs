@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -35,8 +34,8 @@ pub(crate) fn join_upgrades(client: OnUpgrade, upstream: OnUpgrade) {
 /// Opens a TCP connection to the authority of a CONNECT request, and
 /// answers `200` once it is open; the tunnel then runs in a task of its
 /// own.
-pub(crate) async fn connect<B>(
-    mut req: Request<Incoming>,
+pub(crate) async fn connect<T, B>(
+    mut req: Request<T>,
     timeout: Option<Duration>,
 ) -> Result<Response<ResponseBody<B>>, Failure> {
     debug_assert_eq!(req.method(), Method::CONNECT);

@@ -315,3 +315,31 @@ async fn the_upstream_can_be_spoken_to_in_http2() {
     running.stop().await;
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_built_in_code_is_forwarded_without_a_client_address() {
+    let upstream = echo_upstream().await;
+    let proxy = freshpool_proxy::Proxy::builder(format!("http://{upstream}").parse().expect("url"))
+        .build(support::freshpool_client())
+        .expect("proxy");
+    // No serve loop: no `ClientAddr`, so no X-Forwarded-For entry of ours.
+    let req = Request::put("http://app.example/items/3")
+        .header("x-forwarded-for", "192.0.2.1")
+        .body(http_body_util::Full::new(Bytes::from_static(b"three")))
+        .expect("request");
+    let response = proxy.forward_body(req).await.expect("infallible");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(body.starts_with("PUT /items/3\n"), "{body}");
+    assert!(body.ends_with("\nthree"), "{body}");
+    let seen = echoed_headers(&body);
+    assert_eq!(echoed(&seen, "x-forwarded-for"), Some("192.0.2.1"));
+    assert_eq!(echoed(&seen, "x-forwarded-host"), Some("app.example"));
+    assert_eq!(echoed(&seen, "via"), Some("1.1 freshpool-proxy"));
+}
