@@ -75,6 +75,11 @@ pub(crate) enum Command {
     /// sender it took until the efficiency over a sliding window of
     /// requests was back at 0.90 or more.
     Restart(RestartArgs),
+    /// The race through reverse proxies: freshpool-proxy and the same
+    /// proxy on hyper-util's client side by side (plus any `--proxy`),
+    /// counting 5xx, duplicates at the origin, upstream reuse, latency
+    /// added, and throughput as a ratio to the hyper-util proxy.
+    Proxy(crate::proxy::ProxyArgs),
 }
 
 /// Settings shared by the race-like scenarios.

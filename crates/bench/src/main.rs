@@ -34,6 +34,7 @@ mod oracle;
 mod origin;
 mod plot;
 mod progress;
+mod proxy;
 mod race;
 mod restart;
 mod scenario;
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         Command::Throughput(args) => throughput::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Restart(args) => restart::run(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
