@@ -382,14 +382,14 @@ impl IdleEstimator {
             // timeout: drop the newest close the new one agrees with, which
             // keeps the burst's first (for its span, see `CHANGE_SPAN`);
             // else the oldest. Kept in arrival order.
-            let agreeing = self
+            let mut agreeing = self
                 .closes
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| agree(c.idle_for, idle_for))
                 .map(|(i, _)| i);
             let at = match agreeing.clone().nth(1) {
-                Some(_) => agreeing.last().unwrap_or(0),
+                Some(_) => agreeing.next_back().unwrap_or(0),
                 None => 0,
             };
             self.closes.remove(at);
@@ -420,8 +420,8 @@ impl IdleEstimator {
     /// Records a round trip the client measured itself (a connect, or a
     /// request's last byte to its response's head). Each sample includes
     /// the server's own time, so the path is its shortest sample (`srtt`),
-    /// and its jitter the smoothed deviation from that (`rttvar ← ¾·rttvar
-    /// + ¼·deviation`, as RFC 6298 smooths it), each sample counting at
+    /// and its jitter the smoothed deviation from that (as RFC 6298 smooths
+    /// it, `rttvar ← ¾·rttvar + ¼·deviation`), each sample counting at
     /// most [`MAX_DEVIATION`]: a response that took a second is the
     /// server's second, not the path's. Used only without kernel figures.
     pub fn observe_round_trip(&mut self, sample: Duration) {

@@ -376,15 +376,14 @@ where
             }))
         } else {
             tracing::debug!(%status, "connection not reusable after this response");
-            if !learned.is_empty() {
-                // No check-in to carry it.
-                let (pool, origin) = (&self.inner.pool, origin);
-                learned
-                    .hint
-                    .map(|h| pool.observe(origin, Evidence::KeepAlive(h)));
-                learned
-                    .survived
-                    .map(|d| pool.observe(origin, Evidence::Survived(d)));
+            // No check-in to carry what it taught.
+            if let Some(hint) = learned.hint {
+                self.inner.pool.observe(origin, Evidence::KeepAlive(hint));
+            }
+            if let Some(idle_for) = learned.survived {
+                self.inner
+                    .pool
+                    .observe(origin, Evidence::Survived(idle_for));
             }
             None
         };
