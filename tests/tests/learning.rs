@@ -28,13 +28,7 @@ use tower::ServiceExt;
 type Legacy<C> = LegacyClient<C, Full<Bytes>>;
 
 async fn origin(idle: Duration, advertise: Advertise) -> Origin {
-    Origin::builder()
-        .idle_timeout(idle)
-        .close_mode(CloseMode::Fin)
-        .advertise(advertise)
-        .start()
-        .await
-        .expect("origin starts on loopback")
+    freshpool_tests::origin(idle, CloseMode::Fin, advertise).await
 }
 
 fn http() -> HttpConnector {
@@ -53,6 +47,20 @@ fn swapped() -> (Legacy<Connector<HttpConnector>>, Connector<HttpConnector>) {
     let connector = Connector::new(http());
     let client = LegacyClient::builder(TokioExecutor::new()).build(connector.clone());
     (client, connector)
+}
+
+/// Reads a response's body to its end; an error becomes its kind.
+async fn read_to_end<B>(response: http::Response<B>) -> Result<(), String>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error + 'static,
+{
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(drop)
+        .map_err(|e| error_kind(&e))
 }
 
 /// Marks an error on a connection that had carried no request before.
@@ -84,12 +92,7 @@ where
         .request(post(format!("{}/", origin.base_url()), id, false))
         .await
         .map_err(|e| legacy_kind(&e))?;
-    response
-        .into_body()
-        .collect()
-        .await
-        .map(drop)
-        .map_err(|e| error_kind(&e))
+    read_to_end(response).await
 }
 
 async fn exchange_native(client: &TestClient, origin: &Origin, id: String) -> Result<(), String> {
@@ -104,12 +107,7 @@ async fn exchange_native(client: &TestClient, origin: &Origin, id: String) -> Re
                 kind + FRESH
             }
         })?;
-    response
-        .into_body()
-        .collect()
-        .await
-        .map(drop)
-        .map_err(|e| error_kind(&e))
+    read_to_end(response).await
 }
 
 /// One request, then the server closes that idle connection 2 ms after
@@ -237,12 +235,7 @@ async fn consistent_early_closes_are_learned_by_every_client() {
                 Some(client) => legacy_kind(client),
                 None => error_kind(&e),
             })?;
-        response
-            .into_body()
-            .collect()
-            .await
-            .map(drop)
-            .map_err(|e| error_kind(&e))
+        read_to_end(response).await
     })
     .await;
     println!(

@@ -486,28 +486,21 @@ impl<C> Connector<C> {
     /// The current estimate of the idle timeout of `uri`'s origin (scheme,
     /// host and port), or `None` if no connection was made to it yet.
     pub fn estimate(&self, uri: &Uri) -> Option<Estimate> {
-        let origin = OriginKey::of(uri);
-        let state = self.shared.lock();
-        let slot = state.origins.get(&origin)?;
-        state
-            .origin_states
-            .get(slot.0)
-            .map(|o| o.estimator.estimate(now()))
+        self.with_origin(uri, |o| o.estimator.estimate(now()))
     }
-}
 
-impl<C> Connector<C> {
     /// How long an idle connection to `uri`'s origin may stay idle now
     /// before the adapter retires it (the estimate less the margin), or
     /// `None` if no connection was made to it yet.
     pub fn retire_after(&self, uri: &Uri) -> Option<Duration> {
+        self.with_origin(uri, |o| o.shared.retire_after())
+    }
+
+    fn with_origin<T>(&self, uri: &Uri, f: impl FnOnce(&OriginState) -> T) -> Option<T> {
         let origin = OriginKey::of(uri);
         let state = self.shared.lock();
         let slot = state.origins.get(&origin)?;
-        state
-            .origin_states
-            .get(slot.0)
-            .map(|o| o.shared.retire_after())
+        state.origin_states.get(slot.0).map(f)
     }
 }
 

@@ -281,41 +281,7 @@ impl<T: Probe + ?Sized> Probe for Box<T> {
 }
 
 macro_rules! probe_via_fd {
-    ($($(#[$cfg:meta])* $ty:ty),* $(,)?) => {$(
-        $(#[$cfg])*
-        impl Probe for $ty {
-            fn probe(&self) -> Liveness {
-                #[cfg(unix)]
-                {
-                    probe(self)
-                }
-                #[cfg(not(unix))]
-                {
-                    Liveness::Unknown
-                }
-            }
-
-            fn probe_hangup(&self) -> Liveness {
-                #[cfg(unix)]
-                {
-                    probe_hangup(self)
-                }
-                #[cfg(not(unix))]
-                {
-                    Liveness::Unknown
-                }
-            }
-        }
-    )*};
-}
-
-probe_via_fd! {
-    #[cfg(unix)] std::os::unix::net::UnixStream,
-    #[cfg(all(unix, feature = "tokio"))] tokio::net::UnixStream,
-}
-
-macro_rules! probe_tcp {
-    ($($(#[$cfg:meta])* $ty:ty),* $(,)?) => {$(
+    ($($(#[$cfg:meta])* $ty:ty => $rtt:expr),* $(,)?) => {$(
         $(#[$cfg])*
         impl Probe for $ty {
             fn probe(&self) -> Liveness {
@@ -341,22 +307,30 @@ macro_rules! probe_tcp {
             }
 
             fn rtt(&self) -> Option<PathRtt> {
-                #[cfg(unix)]
-                {
-                    tcp_rtt(self)
-                }
-                #[cfg(not(unix))]
-                {
-                    None
-                }
+                let rtt: fn(&Self) -> Option<PathRtt> = $rtt;
+                rtt(self)
             }
         }
     )*};
 }
 
-probe_tcp! {
-    std::net::TcpStream,
-    #[cfg(feature = "tokio")] tokio::net::TcpStream,
+/// The kernel's figures of a TCP stream ([`tcp_rtt`]).
+#[cfg(unix)]
+fn tcp_stream_rtt<T: std::os::fd::AsFd>(stream: &T) -> Option<PathRtt> {
+    tcp_rtt(stream)
+}
+
+/// No `TCP_INFO` off Unix.
+#[cfg(not(unix))]
+fn tcp_stream_rtt<T>(_: &T) -> Option<PathRtt> {
+    None
+}
+
+probe_via_fd! {
+    std::net::TcpStream => tcp_stream_rtt,
+    #[cfg(feature = "tokio")] tokio::net::TcpStream => tcp_stream_rtt,
+    #[cfg(unix)] std::os::unix::net::UnixStream => |_| None,
+    #[cfg(all(unix, feature = "tokio"))] tokio::net::UnixStream => |_| None,
 }
 
 #[cfg(feature = "hyper-util")]
