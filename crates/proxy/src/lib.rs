@@ -15,7 +15,9 @@
 //! [`Proxy::forward_body`] takes any other request body (an axum route's,
 //! a request built in code); [`serve`]
 //! is a ready serve loop (HTTP/1.1 and h2c, graceful shutdown) that tags
-//! each request with the client's [`ClientAddr`]. The proxy is generic over
+//! each request with the client's [`ClientAddr`], and, with the `rustls`
+//! feature (on by default), `serve_tls` does the same over TLS, HTTP/1.1 or
+//! HTTP/2 chosen by ALPN. The proxy is generic over
 //! its client through the [`Upstream`] trait, implemented for
 //! `freshpool::Client` and for hyper-util's legacy `Client`, so the same
 //! proxy can be measured on both.
@@ -75,12 +77,16 @@ mod headers;
 mod proxy;
 mod server;
 mod stats;
+#[cfg(feature = "rustls")]
+mod tls;
 mod tunnel;
 mod upstream;
 
 pub use body::{BodyTooLarge, RequestBody, ResponseBody, UpstreamStalled};
 pub use builder::{BuildError, Builder};
-pub use proxy::{ClientAddr, Proxy, ResponseFuture};
+pub use proxy::{ClientAddr, ClientTls, Proxy, ResponseFuture};
 pub use server::{serve, serve_with_drain};
 pub use stats::ProxyStats;
+#[cfg(feature = "rustls")]
+pub use tls::{TLS_HANDSHAKE_TIMEOUT, serve_tls, serve_tls_with_drain};
 pub use upstream::Upstream;

@@ -42,6 +42,24 @@ use crate::upstream::Upstream;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// A request extension: the request came to this proxy over TLS, so
+/// `X-Forwarded-Proto` is `https` whatever
+/// [`Builder::forwarded_proto`] says.
+///
+/// The TLS serve loop (`serve_tls`, with the `rustls` feature) inserts it
+/// into every request; a server of your own that terminates TLS can too.
+///
+/// ```
+/// # fn tag(req: &mut http::Request<()>) {
+/// req.extensions_mut().insert(freshpool_proxy::ClientTls);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientTls;
+
+/// The `X-Forwarded-Proto` of a request that carries [`ClientTls`].
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
+
 /// A reverse proxy: a tower [`Service`] that forwards each request to one
 /// upstream with the client `Cl`, as RFC 9110 asks of an intermediary.
 ///
@@ -233,6 +251,7 @@ impl<Cl: Upstream> Shared<Cl> {
         let version = req.version();
         let client_upgrade = hyper::upgrade::on(&mut req);
         let client_ip = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+        let over_tls = req.extensions().get::<ClientTls>().is_some();
         let (mut parts, body) = req.into_parts();
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
             parts
@@ -259,7 +278,11 @@ impl<Cl: Upstream> Shared<Cl> {
             add_forwarded(
                 headers,
                 client_ip,
-                &config.forwarded_proto,
+                if over_tls {
+                    &HTTPS
+                } else {
+                    &config.forwarded_proto
+                },
                 client_host.clone(),
             );
         }

@@ -1,16 +1,19 @@
 //! A serve loop for a [`Proxy`]: HTTP/1.1 and h2c to clients, the peer's
-//! address as a request extension, graceful shutdown.
+//! address as a request extension, graceful shutdown. The TLS loop
+//! (`tls.rs`) shares its accept loop and drain.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::proxy::{ClientAddr, Proxy};
@@ -54,10 +57,51 @@ where
     Cl: Upstream,
     F: Future<Output = ()>,
 {
-    let local = listener.local_addr()?;
+    let builder = http_builder();
+    accept_loop(listener, shutdown, drain, move |stream, peer, watcher| {
+        let proxy = proxy.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            proxy.forward(req)
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = watcher.watch(conn);
+        async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, %peer, "client connection ended with an error");
+            }
+        }
+    })
+    .await
+}
+
+/// The connection builder every serve loop starts from: HTTP/1.1 or
+/// HTTP/2, whichever the client speaks, with hyper-util's timer.
+pub(crate) fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// Accepts on `listener` until `shutdown` resolves, runs what `start`
+/// returns for each connection as a task (`start` wraps the connection in
+/// the [`Watcher`] it is given), then drains as [`serve_with_drain`]
+/// describes.
+pub(crate) async fn accept_loop<F, S, C>(
+    listener: TcpListener,
+    shutdown: F,
+    drain: Option<Duration>,
+    mut start: S,
+) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+    S: FnMut(TcpStream, SocketAddr, Watcher) -> C,
+    C: Future<Output = ()> + Send + 'static,
+{
+    let local = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut tasks = JoinSet::new();
@@ -76,20 +120,7 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let service = service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(ClientAddr(peer));
-            proxy.forward(req)
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tasks.spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, %peer, "client connection ended with an error");
-            }
-        });
+        tasks.spawn(start(stream, peer, graceful.watcher()));
     }
     drop(listener);
     tracing::debug!(%local, connections = graceful.count(), "draining");

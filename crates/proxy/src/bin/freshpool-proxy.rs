@@ -6,19 +6,22 @@
 //! freshpool-proxy --listen 127.0.0.1:8000 --upstream http://127.0.0.1:8080
 //! ```
 //!
-//! It serves HTTP/1.1 and h2c, and on SIGINT or SIGTERM stops accepting
+//! It serves HTTP/1.1 and h2c, or with `--tls-cert` and `--tls-key` TLS
+//! with ALPN `h2` and `http/1.1`, and on SIGINT or SIGTERM stops accepting
 //! and drains the requests in flight (for `--drain`, 30 s by default)
 //! before it exits. Exit status: 0 after a clean shutdown, 1 when it could
 //! not start, 2 for bad arguments.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use freshpool_proxy::{Builder, Proxy, RequestBody};
+use freshpool_proxy::{Builder, Proxy, RequestBody, Upstream};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
 
 const USAGE: &str = "\
 freshpool-proxy: a reverse proxy that never answers 502 for a stale upstream connection
@@ -27,6 +30,9 @@ usage: freshpool-proxy --listen ADDR --upstream URL [options]
 
   --listen ADDR             address to serve clients on (HTTP/1.1 and h2c), e.g. 127.0.0.1:8000
   --upstream URL            the server to forward to: http://host[:port][/prefix]
+  --tls-cert PATH           serve TLS (ALPN h2 and http/1.1) with this PEM certificate chain;
+                            needs --tls-key; X-Forwarded-Proto is then https
+  --tls-key PATH            the PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert
   --timeout DUR             wait this long for the upstream's response head, and for each
                             piece of its body, before a 504 [default: 30s; `none` waits forever]
   --max-request-body SIZE   answer 413 to larger request bodies (e.g. 10M) [default: no limit]
@@ -52,6 +58,8 @@ Durations take a unit: 500ms, 30s, 2m. Sizes take an optional K, M or G (powers 
 #[derive(Debug)]
 struct Args {
     listen: SocketAddr,
+    /// `--tls-cert` and `--tls-key`, given together.
+    tls: Option<(PathBuf, PathBuf)>,
     builder: Builder,
     upstream_http2: bool,
     hyper_util: bool,
@@ -69,6 +77,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, Exit> {
     let mut upstream: Option<http::Uri> = None;
     let mut settings: Vec<Box<dyn FnOnce(Builder) -> Builder>> = Vec::new();
     let mut upstream_http2 = false;
+    let mut tls_cert = None;
+    let mut tls_key = None;
     let mut hyper_util = false;
     let mut drain = Duration::from_secs(30);
     while let Some(flag) = argv.next() {
@@ -99,6 +109,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, Exit> {
                         .map_err(|e| Exit::Usage(format!("--upstream {text}: {e}")))?,
                 );
             }
+            "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
+            "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key")?)),
             "--timeout" => {
                 let text = value("--timeout")?;
                 let timeout = if text == "none" {
@@ -154,11 +166,26 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, Exit> {
     }
     let listen = listen.ok_or_else(|| Exit::Usage("--listen ADDR is required".to_owned()))?;
     let upstream = upstream.ok_or_else(|| Exit::Usage("--upstream URL is required".to_owned()))?;
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Exit::Usage(
+                "--tls-cert needs --tls-key (the certificate's private key)".to_owned(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Exit::Usage(
+                "--tls-key needs --tls-cert (the certificate chain)".to_owned(),
+            ));
+        }
+    };
     let builder = settings
         .into_iter()
         .fold(Proxy::builder(upstream), |b, set| set(b));
     Ok(Args {
         listen,
+        tls,
         builder,
         upstream_http2,
         hyper_util,
@@ -217,12 +244,95 @@ async fn signalled() {
     eprintln!("freshpool-proxy: shutting down, draining requests in flight");
 }
 
+/// The TLS config the serve loop takes; nothing without the `bin-tls`
+/// feature.
+#[cfg(feature = "bin-tls")]
+type Tls = rustls::ServerConfig;
+#[cfg(not(feature = "bin-tls"))]
+type Tls = std::convert::Infallible;
+
+/// The server config from a PEM certificate chain and a PEM private key,
+/// on the ring provider; the error names the file and the cause.
+#[cfg(feature = "bin-tls")]
+fn tls_config(cert: &Path, key: &Path) -> Result<Tls, String> {
+    use rustls::pki_types::pem::{Error as PemError, PemObject};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cause = |error: PemError| match error {
+        PemError::Io(error) => error.to_string(),
+        other => format!("not valid PEM: {other}"),
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("--tls-cert {}: {}", cert.display(), cause(e)))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no CERTIFICATE in the file (expected a PEM certificate chain)",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        PemError::NoItemsFound => format!(
+            "--tls-key {}: no PRIVATE KEY in the file (expected PEM: PKCS#8, PKCS#1 or SEC1)",
+            key.display()
+        ),
+        other => format!("--tls-key {}: {}", key.display(), cause(other)),
+    })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, private))
+        .map_err(|e| {
+            format!(
+                "--tls-cert {} with --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
+}
+
+/// Without the `bin-tls` feature: TLS is refused.
+#[cfg(not(feature = "bin-tls"))]
+fn tls_config(cert: &Path, _key: &Path) -> Result<Tls, String> {
+    Err(format!(
+        "--tls-cert {}: this freshpool-proxy was built without TLS (feature bin-tls)",
+        cert.display()
+    ))
+}
+
+/// Serves `proxy`, over TLS when `tls` is given, until SIGINT or SIGTERM.
+async fn serve<Cl: Upstream>(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    proxy: Proxy<Cl>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let drain = Some(drain);
+    match tls {
+        #[cfg(feature = "bin-tls")]
+        Some(tls) => {
+            freshpool_proxy::serve_tls_with_drain(listener, tls, proxy, signalled(), drain).await
+        }
+        #[cfg(not(feature = "bin-tls"))]
+        Some(never) => match never {},
+        None => freshpool_proxy::serve_with_drain(listener, proxy, signalled(), drain).await,
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let tls = match &args.tls {
+        Some((cert, key)) => Some(tls_config(cert, key)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let drain = Some(args.drain);
+    let scheme = if tls.is_some() {
+        "TLS, ALPN h2 and http/1.1"
+    } else {
+        "HTTP/1.1 and h2c"
+    };
     if args.hyper_util {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -230,16 +340,18 @@ async fn run(args: Args) -> Result<(), String> {
             .http2_only(args.upstream_http2)
             .build::<_, RequestBody>(http);
         let proxy = args.builder.build(client).map_err(|e| e.to_string())?;
-        eprintln!("freshpool-proxy: listening on {local}, {proxy:?} (hyper-util client)");
-        freshpool_proxy::serve_with_drain(listener, proxy, signalled(), drain).await
+        eprintln!(
+            "freshpool-proxy: listening on {local} ({scheme}), {proxy:?} (hyper-util client)"
+        );
+        serve(listener, tls, proxy, args.drain).await
     } else {
         let client = freshpool::Client::builder()
             .http2_only(args.upstream_http2)
             .build_http::<RequestBody>()
             .map_err(|e| e.to_string())?;
         let proxy = args.builder.build(client).map_err(|e| e.to_string())?;
-        eprintln!("freshpool-proxy: listening on {local}, {proxy:?}");
-        freshpool_proxy::serve_with_drain(listener, proxy, signalled(), drain).await
+        eprintln!("freshpool-proxy: listening on {local} ({scheme}), {proxy:?}");
+        serve(listener, tls, proxy, args.drain).await
     }
     .map_err(|e| format!("serving on {local}: {e}"))
 }

@@ -7,7 +7,9 @@
 )]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,12 +60,25 @@ impl Running {
 
 /// Serves `proxy` on 127.0.0.1 with [`freshpool_proxy::serve`].
 pub(crate) async fn run<Cl: Upstream>(proxy: Proxy<Cl>) -> Running {
+    run_with(|listener, shutdown| freshpool_proxy::serve(listener, proxy, shutdown)).await
+}
+
+/// Serves on 127.0.0.1 with the serve loop `serve` starts from a listener
+/// and a shutdown signal ([`freshpool_proxy::serve`] or another).
+pub(crate) async fn run_with<S, F>(serve: S) -> Running
+where
+    S: FnOnce(TcpListener, Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(freshpool_proxy::serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve(
+        listener,
+        Box::pin(async {
+            let _ = stopped.await;
+        }),
+    ));
     Running {
         addr,
         stop: Some(stop),
