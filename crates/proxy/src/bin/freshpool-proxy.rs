@@ -17,6 +17,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Writes a line to standard error, ignoring a closed stream: a proxy whose
+/// stderr went away must not panic on its way out (`eprintln!` would).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use freshpool_proxy::{Builder, Proxy, RequestBody, Upstream};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -241,7 +250,7 @@ async fn signalled() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    eprintln!("freshpool-proxy: shutting down, draining requests in flight");
+    say!("freshpool-proxy: shutting down, draining requests in flight");
 }
 
 /// The TLS config the serve loop takes; nothing without the `bin-tls`
@@ -340,9 +349,7 @@ async fn run(args: Args) -> Result<(), String> {
             .http2_only(args.upstream_http2)
             .build::<_, RequestBody>(http);
         let proxy = args.builder.build(client).map_err(|e| e.to_string())?;
-        eprintln!(
-            "freshpool-proxy: listening on {local} ({scheme}), {proxy:?} (hyper-util client)"
-        );
+        say!("freshpool-proxy: listening on {local} ({scheme}), {proxy:?} (hyper-util client)");
         serve(listener, tls, proxy, args.drain).await
     } else {
         let client = freshpool::Client::builder()
@@ -350,7 +357,7 @@ async fn run(args: Args) -> Result<(), String> {
             .build_http::<RequestBody>()
             .map_err(|e| e.to_string())?;
         let proxy = args.builder.build(client).map_err(|e| e.to_string())?;
-        eprintln!("freshpool-proxy: listening on {local} ({scheme}), {proxy:?}");
+        say!("freshpool-proxy: listening on {local} ({scheme}), {proxy:?}");
         serve(listener, tls, proxy, args.drain).await
     }
     .map_err(|e| format!("serving on {local}: {e}"))
@@ -364,7 +371,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(Exit::Usage(message)) => {
-            eprintln!("freshpool-proxy: {message}\n(see freshpool-proxy --help)");
+            say!("freshpool-proxy: {message}\n(see freshpool-proxy --help)");
             return ExitCode::from(2);
         }
     };
@@ -374,14 +381,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("freshpool-proxy: cannot start a tokio runtime: {e}");
+            say!("freshpool-proxy: cannot start a tokio runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("freshpool-proxy: {message}");
+            say!("freshpool-proxy: {message}");
             ExitCode::FAILURE
         }
     }
