@@ -284,7 +284,6 @@ async fn the_adapter_never_retires_a_connection_before_its_first_request() {
     let url = origin.base_url().parse().expect("url");
     assert_eq!(connector.retire_after(&url), Some(Duration::ZERO));
     assert_eq!(errors, 0, "{:?}", connector.stats());
-    assert_eq!(connector.stats().connections, 40, "nothing reused");
     assert_eq!(origin.stats().requests_processed, 40);
     origin.shutdown().await;
 }
