@@ -126,3 +126,55 @@ async fn a_full_connection_opens_another_and_first_requests_wait_for_one() {
     assert_eq!(stats.requests_processed, 12);
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_wakes_a_request_waiting_for_one() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("origin");
+    // One connection of two streams: six requests of 100 ms take three
+    // rounds. A waiter not woken when a stream ends waits its whole
+    // checkout timeout and fails.
+    let timeout = Duration::from_secs(3);
+    let client: TestClient = freshpool::Client::builder()
+        .http2_only(true)
+        .http2_max_streams_per_connection(2)
+        .max_connections_per_host(1)
+        .checkout_timeout(timeout)
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/h2", origin.base_url());
+    send(&client, Method::GET, &url, &[])
+        .await
+        .expect("connect");
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.spawn(async move {
+            let id = format!("wait-{i}");
+            send(
+                &client,
+                Method::GET,
+                &url,
+                &[("x-request-id", &id), ("x-delay-ms", "100")],
+            )
+            .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("woken when a stream ended");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < timeout,
+        "no request waited out its checkout: {elapsed:?}"
+    );
+    let stats = origin.stats();
+    assert_eq!(stats.connections_accepted, 1, "{stats:?}");
+    assert_eq!(stats.requests_processed, 7);
+    origin.shutdown().await;
+}

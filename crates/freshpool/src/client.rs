@@ -22,7 +22,7 @@ use crate::body::{Body, Checkin, Holding, Returning};
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
-use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared};
+use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared, Retry};
 use crate::replay::ReplayBody;
 use crate::retry::Attempt;
 use crate::stats::{Event, Stats};
@@ -163,12 +163,14 @@ where
         let replay = ReplayBody::new(body, self.inner.config.replay_cap);
         let mut template = Some(parts);
         let mut retries_done = 0;
+        // Set once an attempt failed: the retry goes on a fresh connection.
+        let mut retry = None;
 
         loop {
-            let checkout = self
-                .inner
-                .pool
-                .checkout(&origin, needs_host.then_some(&mut host));
+            let checkout =
+                self.inner
+                    .pool
+                    .checkout(&origin, needs_host.then_some(&mut host), retry);
             let (conn, reused, idle_for) = match checkout.await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
                 Ok(Checkout::Connect(slot, h2_connecting)) => {
@@ -210,15 +212,17 @@ where
                 };
                 parts.headers.insert(HOST, value);
             }
-            // Only a failure on a reused connection can be retried; only
-            // then is the request head worth keeping.
-            let keep = reused.then(|| clone_parts(&parts));
+            // Only a failure on a reused connection, or a stream an HTTP/2
+            // server refused, can be retried; only then is the request head
+            // worth keeping.
+            let keep = (reused || conn.is_http2()).then(|| clone_parts(&parts));
             let Some(body) = replay.replay() else {
                 let error = Error::new(Kind::Request)
                     .with_refusal(crate::retry::Refusal::BodyNotReplayable);
                 return Err(self.fail(&origin, error.with_attempts(retries_done + 1)));
             };
             let method = parts.method.clone();
+            let conn_id = conn.id;
             let req = Request::from_parts(with_uri_form(parts, conn.is_http2()), body);
             let closes = req
                 .headers()
@@ -266,6 +270,7 @@ where
                     });
                     retries_done += 1;
                     template = keep;
+                    retry = Some(Retry { failed: conn_id });
                 }
                 Ok(_) => {
                     return Err(self.fail(&origin, failure.into_error(reused, retries_done)));

@@ -3,7 +3,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use freshpool_expiry::Rtt;
 use freshpool_probe::Probe;
@@ -15,7 +15,7 @@ use tower_service::Service;
 use crate::builder::Config;
 use crate::error::{BoxError, Error, Kind};
 use crate::io::{ConnState, Io};
-use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Tx, now};
+use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
 use crate::stats::Event;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,7 +82,7 @@ where
                 tracing::debug!(%error, "HTTP/2 connection ended with an error");
             }
         });
-        Tx::Http2(tx, Arc::new(AtomicUsize::new(0)))
+        Tx::Http2(tx, Streams::new(Arc::downgrade(pool), origin.clone()))
     } else {
         let (tx, conn) = config
             .h1

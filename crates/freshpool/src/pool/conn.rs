@@ -1,6 +1,6 @@
 //! One pooled connection, and the slot it occupies under a host's limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -19,24 +19,73 @@ use crate::replay::ReplayBody;
 /// protocol.
 pub(crate) enum Tx<B> {
     Http1(http1::SendRequest<ReplayBody<B>>),
-    /// A shared HTTP/2 connection and the count of its handles that are
-    /// carrying a request (open streams, as far as this client knows).
-    Http2(http2::SendRequest<ReplayBody<B>>, Arc<AtomicUsize>),
+    /// A shared HTTP/2 connection and what its handles share.
+    Http2(http2::SendRequest<ReplayBody<B>>, Arc<Streams<B>>),
 }
 
-/// One open stream on a shared HTTP/2 connection: counted while alive.
-pub(crate) struct Stream(Arc<AtomicUsize>);
+/// What the handles on one shared HTTP/2 connection share: the count of
+/// those carrying a request (open streams, as far as this client knows),
+/// and whether a checkout waits for one of them to end.
+pub(crate) struct Streams<B> {
+    open: AtomicUsize,
+    /// Set (under the pool's lock) when a checkout queued because every
+    /// stream was taken; the stream that ends next wakes it.
+    waited_for: AtomicBool,
+    pool: Weak<PoolShared<B>>,
+    origin: OriginKey,
+}
 
-impl Stream {
-    fn new(count: &Arc<AtomicUsize>) -> Stream {
-        count.fetch_add(1, Ordering::Relaxed);
-        Stream(Arc::clone(count))
+impl<B> Streams<B> {
+    pub(crate) fn new(pool: Weak<PoolShared<B>>, origin: OriginKey) -> Arc<Streams<B>> {
+        Arc::new(Streams {
+            open: AtomicUsize::new(0),
+            waited_for: AtomicBool::new(false),
+            pool,
+            origin,
+        })
+    }
+
+    /// Marks the connection as waited for; the pool then looks again for a
+    /// free stream, because one may have ended before the mark was seen.
+    pub(crate) fn wait_for_stream(&self) {
+        self.waited_for.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stop_waiting(&self) {
+        self.waited_for.store(false, Ordering::SeqCst);
     }
 }
 
-impl Drop for Stream {
+/// One open stream on a shared HTTP/2 connection: counted while alive.
+pub(crate) struct Stream<B> {
+    streams: Arc<Streams<B>>,
+    /// Whether its end may wake a waiter (not when dropped under the
+    /// pool's lock).
+    wake: bool,
+}
+
+impl<B> Stream<B> {
+    fn new(streams: &Arc<Streams<B>>) -> Stream<B> {
+        streams.open.fetch_add(1, Ordering::SeqCst);
+        Stream {
+            streams: Arc::clone(streams),
+            wake: true,
+        }
+    }
+}
+
+impl<B> Drop for Stream<B> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // Sequentially consistent with `wait_for_stream` and the count the
+        // pool reads after it: either the pool sees this stream gone, or
+        // this sees the mark and hands the stream to the waiter.
+        self.streams.open.fetch_sub(1, Ordering::SeqCst);
+        if self.wake
+            && self.streams.waited_for.load(Ordering::SeqCst)
+            && let Some(pool) = self.streams.pool.upgrade()
+        {
+            pool.h2_stream_ended(&self.streams.origin);
+        }
     }
 }
 
@@ -58,7 +107,7 @@ pub(crate) struct Conn<B> {
     pub(crate) expiry: Option<(Key, Instant)>,
     /// For a handle on a shared HTTP/2 connection: the stream it carries,
     /// counted until the handle is dropped (held only for its `Drop`).
-    pub(crate) _stream: Option<Stream>,
+    pub(crate) _stream: Option<Stream<B>>,
 }
 
 impl<B> Conn<B> {
@@ -70,7 +119,7 @@ impl<B> Conn<B> {
     pub(crate) fn open_streams(&self) -> usize {
         match &self.tx {
             Tx::Http1(_) => 0,
-            Tx::Http2(_, streams) => streams.load(Ordering::Relaxed),
+            Tx::Http2(_, streams) => streams.open.load(Ordering::SeqCst),
         }
     }
 
@@ -85,6 +134,22 @@ impl<B> Conn<B> {
         match &self.tx {
             Tx::Http1(tx) => tx.is_ready(),
             Tx::Http2(tx, _) => tx.is_ready(),
+        }
+    }
+
+    /// Drops this handle's stream without waking a waiter: for handles
+    /// dropped under the pool's lock.
+    pub(crate) fn end_stream_quietly(mut self) {
+        if let Some(stream) = &mut self._stream {
+            stream.wake = false;
+        }
+    }
+
+    /// The shared state of an HTTP/2 connection's handles.
+    pub(crate) fn streams(&self) -> Option<&Arc<Streams<B>>> {
+        match &self.tx {
+            Tx::Http1(_) => None,
+            Tx::Http2(_, streams) => Some(streams),
         }
     }
 

@@ -24,7 +24,7 @@ use freshpool_probe::Liveness;
 use http::HeaderValue;
 use tokio::sync::oneshot;
 
-pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Tx};
+pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
 pub(crate) use key::OriginKey;
 use key::OriginMap;
 use learn::FAR;
@@ -49,12 +49,28 @@ struct Expiring {
     id: u64,
 }
 
+/// A checkout waiting for a connection or a slot.
+struct Waiter<B> {
+    tx: oneshot::Sender<Handoff<B>>,
+    /// For a retry: it takes only a slot to connect (no idle HTTP/1
+    /// connection), or a stream on another HTTP/2 connection than this one.
+    retry: Option<Retry>,
+}
+
+/// What a retry's checkout must avoid (RFC 9112 §9.3.1: a retry goes on a
+/// freshly connected connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// The connection the failed attempt ran on.
+    pub(crate) failed: u64,
+}
+
 pub(crate) struct Origin<B> {
     /// The `Host` header for this origin's requests (when the request has
     /// none), made once.
     host: Option<HeaderValue>,
     idle: VecDeque<Idle<B>>,
-    waiters: VecDeque<oneshot::Sender<Handoff<B>>>,
+    waiters: VecDeque<Waiter<B>>,
     /// Connections open or connecting, counted against the host limit.
     open: usize,
     estimator: IdleEstimator,
@@ -228,7 +244,7 @@ impl<B> PoolShared<B> {
                 origin: key.clone(),
                 armed: true,
             };
-            match waiter.send(Handoff::Slot(slot)) {
+            match waiter.tx.send(Handoff::Slot(slot)) {
                 Ok(()) => return,
                 // Disarm before dropping: this lock is held.
                 Err(Handoff::Slot(mut slot)) => slot.armed = false,
@@ -237,6 +253,47 @@ impl<B> PoolShared<B> {
             }
         }
         origin.open = origin.open.saturating_sub(1);
+    }
+
+    /// A stream ended on one of `key`'s HTTP/2 connections while checkouts
+    /// wait: hand them streams.
+    pub(crate) fn h2_stream_ended(&self, key: &OriginKey) {
+        let mut state = self.lock();
+        if let Some(origin) = state.origins.get_mut(key) {
+            self.serve_h2_waiters(origin);
+        }
+    }
+
+    /// Gives waiting checkouts streams on the origin's HTTP/2 connections,
+    /// oldest first, while they have free ones. Called with the lock held.
+    fn serve_h2_waiters(&self, origin: &mut Origin<B>) {
+        let max_streams = self.config.http2_max_streams;
+        while let Some(waiter) = origin.waiters.front() {
+            let avoid = waiter.retry.map(|r| r.failed);
+            let Some(handle) = origin
+                .h2
+                .iter()
+                .filter(|conn| Some(conn.id) != avoid && !conn.is_closed())
+                .filter(|conn| conn.open_streams() < max_streams)
+                .min_by_key(|conn| conn.open_streams())
+                .and_then(|conn| conn.share(true))
+            else {
+                break;
+            };
+            let Some(waiter) = origin.waiters.pop_front() else {
+                break;
+            };
+            if let Err(Handoff::Conn(handle)) = waiter.tx.send(Handoff::Conn(handle)) {
+                // The waiter is gone; this lock is held, so the stream
+                // must not wake anyone as it goes.
+                handle.end_stream_quietly();
+            }
+        }
+        if origin.waiters.is_empty() {
+            for streams in origin.h2.iter().filter_map(Conn::streams) {
+                streams.stop_waiting();
+            }
+        }
     }
 }
 
@@ -252,16 +309,19 @@ impl<B: Send + 'static> PoolShared<B> {
     /// A checkout timeout when the host's connection limit stays reached,
     /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
     ///
-    /// With `host`, also fills in the origin's `Host` header.
+    /// With `host`, also fills in the origin's `Host` header. With `retry`,
+    /// only a fresh connection will do (or, for HTTP/2, another connection
+    /// than the one that failed); a retry is not counted as a request.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         key: &OriginKey,
         mut host: Option<&mut Option<HeaderValue>>,
+        retry: Option<Retry>,
     ) -> Result<Checkout<B>, Error> {
         let timeout = self.config.checkout_timeout;
-        let mut first = true;
+        let mut first = retry.is_none();
         loop {
-            let found = self.find(key, first, host.take());
+            let found = self.find(key, first, host.take(), retry);
             first = false;
             match found {
                 Found::Done(checkout) => return Ok(checkout),
@@ -323,6 +383,7 @@ impl<B: Send + 'static> PoolShared<B> {
         key: &OriginKey,
         count_request: bool,
         host: Option<&mut Option<HeaderValue>>,
+        retry: Option<Retry>,
     ) -> Found<B> {
         let now = now();
         // Declared before the guard, so dropped after it: connections are
@@ -348,10 +409,11 @@ impl<B: Send + 'static> PoolShared<B> {
             }
         }
         let max_streams = self.config.http2_max_streams;
+        let avoid = retry.map(|r| r.failed);
         let shared = origin
             .h2
             .iter()
-            .filter(|conn| conn.open_streams() < max_streams)
+            .filter(|conn| Some(conn.id) != avoid && conn.open_streams() < max_streams)
             .min_by_key(|conn| conn.open_streams())
             .and_then(|conn| conn.share(true));
         if let Some(shared) = shared {
@@ -368,6 +430,11 @@ impl<B: Send + 'static> PoolShared<B> {
         // HTTP/1: the most recently used idle connection that is still good.
         let mut wake: Option<Instant> = None;
         let found = loop {
+            // A retry never takes an idle connection: after one went stale,
+            // the others may be too.
+            if retry.is_some() {
+                break None;
+            }
             let Some(mut idle) = origin.idle.pop_back() else {
                 break None;
             };
@@ -414,20 +481,25 @@ impl<B: Send + 'static> PoolShared<B> {
             if let Some(found) = found {
                 return found;
             }
-            return self.find_slot(key, wants_h2);
+            return self.find_slot(key, wants_h2, retry);
         }
         if let Some(found) = found {
             return found;
         }
-        self.slot_or_wait(origin, key, wants_h2)
+        self.slot_or_wait(origin, key, wants_h2, retry)
     }
 
     /// [`find`](Self::find) after it let go of the lock: take it again for
     /// the slot.
-    fn find_slot(self: &Arc<Self>, key: &OriginKey, wants_h2: bool) -> Found<B> {
+    fn find_slot(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        wants_h2: bool,
+        retry: Option<Retry>,
+    ) -> Found<B> {
         let mut guard = self.lock();
         let origin = self.origin(&mut guard.origins, key);
-        self.slot_or_wait(origin, key, wants_h2)
+        self.slot_or_wait(origin, key, wants_h2, retry)
     }
 
     /// A place under the host limit, or a place in the queue of waiters.
@@ -436,6 +508,7 @@ impl<B: Send + 'static> PoolShared<B> {
         origin: &mut Origin<B>,
         key: &OriginKey,
         wants_h2: bool,
+        retry: Option<Retry>,
     ) -> Found<B> {
         let limit = self.config.max_connections_per_host;
         if limit.is_none_or(|limit| origin.open < limit) {
@@ -455,7 +528,15 @@ impl<B: Send + 'static> PoolShared<B> {
             return Found::Done(Checkout::Connect(slot, h2));
         }
         let (tx, rx) = oneshot::channel();
-        origin.waiters.push_back(tx);
+        origin.waiters.push_back(Waiter { tx, retry });
+        if !origin.h2.is_empty() {
+            // Every stream is taken: the next one to end serves the
+            // waiters. One may have ended before this mark, so look again.
+            for streams in origin.h2.iter().filter_map(Conn::streams) {
+                streams.wait_for_stream();
+            }
+            self.serve_h2_waiters(origin);
+        }
         Found::Wait(rx)
     }
 
@@ -545,8 +626,12 @@ impl<B: Send + 'static> PoolShared<B> {
     ) -> Option<Instant> {
         // A waiter takes it at once; a checkout sets the next one.
         conn.state.set_due(None);
-        while let Some(waiter) = origin.waiters.pop_front() {
-            match waiter.send(Handoff::Conn(conn)) {
+        // Retries wait for a slot to connect, not for a used connection.
+        while let Some(at) = origin.waiters.iter().position(|w| w.retry.is_none()) {
+            let Some(waiter) = origin.waiters.remove(at) else {
+                break;
+            };
+            match waiter.tx.send(Handoff::Conn(conn)) {
                 Ok(()) => return None,
                 Err(Handoff::Conn(back)) => conn = back,
                 // Only a connection was sent.
