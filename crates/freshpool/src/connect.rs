@@ -93,6 +93,7 @@ where
             pool: Arc::downgrade(pool),
             origin: origin.clone(),
             id,
+            state: Arc::clone(&state),
         };
         config.exec.execute(async move {
             let _slot = slot;
@@ -137,12 +138,15 @@ struct Ended<B: Send + 'static> {
     pool: std::sync::Weak<PoolShared<B>>,
     origin: OriginKey,
     id: u64,
+    /// Where the connection's expiry queue entry is recorded: one left by
+    /// a connection that died checked out is removed with it.
+    state: Arc<ConnState>,
 }
 
 impl<B: Send + 'static> Drop for Ended<B> {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.connection_ended(&self.origin, self.id);
+            pool.connection_ended(&self.origin, self.id, self.state.expiry());
         }
     }
 }

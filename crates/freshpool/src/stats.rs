@@ -181,6 +181,9 @@ pub struct Stats {
     pub total: OriginStats,
     /// Per origin (`scheme://host:port`), in no particular order.
     pub origins: Vec<(String, OriginStats)>,
+    /// Entries in the pool's expiry queue: at most one per connection
+    /// that is open (idle or in use), so it stays bounded by them.
+    pub scheduled: usize,
 }
 
 impl Stats {

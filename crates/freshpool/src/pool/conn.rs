@@ -137,6 +137,12 @@ impl<B> Conn<B> {
         }
     }
 
+    /// Sets (or clears) the connection's expiry queue entry.
+    pub(crate) fn set_expiry(&mut self, expiry: Option<(Key, Instant)>) {
+        self.state.set_expiry(expiry.map(|(key, _)| key));
+        self.expiry = expiry;
+    }
+
     /// Drops this handle's stream without waking a waiter: for handles
     /// dropped under the pool's lock.
     pub(crate) fn end_stream_quietly(mut self) {

@@ -88,7 +88,7 @@ impl<B> PoolShared<B> {
                     id: idle.conn.id,
                 },
             );
-            idle.conn.expiry = Some((entry, at));
+            idle.conn.set_expiry(Some((entry, at)));
             earliest = Some(earliest.map_or(at, |e| e.min(at)));
         }
         earliest

@@ -19,7 +19,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{Driver, Evidence, Expire, ExpiryQueue, IdleEstimator, Rtt};
+use freshpool_expiry::{Driver, Evidence, Expire, ExpiryQueue, IdleEstimator, Key, Rtt};
 use freshpool_probe::Liveness;
 use http::HeaderValue;
 use tokio::sync::oneshot;
@@ -126,7 +126,8 @@ enum Dead {
 
 /// Takes `conn`'s entry (if it still has one) out of the expiry queue.
 fn unschedule<B>(queue: &mut ExpiryQueue<Expiring>, conn: &mut Conn<B>) {
-    if let Some((entry, _)) = conn.expiry.take() {
+    if let Some((entry, _)) = conn.expiry {
+        conn.set_expiry(None);
         queue.remove(&entry);
     }
 }
@@ -557,8 +558,15 @@ impl<B: Send + 'static> PoolShared<B> {
 
     /// An HTTP/1 connection's task ended: if the connection is parked, it
     /// leaves the pool now (it no longer holds its buffers, and is no
-    /// longer counted idle), and its close is learned from.
-    pub(crate) fn connection_ended(self: &Arc<Self>, key: &OriginKey, id: u64) {
+    /// longer counted idle), and its close is learned from. If it died
+    /// checked out, its expiry queue entry (`expiry`, if still its own)
+    /// goes: with no idle timeout it would never fire.
+    pub(crate) fn connection_ended(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        id: u64,
+        expiry: Option<Key>,
+    ) {
         let now = now();
         let (dead, wake) = {
             let mut guard = self.lock();
@@ -567,6 +575,11 @@ impl<B: Send + 'static> PoolShared<B> {
                 return;
             };
             let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == id) else {
+                if let Some(entry) = expiry
+                    && state.queue.get(&entry).is_some_and(|e| e.id == id)
+                {
+                    state.queue.remove(&entry);
+                }
                 return;
             };
             let Some(mut idle) = origin.idle.remove(at) else {
@@ -678,7 +691,7 @@ impl<B: Send + 'static> PoolShared<B> {
                     id: conn.id,
                 },
             );
-            conn.expiry = Some((entry, retire_at));
+            conn.set_expiry(Some((entry, retire_at)));
             earlier.then_some(retire_at)
         };
         origin.idle.push_back(Idle {
@@ -707,7 +720,11 @@ impl<B: Send + 'static> PoolShared<B> {
                 (key.to_string(), stats)
             })
             .collect();
-        Stats { total, origins }
+        Stats {
+            total,
+            origins,
+            scheduled: state.queue.len(),
+        }
     }
 }
 
@@ -729,7 +746,8 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                 // Used since the entry was made: due at this idle
                 // period's retire time instead.
                 let due = parked.retire_at;
-                parked.conn.expiry = Some((state.queue.insert(due, entry), due));
+                let key = state.queue.insert(due, entry);
+                parked.conn.set_expiry(Some((key, due)));
                 continue;
             }
             let Some(idle) = origin.idle.remove(at) else {

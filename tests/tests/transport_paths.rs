@@ -1,0 +1,144 @@
+//! The paths a connection leaves the pool by, over loopback: whichever it
+//! takes, it leaves nothing behind in the pool (no expiry entry, no idle
+//! count) once it is gone.
+
+use std::time::Duration;
+
+use freshpool_origin::{Advertise, Origin};
+use freshpool_tests::{TestClient, send};
+use http::Method;
+
+/// Waits (bounded) until the client's expiry queue holds no more entries
+/// than it has idle connections: connection tasks end a moment after
+/// their connection goes.
+async fn settled(client: &TestClient) -> freshpool::Stats {
+    for _ in 0..200 {
+        let stats = client.stats();
+        if stats.scheduled <= stats.total.idle {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    client.stats()
+}
+
+#[tokio::test]
+async fn connections_that_die_checked_out_leave_no_expiry_entry() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder()
+        .pool_idle_timeout(None)
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/p", origin.base_url());
+    let kills: [&[(&str, &str)]; 3] = [
+        // The server resets it (a POST is not retried).
+        &[("x-reset-after-read", "1")],
+        // The server closes it after this response.
+        &[("x-close", "1")],
+        // The request closes it.
+        &[("connection", "close")],
+    ];
+    for _ in 0..10 {
+        for kill in kills {
+            // Parked once, so it has an entry; then it dies in use.
+            send(&client, Method::GET, &url, &[]).await.expect("parks");
+            let _ = send(&client, Method::POST, &url, kill).await;
+        }
+        // A body dropped unread takes its connection along.
+        send(&client, Method::GET, &url, &[]).await.expect("parks");
+        let req = http::Request::get(&url)
+            .header("x-body-size", "100000")
+            .body(http_body_util::Full::default())
+            .expect("request");
+        drop(client.request(req).await.expect("head"));
+    }
+    let stats = settled(&client).await;
+    assert!(
+        origin.stats().connections_accepted >= 40,
+        "{:?}",
+        origin.stats()
+    );
+    assert!(
+        stats.scheduled <= stats.total.idle,
+        "{} entries for {} idle connections",
+        stats.scheduled,
+        stats.total.idle
+    );
+    origin.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_spent_by_keep_alive_max_leave_no_expiry_entry() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(30))
+        .advertise(Advertise::Truthful)
+        .max_requests(2)
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder()
+        .pool_idle_timeout(None)
+        .build_http()
+        .expect("settings");
+    let url = format!("{}/p", origin.base_url());
+    for _ in 0..40 {
+        send(&client, Method::GET, &url, &[])
+            .await
+            .expect("request");
+    }
+    let stats = settled(&client).await;
+    assert_eq!(origin.stats().connections_accepted, 20);
+    assert!(
+        stats.scheduled <= stats.total.idle,
+        "{} entries for {} idle connections",
+        stats.scheduled,
+        stats.total.idle
+    );
+    origin.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_the_server_closed_leave_the_pool_as_server_closes() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder().build_http().expect("settings");
+    let url = format!("{}/p", origin.base_url());
+    let slow = [("x-delay-ms", "30")];
+    let (a, b, c) = tokio::join!(
+        send(&client, Method::GET, &url, &slow),
+        send(&client, Method::GET, &url, &slow),
+        send(&client, Method::GET, &url, &slow),
+    );
+    for done in [a, b, c] {
+        done.expect("parks");
+    }
+    assert_eq!(client.stats().total.idle, 3);
+    origin.close_idle();
+    let mut stats = client.stats();
+    for _ in 0..200 {
+        if stats.total.idle == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = client.stats();
+    }
+    let total = stats.total;
+    assert_eq!(total.idle, 0, "dropped when their tasks ended: {total:?}");
+    assert_eq!(stats.scheduled, 0);
+    assert_eq!(total.server_closes_observed, 3, "{total:?}");
+    assert_eq!(total.retired_by_expiry, 0, "{total:?}");
+    // The next request connects instead of failing on a dead one.
+    send(&client, Method::GET, &url, &[])
+        .await
+        .expect("request");
+    assert_eq!(client.stats().total.errors, 0);
+    assert_eq!(origin.stats().connections_accepted, 4);
+    origin.shutdown().await;
+}
