@@ -223,7 +223,7 @@ where
             };
             let method = parts.method.clone();
             let conn_id = conn.id;
-            let req = Request::from_parts(with_uri_form(parts, conn.is_http2()), body);
+            let req = Request::from_parts(with_uri_form(parts, &conn), body);
             let closes = req
                 .headers()
                 .get_all(CONNECTION)
@@ -433,20 +433,35 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
     false
 }
 
-/// HTTP/1 sends the origin form (`/path?query`); HTTP/2 keeps the absolute
-/// URI for its pseudo-headers.
-fn with_uri_form(mut parts: Parts, http2: bool) -> Parts {
-    if !http2 && parts.method != Method::CONNECT {
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-    }
-    if http2 {
+/// The request target's form, as hyper-util's Client chooses it (RFC 9112
+/// §3.2). HTTP/1 sends `CONNECT` in authority form (`host:port`), plain
+/// `http` through a forward proxy in absolute form, and everything else in
+/// origin form (`/path?query`), `https` through a proxy too (the connector
+/// tunnelled it). HTTP/2 keeps the absolute URI for its pseudo-headers.
+fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
+    if conn.is_http2() {
         parts.version = Version::HTTP_2;
+        return parts;
     }
+    if parts.method == Method::CONNECT {
+        if let Some(authority) = parts.uri.authority().cloned() {
+            let mut target = http::uri::Parts::default();
+            target.authority = Some(authority);
+            if let Ok(uri) = Uri::from_parts(target) {
+                parts.uri = uri;
+            }
+        }
+        return parts;
+    }
+    if conn.proxied && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+        return parts;
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
     parts
 }
 

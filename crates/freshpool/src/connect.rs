@@ -116,6 +116,7 @@ where
         tx,
         state,
         probe,
+        proxied: connected.is_proxied(),
         requests: 0,
         remaining: None,
         lifetime_deadline,

@@ -95,6 +95,10 @@ pub(crate) struct Conn<B> {
     pub(crate) tx: Tx<B>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) probe: ProbeHandle,
+    /// The connector said it goes through a forward proxy
+    /// ([`Connected::is_proxied`](hyper_util::client::legacy::connect::Connected::is_proxied)):
+    /// plain HTTP requests then go out in absolute form.
+    pub(crate) proxied: bool,
     /// Requests sent on this connection so far.
     pub(crate) requests: u32,
     /// Requests the server still allows (`Keep-Alive: max`), if it said.
@@ -176,6 +180,7 @@ impl<B> Conn<B> {
                 tx: Tx::Http2(tx.clone(), Arc::clone(streams)),
                 state: Arc::clone(&self.state),
                 probe: self.probe.clone(),
+                proxied: self.proxied,
                 requests: self.requests,
                 remaining: None,
                 lifetime_deadline: self.lifetime_deadline,
