@@ -142,3 +142,69 @@ async fn idle_connections_the_server_closed_leave_the_pool_as_server_closes() {
     assert_eq!(origin.stats().connections_accepted, 4);
     origin.shutdown().await;
 }
+
+#[tokio::test]
+async fn responses_carry_the_connectors_extras_and_a_poisoned_connection_is_not_reused() {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::connect::HttpInfo;
+
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder().build_http().expect("settings");
+    let url = format!("{}/p", origin.base_url());
+    let request = || {
+        http::Request::get(&url)
+            .body(http_body_util::Full::default())
+            .expect("request")
+    };
+
+    let mut req = request();
+    let captured = freshpool::capture_connection(&mut req);
+    let response = client.request(req).await.expect("response");
+    let info = response
+        .extensions()
+        .get::<HttpInfo>()
+        .expect("HttpInfo in the response, as hyper-util's Client puts it")
+        .clone();
+    assert_eq!(info.remote_addr(), origin.addr());
+    assert_ne!(info.local_addr().port(), 0);
+    response.into_body().collect().await.expect("body");
+    let connection = captured.connection_metadata().expect("captured");
+    assert!(!connection.is_proxied());
+    let mut extras = http::Extensions::new();
+    connection.get_extras(&mut extras);
+    assert_eq!(
+        extras.get::<HttpInfo>().map(HttpInfo::local_addr),
+        Some(info.local_addr())
+    );
+
+    // Reused while healthy; poisoned, never again.
+    let (_, first, _) = send(&client, Method::GET, &url, &[]).await.expect("reused");
+    assert_eq!(origin.stats().connections_accepted, 1);
+    connection.poison();
+    let (_, second, _) = send(&client, Method::GET, &url, &[]).await.expect("fresh");
+    assert_ne!(first, second);
+    assert_eq!(origin.stats().connections_accepted, 2);
+
+    // Poisoned while in use (its body not yet read): it is not parked
+    // when its response ends.
+    let mut req = request();
+    req.headers_mut()
+        .insert("x-body-size", http::HeaderValue::from_static("1000"));
+    let mut captured = freshpool::capture_connection(&mut req);
+    let response = client.request(req).await.expect("response");
+    captured
+        .wait_for_connection_metadata()
+        .await
+        .expect("captured")
+        .poison();
+    response.into_body().collect().await.expect("body");
+    assert_eq!(client.stats().total.idle, 0);
+    send(&client, Method::GET, &url, &[]).await.expect("fresh");
+    assert_eq!(origin.stats().connections_accepted, 3);
+    assert_eq!(client.stats().total.errors, 0);
+    origin.shutdown().await;
+}

@@ -22,6 +22,7 @@ use crate::body::{Body, Checkin, Holding, Returning};
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
+use crate::info::CaptureSender;
 use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared, Retry};
 use crate::replay::ReplayBody;
 use crate::retry::Attempt;
@@ -223,6 +224,9 @@ where
             };
             let method = parts.method.clone();
             let conn_id = conn.id;
+            if let Some(capture) = parts.extensions.get::<CaptureSender>() {
+                capture.set(&conn.info);
+            }
             let req = Request::from_parts(with_uri_form(parts, &conn), body);
             let closes = req
                 .headers()
@@ -339,7 +343,8 @@ where
                 });
             }
         };
-        let (parts, incoming) = response.into_parts();
+        let (mut parts, incoming) = response.into_parts();
+        conn.info.get_extras(&mut parts.extensions);
         if conn.is_http2() {
             // The handle counts as an open stream until the body ends.
             let stream: Box<dyn Checkin> = Box::new(Holding(conn));
@@ -453,7 +458,7 @@ fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
         }
         return parts;
     }
-    if conn.proxied && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+    if conn.info.is_proxied() && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
         return parts;
     }
     let path = parts

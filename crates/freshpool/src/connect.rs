@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use crate::builder::Config;
 use crate::error::{BoxError, Error, Kind};
+use crate::info::ConnectionInfo;
 use crate::io::{ConnState, Io};
 use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
 use crate::stats::Event;
@@ -116,7 +117,7 @@ where
         tx,
         state,
         probe,
-        proxied: connected.is_proxied(),
+        info: ConnectionInfo::new(connected),
         requests: 0,
         remaining: None,
         lifetime_deadline,

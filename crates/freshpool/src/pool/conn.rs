@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
 
 use super::{OriginKey, PoolShared};
+use crate::info::ConnectionInfo;
 use crate::io::{ConnState, ProbeHandle};
 use crate::replay::ReplayBody;
 
@@ -95,10 +96,10 @@ pub(crate) struct Conn<B> {
     pub(crate) tx: Tx<B>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) probe: ProbeHandle,
-    /// The connector said it goes through a forward proxy
-    /// ([`Connected::is_proxied`](hyper_util::client::legacy::connect::Connected::is_proxied)):
-    /// plain HTTP requests then go out in absolute form.
-    pub(crate) proxied: bool,
+    /// What the connector said about it (a forward proxy's connection
+    /// gets plain HTTP requests in absolute form), and whether it is
+    /// poisoned.
+    pub(crate) info: ConnectionInfo,
     /// Requests sent on this connection so far.
     pub(crate) requests: u32,
     /// Requests the server still allows (`Keep-Alive: max`), if it said.
@@ -125,6 +126,11 @@ impl<B> Conn<B> {
             Tx::Http1(_) => 0,
             Tx::Http2(_, streams) => streams.open.load(Ordering::SeqCst),
         }
+    }
+
+    /// Closed, or poisoned by its user: not to be handed out again.
+    pub(crate) fn is_unusable(&self) -> bool {
+        self.info.is_poisoned() || self.is_closed()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -180,7 +186,7 @@ impl<B> Conn<B> {
                 tx: Tx::Http2(tx.clone(), Arc::clone(streams)),
                 state: Arc::clone(&self.state),
                 probe: self.probe.clone(),
-                proxied: self.proxied,
+                info: self.info.clone(),
                 requests: self.requests,
                 remaining: None,
                 lifetime_deadline: self.lifetime_deadline,

@@ -274,7 +274,7 @@ impl<B> PoolShared<B> {
             let Some(handle) = origin
                 .h2
                 .iter()
-                .filter(|conn| Some(conn.id) != avoid && !conn.is_closed())
+                .filter(|conn| Some(conn.id) != avoid && !conn.is_unusable())
                 .filter(|conn| conn.open_streams() < max_streams)
                 .min_by_key(|conn| conn.open_streams())
                 .and_then(|conn| conn.share(true))
@@ -403,7 +403,7 @@ impl<B: Send + 'static> PoolShared<B> {
         // HTTP/2: the least busy shared connection with a free stream.
         let mut i = 0;
         while i < origin.h2.len() {
-            if origin.h2[i].is_closed() {
+            if origin.h2[i].is_unusable() {
                 dead.push(origin.h2.swap_remove(i));
             } else {
                 i += 1;
@@ -439,6 +439,12 @@ impl<B: Send + 'static> PoolShared<B> {
             let Some(mut idle) = origin.idle.pop_back() else {
                 break None;
             };
+            if idle.conn.info.is_poisoned() {
+                // Its user said so; nothing to learn about the server.
+                unschedule(&mut state.queue, &mut idle.conn);
+                dead.push(idle.conn);
+                continue;
+            }
             let idle_for = now.saturating_duration_since(idle.since);
             // Closed first: a connection the server already closed is a
             // server close, whatever its retire time said. The retire time
@@ -599,7 +605,7 @@ impl<B: Send + 'static> PoolShared<B> {
     /// Takes back a connection whose response has been read to its end,
     /// with what the response taught about its origin.
     pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, conn: Conn<B>, learned: Learned) {
-        let poolable = !(conn.is_http2() || conn.is_closed() || conn.remaining == Some(0));
+        let poolable = !(conn.is_http2() || conn.is_unusable() || conn.remaining == Some(0));
         if !poolable && learned.is_empty() {
             return;
         }
