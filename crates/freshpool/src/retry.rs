@@ -113,7 +113,8 @@ pub enum Refusal {
     /// Part of a response had arrived: the server processed the request.
     ResponseStarted,
     /// The failure was a retry's: a failed retry is not retried again
-    /// (RFC 9112 §9.3.1), unless hyper handed it back unsent.
+    /// (RFC 9112 §9.3.1), unless hyper handed it back unsent or an HTTP/2
+    /// server refused it unprocessed.
     RetryFailed,
     /// The retry budget for this request is spent.
     Exhausted,
@@ -184,8 +185,9 @@ impl fmt::Display for Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries allowed per request. Default 2. A retry whose request may
-    /// have left the client is final (RFC 9112 §9.3.1): only requests hyper
-    /// handed back unsent are retried more than once.
+    /// have been processed is final (RFC 9112 §9.3.1): only requests hyper
+    /// handed back unsent, or HTTP/2 streams refused unprocessed, are
+    /// retried more than once.
     pub retries: u32,
     /// Whether an `Idempotency-Key` header makes any method retryable.
     /// Default `true`.
@@ -226,9 +228,9 @@ impl RetryPolicy {
         if !attempt.reused && !unsent && !attempt.refused {
             return Err(Refusal::FreshConnection);
         }
-        // Only a request that provably never left the client may be tried
-        // once more after a retry.
-        if attempt.retries_done > 0 && !unsent {
+        // Only a request the server provably did not process (never sent,
+        // or refused) may be tried once more after a retry.
+        if attempt.retries_done > 0 && !unsent && !attempt.refused {
             return Err(Refusal::RetryFailed);
         }
         if attempt.retries_done >= self.retries {
@@ -344,7 +346,7 @@ mod tests {
                 retries_done: 1,
                 ..get
             }),
-            Err(Refusal::RetryFailed)
+            Ok(Rule::Refused)
         );
         assert_eq!(
             p.decide(&Attempt {

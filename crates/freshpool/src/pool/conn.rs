@@ -1,9 +1,9 @@
 //! One pooled connection, and the slot it occupies under a host's limit.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use freshpool_expiry::Key;
 use futures_util::future::Either;
@@ -32,6 +32,10 @@ pub(crate) struct Streams<B> {
     /// Set (under the pool's lock) when a checkout queued because every
     /// stream was taken; the stream that ends next wakes it.
     waited_for: AtomicBool,
+    /// When the last stream ended, as nanoseconds after `epoch` plus one
+    /// (zero: never idle yet).
+    idle_since: AtomicU64,
+    epoch: Instant,
     pool: Weak<PoolShared<B>>,
     origin: OriginKey,
 }
@@ -41,6 +45,8 @@ impl<B> Streams<B> {
         Arc::new(Streams {
             open: AtomicUsize::new(0),
             waited_for: AtomicBool::new(false),
+            idle_since: AtomicU64::new(1),
+            epoch: super::now(),
             pool,
             origin,
         })
@@ -54,6 +60,17 @@ impl<B> Streams<B> {
 
     pub(crate) fn stop_waiting(&self) {
         self.waited_for.store(false, Ordering::SeqCst);
+    }
+
+    /// Since when no stream has been open, if none is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        if self.open.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        match self.idle_since.load(Ordering::Relaxed) {
+            0 => None,
+            stamp => Some(self.epoch + Duration::from_nanos(stamp - 1)),
+        }
     }
 }
 
@@ -80,7 +97,11 @@ impl<B> Drop for Stream<B> {
         // Sequentially consistent with `wait_for_stream` and the count the
         // pool reads after it: either the pool sees this stream gone, or
         // this sees the mark and hands the stream to the waiter.
-        self.streams.open.fetch_sub(1, Ordering::SeqCst);
+        if self.streams.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let after = super::now().saturating_duration_since(self.streams.epoch);
+            let stamp = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX - 1);
+            self.streams.idle_since.store(stamp + 1, Ordering::Relaxed);
+        }
         if self.wake
             && self.streams.waited_for.load(Ordering::SeqCst)
             && let Some(pool) = self.streams.pool.upgrade()

@@ -401,9 +401,24 @@ impl<B: Send + 'static> PoolShared<B> {
         }
 
         // HTTP/2: the least busy shared connection with a free stream.
+        // One past its lifetime, or idle past the retire time, takes no new
+        // streams: it drains, and closes once its last stream ends.
         let mut i = 0;
+        let retire_after =
+            (!origin.h2.is_empty()).then(|| origin.estimator.retire_after(now, self.slack()));
         while i < origin.h2.len() {
-            if origin.h2[i].is_unusable() {
+            let conn = &origin.h2[i];
+            let expired = conn.lifetime_deadline.is_some_and(|at| at <= now)
+                || conn
+                    .streams()
+                    .and_then(|streams| streams.idle_since())
+                    .zip(retire_after)
+                    .is_some_and(|(since, after)| now.saturating_duration_since(since) >= after);
+            if conn.is_unusable() || expired {
+                if expired && !conn.is_unusable() {
+                    origin.counters.bump(Event::RetiredByExpiry);
+                    tracing::debug!(origin = %key, id = conn.id, "HTTP/2 connection retired: draining");
+                }
                 dead.push(origin.h2.swap_remove(i));
             } else {
                 i += 1;
