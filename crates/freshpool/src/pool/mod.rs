@@ -10,6 +10,8 @@
 //! them; it holds only a `Weak` to the pool.
 
 mod conn;
+mod h2;
+mod idle;
 mod key;
 mod learn;
 
@@ -25,6 +27,7 @@ use http::HeaderValue;
 use tokio::sync::oneshot;
 
 pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
+use idle::{Idle, IdleList};
 pub(crate) use key::OriginKey;
 use key::OriginMap;
 use learn::FAR;
@@ -33,14 +36,6 @@ pub(crate) use learn::Learned;
 use crate::builder::Config;
 use crate::error::{Error, Kind};
 use crate::stats::{Counters, Event, OriginStats, Stats};
-
-/// An idle connection in the pool.
-struct Idle<B> {
-    conn: Conn<B>,
-    /// When the last byte of its last response came off the socket.
-    since: Instant,
-    retire_at: Instant,
-}
 
 /// The queue's entry: enough to find the idle connection again.
 #[derive(Debug)]
@@ -69,7 +64,7 @@ pub(crate) struct Origin<B> {
     /// The `Host` header for this origin's requests (when the request has
     /// none), made once.
     host: Option<HeaderValue>,
-    idle: VecDeque<Idle<B>>,
+    idle: IdleList<B>,
     waiters: VecDeque<Waiter<B>>,
     /// Connections open or connecting, counted against the host limit.
     open: usize,
@@ -192,7 +187,7 @@ impl<B> PoolShared<B> {
         estimator.set_override(self.config.overrides.get(&key.authority()).copied());
         Origin {
             host: key.host_header(),
-            idle: VecDeque::new(),
+            idle: IdleList::default(),
             waiters: VecDeque::new(),
             open: 0,
             estimator,
@@ -211,24 +206,6 @@ impl<B> PoolShared<B> {
         match rtt {
             Some(rtt) => estimator.observe_rtt(rtt),
             None => estimator.observe_round_trip(connect_time),
-        }
-    }
-
-    /// Registers a new HTTP/2 connection as one of the origin's shared ones.
-    pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
-        let mut state = self.lock();
-        self.origin(&mut state.origins, key).h2.push(conn);
-    }
-
-    /// The HTTP/2 connect attempt for `key` ended: let waiters look again.
-    pub(crate) fn h2_connected(&self, key: &OriginKey) {
-        let mut state = self.lock();
-        let Some(origin) = state.origins.get_mut(key) else {
-            return;
-        };
-        origin.h2_connecting = false;
-        for waiter in origin.h2_waiters.drain(..) {
-            let _ = waiter.send(());
         }
     }
 
@@ -254,47 +231,6 @@ impl<B> PoolShared<B> {
             }
         }
         origin.open = origin.open.saturating_sub(1);
-    }
-
-    /// A stream ended on one of `key`'s HTTP/2 connections while checkouts
-    /// wait: hand them streams.
-    pub(crate) fn h2_stream_ended(&self, key: &OriginKey) {
-        let mut state = self.lock();
-        if let Some(origin) = state.origins.get_mut(key) {
-            self.serve_h2_waiters(origin);
-        }
-    }
-
-    /// Gives waiting checkouts streams on the origin's HTTP/2 connections,
-    /// oldest first, while they have free ones. Called with the lock held.
-    fn serve_h2_waiters(&self, origin: &mut Origin<B>) {
-        let max_streams = self.config.http2_max_streams;
-        while let Some(waiter) = origin.waiters.front() {
-            let avoid = waiter.retry.map(|r| r.failed);
-            let Some(handle) = origin
-                .h2
-                .iter()
-                .filter(|conn| Some(conn.id) != avoid && !conn.is_unusable())
-                .filter(|conn| conn.open_streams() < max_streams)
-                .min_by_key(|conn| conn.open_streams())
-                .and_then(|conn| conn.share(true))
-            else {
-                break;
-            };
-            let Some(waiter) = origin.waiters.pop_front() else {
-                break;
-            };
-            if let Err(Handoff::Conn(handle)) = waiter.tx.send(Handoff::Conn(handle)) {
-                // The waiter is gone; this lock is held, so the stream
-                // must not wake anyone as it goes.
-                handle.end_stream_quietly();
-            }
-        }
-        if origin.waiters.is_empty() {
-            for streams in origin.h2.iter().filter_map(Conn::streams) {
-                streams.stop_waiting();
-            }
-        }
     }
 }
 
@@ -451,7 +387,7 @@ impl<B: Send + 'static> PoolShared<B> {
             if retry.is_some() {
                 break None;
             }
-            let Some(mut idle) = origin.idle.pop_back() else {
+            let Some(mut idle) = origin.idle.pop_latest() else {
                 break None;
             };
             if idle.conn.info.is_poisoned() {
@@ -595,15 +531,12 @@ impl<B: Send + 'static> PoolShared<B> {
             let Some(origin) = state.origins.get_mut(key) else {
                 return;
             };
-            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == id) else {
+            let Some(mut idle) = origin.idle.remove(id) else {
                 if let Some(entry) = expiry
                     && state.queue.get(&entry).is_some_and(|e| e.id == id)
                 {
                     state.queue.remove(&entry);
                 }
-                return;
-            };
-            let Some(mut idle) = origin.idle.remove(at) else {
                 return;
             };
             unschedule(&mut state.queue, &mut idle.conn);
@@ -715,7 +648,7 @@ impl<B: Send + 'static> PoolShared<B> {
             conn.set_expiry(Some((entry, retire_at)));
             earlier.then_some(retire_at)
         };
-        origin.idle.push_back(Idle {
+        origin.idle.push(Idle {
             conn,
             since,
             retire_at,
@@ -759,10 +692,9 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                 continue;
             };
             // In use (it gets a new entry when it is back), or gone.
-            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == entry.id) else {
+            let Some(parked) = origin.idle.get_mut(entry.id) else {
                 continue;
             };
-            let parked = &mut origin.idle[at];
             if parked.retire_at > now {
                 // Used since the entry was made: due at this idle
                 // period's retire time instead.
@@ -771,7 +703,7 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                 parked.conn.set_expiry(Some((key, due)));
                 continue;
             }
-            let Some(idle) = origin.idle.remove(at) else {
+            let Some(idle) = origin.idle.remove(entry.id) else {
                 continue;
             };
             let idle_for = now.saturating_duration_since(idle.since);
