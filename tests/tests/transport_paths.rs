@@ -208,3 +208,53 @@ async fn responses_carry_the_connectors_extras_and_a_poisoned_connection_is_not_
     assert_eq!(client.stats().total.errors, 0);
     origin.shutdown().await;
 }
+
+#[tokio::test]
+async fn origins_with_nothing_left_are_forgotten_beyond_a_bound() {
+    let origin = Origin::builder()
+        .listen("0.0.0.0:0".parse().expect("address"))
+        .idle_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("origin");
+    let port = origin.addr().port();
+    let client: TestClient = freshpool::Client::builder().build_http().expect("settings");
+    // 300 origins (all of 127/8 is loopback), each left with nothing once
+    // the server closes its one connection.
+    const ORIGINS: u32 = 300;
+    for i in 0..ORIGINS {
+        let url = format!("http://127.0.{}.{}:{port}/p", i / 250, i % 250 + 1);
+        send(&client, Method::GET, &url, &[("x-close", "1")])
+            .await
+            .expect("request");
+    }
+    let mut stats = client.stats();
+    for _ in 0..200 {
+        if stats.origins.len() <= 256 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = client.stats();
+    }
+    assert!(
+        stats.origins.len() <= 256,
+        "{} origins listed, none with a connection",
+        stats.origins.len()
+    );
+    assert_eq!(stats.total.open, 0);
+    // Forgotten origins still count in the totals.
+    assert_eq!(stats.total.requests, u64::from(ORIGINS));
+    assert_eq!(stats.total.connections_opened, u64::from(ORIGINS));
+
+    // An origin that comes back is served as before.
+    let url = format!("http://127.0.0.1:{port}/p");
+    send(&client, Method::GET, &url, &[]).await.expect("again");
+    send(&client, Method::GET, &url, &[]).await.expect("reused");
+    let again = client.stats();
+    let back = again
+        .origin(&format!("http://127.0.0.1:{port}"))
+        .expect("listed");
+    assert_eq!(back.idle, 1);
+    assert_eq!(again.total.requests, u64::from(ORIGINS) + 2);
+    origin.shutdown().await;
+}

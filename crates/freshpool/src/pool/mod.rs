@@ -14,6 +14,7 @@ mod h2;
 mod idle;
 mod key;
 mod learn;
+mod origins;
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -29,9 +30,9 @@ use tokio::sync::oneshot;
 pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
 use idle::{Idle, IdleList};
 pub(crate) use key::OriginKey;
-use key::OriginMap;
 use learn::FAR;
 pub(crate) use learn::Learned;
+use origins::{Origins, Remembered};
 
 use crate::builder::Config;
 use crate::error::{Error, Kind};
@@ -79,7 +80,7 @@ pub(crate) struct Origin<B> {
 }
 
 struct State<B> {
-    origins: OriginMap<Origin<B>>,
+    origins: Origins<B>,
     queue: ExpiryQueue<Expiring>,
 }
 
@@ -135,7 +136,7 @@ impl<B> PoolShared<B> {
     pub(crate) fn new(config: Arc<Config>) -> Arc<PoolShared<B>> {
         Arc::new(PoolShared {
             state: Mutex::new(State {
-                origins: OriginMap::default(),
+                origins: Origins::default(),
                 queue: ExpiryQueue::new(),
             }),
             keys: RandomState::new(),
@@ -162,36 +163,44 @@ impl<B> PoolShared<B> {
 
     /// Bumps a counter of the origin named `origin`.
     pub(crate) fn count(&self, origin: &OriginKey, event: Event) {
-        if let Some(o) = self.lock().origins.get_mut(origin) {
-            o.counters.bump(event);
+        let mut state = self.lock();
+        match state.origins.get_mut(origin) {
+            Some(o) => o.counters.bump(event),
+            None => state.origins.count_absent(origin, event),
         }
     }
 
     /// The pool's record of `key`, made on first use.
-    fn origin<'a>(
-        &self,
-        origins: &'a mut OriginMap<Origin<B>>,
-        key: &OriginKey,
-    ) -> &'a mut Origin<B> {
+    fn origin<'a>(&self, origins: &'a mut Origins<B>, key: &OriginKey) -> &'a mut Origin<B> {
         // Not `entry`: it would clone the key on every request.
         if !origins.contains_key(key) {
-            origins.insert(key.clone(), self.new_origin(key));
+            let remembered = origins.revive(key);
+            origins.insert(key.clone(), self.new_origin(key, remembered));
         }
         origins
             .get_mut(key)
             .expect("the origin was inserted above if it was missing")
     }
 
-    fn new_origin(&self, key: &OriginKey) -> Origin<B> {
-        let mut estimator = IdleEstimator::new(self.config.estimator);
-        estimator.set_override(self.config.overrides.get(&key.authority()).copied());
+    fn new_origin(&self, key: &OriginKey, remembered: Option<Remembered>) -> Origin<B> {
+        let (estimator, counters) = match remembered {
+            Some(Remembered {
+                estimator,
+                counters,
+            }) => (estimator, counters),
+            None => {
+                let mut estimator = IdleEstimator::new(self.config.estimator);
+                estimator.set_override(self.config.overrides.get(&key.authority()).copied());
+                (estimator, Counters::default())
+            }
+        };
         Origin {
             host: key.host_header(),
             idle: IdleList::default(),
             waiters: VecDeque::new(),
             open: 0,
             estimator,
-            counters: Counters::default(),
+            counters,
             h2: Vec::new(),
             h2_connecting: false,
             h2_waiters: Vec::new(),
@@ -231,6 +240,9 @@ impl<B> PoolShared<B> {
             }
         }
         origin.open = origin.open.saturating_sub(1);
+        if origin.open == 0 {
+            state.origins.forget_if_empty(key);
+        }
     }
 }
 
@@ -659,17 +671,29 @@ impl<B: Send + 'static> PoolShared<B> {
     pub(crate) fn stats(&self) -> Stats {
         let now = now();
         let state = self.lock();
-        let mut total = Counters::default().snapshot();
+        let mut total = state.origins.forgotten();
+        let slack = self.slack();
+        let remembered = state.origins.remembered().map(|(key, remembered)| {
+            let mut stats: OriginStats = remembered.counters.snapshot();
+            let estimate = remembered.estimator.estimate(now);
+            stats.estimate = Some((estimate.timeout, estimate.source));
+            stats.retire_after = Some(remembered.estimator.retire_after(now, slack));
+            (key, stats)
+        });
         let origins = state
             .origins
-            .iter()
+            .live()
             .map(|(key, origin)| {
                 let mut stats: OriginStats = origin.counters.snapshot();
                 stats.idle = origin.idle.len();
                 stats.open = origin.open;
                 let estimate = origin.estimator.estimate(now);
                 stats.estimate = Some((estimate.timeout, estimate.source));
-                stats.retire_after = Some(origin.estimator.retire_after(now, self.slack()));
+                stats.retire_after = Some(origin.estimator.retire_after(now, slack));
+                (key, stats)
+            })
+            .chain(remembered)
+            .map(|(key, stats)| {
                 total.accumulate(&stats);
                 (key.to_string(), stats)
             })
