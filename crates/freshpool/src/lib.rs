@@ -19,7 +19,9 @@
 //! 3. **Retry**, exactly as RFC 9112 §9.3.1 allows ([`retry`]): only after
 //!    a failure on a reused connection, before any response byte, when
 //!    the request provably never reached the server, or is idempotent, or
-//!    carries an `Idempotency-Key`.
+//!    carries an `Idempotency-Key` (and after a stream an HTTP/2 server
+//!    refused unprocessed). The retry goes on a freshly connected
+//!    connection, and its failure is final.
 //!
 //! Around those, the client behaves as hyper-util's legacy `Client`: it
 //! takes the same connectors (DNS, proxies and TLS come from the one you
