@@ -58,7 +58,12 @@ async fn an_idempotent_request_is_retried_on_a_fresh_connection() {
     assert_eq!(err.retry_refusal(), Some(Refusal::FreshConnection), "{err}");
     assert!(!err.is_reused_connection());
     assert_eq!(origin.processed("put-1"), 2);
-    assert_eq!(client.stats().total.retries_idempotent, 1);
+    let total = client.stats().total;
+    assert_eq!(total.retries_idempotent, 1);
+    assert_eq!(
+        total.requests, 2,
+        "the warm-up and the PUT, not its attempts"
+    );
     origin.shutdown().await;
 }
 
@@ -139,5 +144,60 @@ async fn retries_can_be_switched_off() {
     .expect_err("reset");
     assert_eq!(err.retry_refusal(), Some(Refusal::Disabled));
     assert_eq!(origin.processed("g"), 1);
+    origin.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_connects_fresh_past_other_pooled_connections_and_is_final() {
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("origin");
+    let client: TestClient = freshpool::Client::builder().build_http().expect("settings");
+    let url = format!("{}/r", origin.base_url());
+    // Three requests at once park three connections.
+    let slow = [("x-delay-ms", "50")];
+    let (a, b, c) = tokio::join!(
+        send(&client, Method::GET, &url, &slow),
+        send(&client, Method::GET, &url, &slow),
+        send(&client, Method::GET, &url, &slow),
+    );
+    for done in [a, b, c] {
+        done.expect("warm-up");
+    }
+    assert_eq!(client.stats().total.idle, 3);
+    assert_eq!(origin.stats().connections_accepted, 3);
+
+    // Every connection this request reaches resets: the pooled one it
+    // starts on, and the one it is retried on.
+    let err = send(
+        &client,
+        Method::PUT,
+        &url,
+        &[("x-request-id", "put-3"), ("x-reset-after-read", "1")],
+    )
+    .await
+    .expect_err("every attempt is reset");
+    assert_eq!(
+        err.attempts(),
+        2,
+        "one retry, and its failure is final: {err:?}"
+    );
+    assert_eq!(err.retry_refusal(), Some(Refusal::FreshConnection), "{err}");
+    assert!(!err.is_reused_connection(), "the retry connected fresh");
+    assert_eq!(origin.processed("put-3"), 2);
+    let stats = origin.stats();
+    assert_eq!(
+        stats.connections_accepted, 4,
+        "the retry connected: {stats:?}"
+    );
+    let total = client.stats().total;
+    assert_eq!(
+        total.idle, 2,
+        "the other pooled connections were left alone"
+    );
+    assert_eq!(total.retries_idempotent, 1);
+    assert_eq!(total.requests, 4, "a retry is not a request: {total:?}");
     origin.shutdown().await;
 }

@@ -22,7 +22,8 @@ use crate::body::{Body, Checkin, Holding, Returning};
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
-use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared};
+use crate::info::CaptureSender;
+use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared, Retry};
 use crate::replay::ReplayBody;
 use crate::retry::Attempt;
 use crate::stats::{Event, Stats};
@@ -163,12 +164,14 @@ where
         let replay = ReplayBody::new(body, self.inner.config.replay_cap);
         let mut template = Some(parts);
         let mut retries_done = 0;
+        // Set once an attempt failed: the retry goes on a fresh connection.
+        let mut retry = None;
 
         loop {
-            let checkout = self
-                .inner
-                .pool
-                .checkout(&origin, needs_host.then_some(&mut host));
+            let checkout =
+                self.inner
+                    .pool
+                    .checkout(&origin, needs_host.then_some(&mut host), retry);
             let (conn, reused, idle_for) = match checkout.await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
                 Ok(Checkout::Connect(slot, h2_connecting)) => {
@@ -210,16 +213,21 @@ where
                 };
                 parts.headers.insert(HOST, value);
             }
-            // Only a failure on a reused connection can be retried; only
-            // then is the request head worth keeping.
-            let keep = reused.then(|| clone_parts(&parts));
+            // Only a failure on a reused connection, or a stream an HTTP/2
+            // server refused, can be retried; only then is the request head
+            // worth keeping.
+            let keep = (reused || conn.is_http2()).then(|| clone_parts(&parts));
             let Some(body) = replay.replay() else {
                 let error = Error::new(Kind::Request)
                     .with_refusal(crate::retry::Refusal::BodyNotReplayable);
                 return Err(self.fail(&origin, error.with_attempts(retries_done + 1)));
             };
             let method = parts.method.clone();
-            let req = Request::from_parts(with_uri_form(parts, conn.is_http2()), body);
+            let conn_id = conn.id;
+            if let Some(capture) = parts.extensions.get::<CaptureSender>() {
+                capture.set(&conn.info);
+            }
+            let req = Request::from_parts(with_uri_form(parts, &conn), body);
             let closes = req
                 .headers()
                 .get_all(CONNECTION)
@@ -266,6 +274,7 @@ where
                     });
                     retries_done += 1;
                     template = keep;
+                    retry = Some(Retry { failed: conn_id });
                 }
                 Ok(_) => {
                     return Err(self.fail(&origin, failure.into_error(reused, retries_done)));
@@ -334,7 +343,8 @@ where
                 });
             }
         };
-        let (parts, incoming) = response.into_parts();
+        let (mut parts, incoming) = response.into_parts();
+        conn.info.get_extras(&mut parts.extensions);
         if conn.is_http2() {
             // The handle counts as an open stream until the body ends.
             let stream: Box<dyn Checkin> = Box::new(Holding(conn));
@@ -428,20 +438,35 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
     false
 }
 
-/// HTTP/1 sends the origin form (`/path?query`); HTTP/2 keeps the absolute
-/// URI for its pseudo-headers.
-fn with_uri_form(mut parts: Parts, http2: bool) -> Parts {
-    if !http2 && parts.method != Method::CONNECT {
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-    }
-    if http2 {
+/// The request target's form, as hyper-util's Client chooses it (RFC 9112
+/// §3.2). HTTP/1 sends `CONNECT` in authority form (`host:port`), plain
+/// `http` through a forward proxy in absolute form, and everything else in
+/// origin form (`/path?query`), `https` through a proxy too (the connector
+/// tunnelled it). HTTP/2 keeps the absolute URI for its pseudo-headers.
+fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
+    if conn.is_http2() {
         parts.version = Version::HTTP_2;
+        return parts;
     }
+    if parts.method == Method::CONNECT {
+        if let Some(authority) = parts.uri.authority().cloned() {
+            let mut target = http::uri::Parts::default();
+            target.authority = Some(authority);
+            if let Ok(uri) = Uri::from_parts(target) {
+                parts.uri = uri;
+            }
+        }
+        return parts;
+    }
+    if conn.info.is_proxied() && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+        return parts;
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
     parts
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use freshpool_expiry::Rtt;
 use freshpool_probe::Probe;
@@ -14,8 +14,9 @@ use tower_service::Service;
 
 use crate::builder::Config;
 use crate::error::{BoxError, Error, Kind};
+use crate::info::ConnectionInfo;
 use crate::io::{ConnState, Io};
-use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Tx, now};
+use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
 use crate::stats::Event;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,7 +83,7 @@ where
                 tracing::debug!(%error, "HTTP/2 connection ended with an error");
             }
         });
-        Tx::Http2(tx, Arc::new(AtomicUsize::new(0)))
+        Tx::Http2(tx, Streams::new(Arc::downgrade(pool), origin.clone()))
     } else {
         let (tx, conn) = config
             .h1
@@ -93,6 +94,7 @@ where
             pool: Arc::downgrade(pool),
             origin: origin.clone(),
             id,
+            state: Arc::clone(&state),
         };
         config.exec.execute(async move {
             let _slot = slot;
@@ -115,6 +117,7 @@ where
         tx,
         state,
         probe,
+        info: ConnectionInfo::new(connected),
         requests: 0,
         remaining: None,
         lifetime_deadline,
@@ -137,12 +140,15 @@ struct Ended<B: Send + 'static> {
     pool: std::sync::Weak<PoolShared<B>>,
     origin: OriginKey,
     id: u64,
+    /// Where the connection's expiry queue entry is recorded: one left by
+    /// a connection that died checked out is removed with it.
+    state: Arc<ConnState>,
 }
 
 impl<B: Send + 'static> Drop for Ended<B> {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.connection_ended(&self.origin, self.id);
+            pool.connection_ended(&self.origin, self.id, self.state.expiry());
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::CloseKind;
+use freshpool_expiry::{CloseKind, Key};
 use freshpool_probe::{Liveness, Probe};
 use hyper::rt::{Read, ReadBufCursor, Write};
 
@@ -46,6 +46,10 @@ pub(crate) struct ConnState {
     /// with the close kind in the low two bits. One word, so the time and
     /// the kind are always read together.
     closed: AtomicU64,
+    /// The connection's entry in the pool's expiry queue, for the pool to
+    /// remove when the connection's task ends outside the pool (written
+    /// once per retire period, not per request).
+    expiry: Mutex<Option<Key>>,
 }
 
 const KIND_FIN: u8 = 0;
@@ -62,7 +66,18 @@ impl ConnState {
             last_read: AtomicU64::new(0),
             due: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            expiry: Mutex::new(None),
         }
+    }
+
+    /// Records the connection's expiry queue entry (or that it has none).
+    pub(crate) fn set_expiry(&self, key: Option<Key>) {
+        *self.expiry.lock().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+
+    /// The connection's expiry queue entry, if it has one.
+    pub(crate) fn expiry(&self) -> Option<Key> {
+        *self.expiry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets (or clears) the retire time the connection was checked out

@@ -19,7 +19,9 @@
 //! 3. **Retry**, exactly as RFC 9112 §9.3.1 allows ([`retry`]): only after
 //!    a failure on a reused connection, before any response byte, when
 //!    the request provably never reached the server, or is idempotent, or
-//!    carries an `Idempotency-Key`.
+//!    carries an `Idempotency-Key` (and after a stream an HTTP/2 server
+//!    refused unprocessed). The retry goes on a freshly connected
+//!    connection, and its failure is final.
 //!
 //! Around those, the client behaves as hyper-util's legacy `Client`: it
 //! takes the same connectors (DNS, proxies and TLS come from the one you
@@ -152,6 +154,7 @@ mod builder;
 mod client;
 mod connect;
 mod error;
+mod info;
 mod io;
 mod pool;
 mod replay;
@@ -169,6 +172,7 @@ pub use client::{Client, ResponseFuture};
 pub use error::{BuildError, Error};
 pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
+pub use info::{CaptureConnection, ConnectionInfo, capture_connection};
 pub use replay::ReplayBody;
 pub use rt::BoxSendFuture;
 pub use stats::{OriginStats, Stats};

@@ -106,10 +106,16 @@ pub enum Refusal {
     /// Retries are switched off (`retries(0)`).
     Disabled,
     /// The failure happened on a freshly connected connection: the server
-    /// is not closing an idle connection, something else is wrong.
+    /// is not closing an idle connection, something else is wrong. (A
+    /// request the server provably did not process, unsent or refused, is
+    /// retried all the same.)
     FreshConnection,
     /// Part of a response had arrived: the server processed the request.
     ResponseStarted,
+    /// The failure was a retry's: a failed retry is not retried again
+    /// (RFC 9112 §9.3.1), unless hyper handed it back unsent or an HTTP/2
+    /// server refused it unprocessed.
+    RetryFailed,
     /// The retry budget for this request is spent.
     Exhausted,
     /// The request may have reached the server and its method is not
@@ -127,6 +133,7 @@ impl Refusal {
             Refusal::Disabled => "disabled",
             Refusal::FreshConnection => "fresh-connection",
             Refusal::ResponseStarted => "response-started",
+            Refusal::RetryFailed => "retry-failed",
             Refusal::Exhausted => "exhausted",
             Refusal::NotIdempotent => "not-idempotent",
             Refusal::BodyNotReplayable => "body-not-replayable",
@@ -140,6 +147,7 @@ impl fmt::Display for Refusal {
             Refusal::Disabled => "retries are disabled",
             Refusal::FreshConnection => "the connection was fresh, not reused",
             Refusal::ResponseStarted => "a response had started",
+            Refusal::RetryFailed => "a failed retry is not retried again",
             Refusal::Exhausted => "the retry budget is spent",
             Refusal::NotIdempotent => {
                 "the request may have been processed and its method is not idempotent"
@@ -176,7 +184,10 @@ impl fmt::Display for Refusal {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Retries allowed per request. Default 2.
+    /// Retries allowed per request. Default 2. A retry whose request may
+    /// have been processed is final (RFC 9112 §9.3.1): only requests hyper
+    /// handed back unsent, or HTTP/2 streams refused unprocessed, are
+    /// retried more than once.
     pub retries: u32,
     /// Whether an `Idempotency-Key` header makes any method retryable.
     /// Default `true`.
@@ -210,13 +221,22 @@ impl RetryPolicy {
         if attempt.response_started {
             return Err(Refusal::ResponseStarted);
         }
-        if !attempt.reused {
+        let unsent = self.unsent && attempt.returned_unsent;
+        // A request the server provably did not process may go again
+        // whatever connection it failed on; otherwise a fresh connection's
+        // failure is not the stale-connection race a retry is for.
+        if !attempt.reused && !unsent && !attempt.refused {
             return Err(Refusal::FreshConnection);
+        }
+        // Only a request the server provably did not process (never sent,
+        // or refused) may be tried once more after a retry.
+        if attempt.retries_done > 0 && !unsent && !attempt.refused {
+            return Err(Refusal::RetryFailed);
         }
         if attempt.retries_done >= self.retries {
             return Err(Refusal::Exhausted);
         }
-        let rule = if self.unsent && attempt.returned_unsent {
+        let rule = if unsent {
             Rule::Unsent
         } else if attempt.refused {
             Rule::Refused
@@ -310,6 +330,24 @@ mod tests {
             }),
             Err(Refusal::FreshConnection)
         );
+        // Refused or unsent, the server did not process it: fresh or not.
+        assert_eq!(
+            p.decide(&Attempt {
+                reused: false,
+                refused: true,
+                ..get
+            }),
+            Ok(Rule::Refused)
+        );
+        assert_eq!(
+            p.decide(&Attempt {
+                reused: false,
+                refused: true,
+                retries_done: 1,
+                ..get
+            }),
+            Ok(Rule::Refused)
+        );
         assert_eq!(
             p.decide(&Attempt {
                 response_started: true,
@@ -320,7 +358,23 @@ mod tests {
         );
         assert_eq!(
             p.decide(&Attempt {
+                retries_done: 1,
+                ..get
+            }),
+            Err(Refusal::RetryFailed)
+        );
+        assert_eq!(
+            p.decide(&Attempt {
+                retries_done: 1,
+                returned_unsent: true,
+                ..get
+            }),
+            Ok(Rule::Unsent)
+        );
+        assert_eq!(
+            p.decide(&Attempt {
                 retries_done: 2,
+                returned_unsent: true,
                 ..get
             }),
             Err(Refusal::Exhausted)

@@ -179,8 +179,14 @@ impl OriginStats {
 pub struct Stats {
     /// Totals over every origin.
     pub total: OriginStats,
-    /// Per origin (`scheme://host:port`), in no particular order.
+    /// Per origin (`scheme://host:port`), in no particular order: those
+    /// with connections, and the 256 most recently emptied (whose estimate
+    /// is kept for when they come back). Older origins count only in
+    /// [`total`](Self::total).
     pub origins: Vec<(String, OriginStats)>,
+    /// Entries in the pool's expiry queue: at most one per connection
+    /// that is open (idle or in use), so it stays bounded by them.
+    pub scheduled: usize,
 }
 
 impl Stats {

@@ -1,9 +1,9 @@
 //! One pooled connection, and the slot it occupies under a host's limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use freshpool_expiry::Key;
 use futures_util::future::Either;
@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
 
 use super::{OriginKey, PoolShared};
+use crate::info::ConnectionInfo;
 use crate::io::{ConnState, ProbeHandle};
 use crate::replay::ReplayBody;
 
@@ -19,24 +20,94 @@ use crate::replay::ReplayBody;
 /// protocol.
 pub(crate) enum Tx<B> {
     Http1(http1::SendRequest<ReplayBody<B>>),
-    /// A shared HTTP/2 connection and the count of its handles that are
-    /// carrying a request (open streams, as far as this client knows).
-    Http2(http2::SendRequest<ReplayBody<B>>, Arc<AtomicUsize>),
+    /// A shared HTTP/2 connection and what its handles share.
+    Http2(http2::SendRequest<ReplayBody<B>>, Arc<Streams<B>>),
 }
 
-/// One open stream on a shared HTTP/2 connection: counted while alive.
-pub(crate) struct Stream(Arc<AtomicUsize>);
+/// What the handles on one shared HTTP/2 connection share: the count of
+/// those carrying a request (open streams, as far as this client knows),
+/// and whether a checkout waits for one of them to end.
+pub(crate) struct Streams<B> {
+    open: AtomicUsize,
+    /// Set (under the pool's lock) when a checkout queued because every
+    /// stream was taken; the stream that ends next wakes it.
+    waited_for: AtomicBool,
+    /// When the last stream ended, as nanoseconds after `epoch` plus one
+    /// (zero: never idle yet).
+    idle_since: AtomicU64,
+    epoch: Instant,
+    pool: Weak<PoolShared<B>>,
+    origin: OriginKey,
+}
 
-impl Stream {
-    fn new(count: &Arc<AtomicUsize>) -> Stream {
-        count.fetch_add(1, Ordering::Relaxed);
-        Stream(Arc::clone(count))
+impl<B> Streams<B> {
+    pub(crate) fn new(pool: Weak<PoolShared<B>>, origin: OriginKey) -> Arc<Streams<B>> {
+        Arc::new(Streams {
+            open: AtomicUsize::new(0),
+            waited_for: AtomicBool::new(false),
+            idle_since: AtomicU64::new(1),
+            epoch: super::now(),
+            pool,
+            origin,
+        })
+    }
+
+    /// Marks the connection as waited for; the pool then looks again for a
+    /// free stream, because one may have ended before the mark was seen.
+    pub(crate) fn wait_for_stream(&self) {
+        self.waited_for.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stop_waiting(&self) {
+        self.waited_for.store(false, Ordering::SeqCst);
+    }
+
+    /// Since when no stream has been open, if none is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        if self.open.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        match self.idle_since.load(Ordering::Relaxed) {
+            0 => None,
+            stamp => Some(self.epoch + Duration::from_nanos(stamp - 1)),
+        }
     }
 }
 
-impl Drop for Stream {
+/// One open stream on a shared HTTP/2 connection: counted while alive.
+pub(crate) struct Stream<B> {
+    streams: Arc<Streams<B>>,
+    /// Whether its end may wake a waiter (not when dropped under the
+    /// pool's lock).
+    wake: bool,
+}
+
+impl<B> Stream<B> {
+    fn new(streams: &Arc<Streams<B>>) -> Stream<B> {
+        streams.open.fetch_add(1, Ordering::SeqCst);
+        Stream {
+            streams: Arc::clone(streams),
+            wake: true,
+        }
+    }
+}
+
+impl<B> Drop for Stream<B> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // Sequentially consistent with `wait_for_stream` and the count the
+        // pool reads after it: either the pool sees this stream gone, or
+        // this sees the mark and hands the stream to the waiter.
+        if self.streams.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let after = super::now().saturating_duration_since(self.streams.epoch);
+            let stamp = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX - 1);
+            self.streams.idle_since.store(stamp + 1, Ordering::Relaxed);
+        }
+        if self.wake
+            && self.streams.waited_for.load(Ordering::SeqCst)
+            && let Some(pool) = self.streams.pool.upgrade()
+        {
+            pool.h2_stream_ended(&self.streams.origin);
+        }
     }
 }
 
@@ -46,6 +117,10 @@ pub(crate) struct Conn<B> {
     pub(crate) tx: Tx<B>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) probe: ProbeHandle,
+    /// What the connector said about it (a forward proxy's connection
+    /// gets plain HTTP requests in absolute form), and whether it is
+    /// poisoned.
+    pub(crate) info: ConnectionInfo,
     /// Requests sent on this connection so far.
     pub(crate) requests: u32,
     /// Requests the server still allows (`Keep-Alive: max`), if it said.
@@ -58,7 +133,7 @@ pub(crate) struct Conn<B> {
     pub(crate) expiry: Option<(Key, Instant)>,
     /// For a handle on a shared HTTP/2 connection: the stream it carries,
     /// counted until the handle is dropped (held only for its `Drop`).
-    pub(crate) _stream: Option<Stream>,
+    pub(crate) _stream: Option<Stream<B>>,
 }
 
 impl<B> Conn<B> {
@@ -70,8 +145,13 @@ impl<B> Conn<B> {
     pub(crate) fn open_streams(&self) -> usize {
         match &self.tx {
             Tx::Http1(_) => 0,
-            Tx::Http2(_, streams) => streams.load(Ordering::Relaxed),
+            Tx::Http2(_, streams) => streams.open.load(Ordering::SeqCst),
         }
+    }
+
+    /// Closed, or poisoned by its user: not to be handed out again.
+    pub(crate) fn is_unusable(&self) -> bool {
+        self.info.is_poisoned() || self.is_closed()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -85,6 +165,28 @@ impl<B> Conn<B> {
         match &self.tx {
             Tx::Http1(tx) => tx.is_ready(),
             Tx::Http2(tx, _) => tx.is_ready(),
+        }
+    }
+
+    /// Sets (or clears) the connection's expiry queue entry.
+    pub(crate) fn set_expiry(&mut self, expiry: Option<(Key, Instant)>) {
+        self.state.set_expiry(expiry.map(|(key, _)| key));
+        self.expiry = expiry;
+    }
+
+    /// Drops this handle's stream without waking a waiter: for handles
+    /// dropped under the pool's lock.
+    pub(crate) fn end_stream_quietly(mut self) {
+        if let Some(stream) = &mut self._stream {
+            stream.wake = false;
+        }
+    }
+
+    /// The shared state of an HTTP/2 connection's handles.
+    pub(crate) fn streams(&self) -> Option<&Arc<Streams<B>>> {
+        match &self.tx {
+            Tx::Http1(_) => None,
+            Tx::Http2(_, streams) => Some(streams),
         }
     }
 
@@ -105,6 +207,7 @@ impl<B> Conn<B> {
                 tx: Tx::Http2(tx.clone(), Arc::clone(streams)),
                 state: Arc::clone(&self.state),
                 probe: self.probe.clone(),
+                info: self.info.clone(),
                 requests: self.requests,
                 remaining: None,
                 lifetime_deadline: self.lifetime_deadline,

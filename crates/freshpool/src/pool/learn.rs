@@ -74,7 +74,7 @@ impl<B> PoolShared<B> {
         }
         // Parked connections follow the lower estimate now.
         let mut earliest: Option<Instant> = None;
-        for idle in &mut origin.idle {
+        for idle in origin.idle.iter_mut() {
             let at = idle.since.checked_add(after).unwrap_or(now + FAR);
             if at >= idle.retire_at {
                 continue;
@@ -88,7 +88,7 @@ impl<B> PoolShared<B> {
                     id: idle.conn.id,
                 },
             );
-            idle.conn.expiry = Some((entry, at));
+            idle.conn.set_expiry(Some((entry, at)));
             earliest = Some(earliest.map_or(at, |e| e.min(at)));
         }
         earliest

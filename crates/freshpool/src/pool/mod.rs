@@ -10,8 +10,11 @@
 //! them; it holds only a `Weak` to the pool.
 
 mod conn;
+mod h2;
+mod idle;
 mod key;
 mod learn;
+mod origins;
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -19,28 +22,21 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{Driver, Evidence, Expire, ExpiryQueue, IdleEstimator, Rtt};
+use freshpool_expiry::{Driver, Evidence, Expire, ExpiryQueue, IdleEstimator, Key, Rtt};
 use freshpool_probe::Liveness;
 use http::HeaderValue;
 use tokio::sync::oneshot;
 
-pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Tx};
+pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
+use idle::{Idle, IdleList};
 pub(crate) use key::OriginKey;
-use key::OriginMap;
 use learn::FAR;
 pub(crate) use learn::Learned;
+use origins::{Origins, Remembered};
 
 use crate::builder::Config;
 use crate::error::{Error, Kind};
 use crate::stats::{Counters, Event, OriginStats, Stats};
-
-/// An idle connection in the pool.
-struct Idle<B> {
-    conn: Conn<B>,
-    /// When the last byte of its last response came off the socket.
-    since: Instant,
-    retire_at: Instant,
-}
 
 /// The queue's entry: enough to find the idle connection again.
 #[derive(Debug)]
@@ -49,12 +45,28 @@ struct Expiring {
     id: u64,
 }
 
+/// A checkout waiting for a connection or a slot.
+struct Waiter<B> {
+    tx: oneshot::Sender<Handoff<B>>,
+    /// For a retry: it takes only a slot to connect (no idle HTTP/1
+    /// connection), or a stream on another HTTP/2 connection than this one.
+    retry: Option<Retry>,
+}
+
+/// What a retry's checkout must avoid (RFC 9112 §9.3.1: a retry goes on a
+/// freshly connected connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// The connection the failed attempt ran on.
+    pub(crate) failed: u64,
+}
+
 pub(crate) struct Origin<B> {
     /// The `Host` header for this origin's requests (when the request has
     /// none), made once.
     host: Option<HeaderValue>,
-    idle: VecDeque<Idle<B>>,
-    waiters: VecDeque<oneshot::Sender<Handoff<B>>>,
+    idle: IdleList<B>,
+    waiters: VecDeque<Waiter<B>>,
     /// Connections open or connecting, counted against the host limit.
     open: usize,
     estimator: IdleEstimator,
@@ -68,7 +80,7 @@ pub(crate) struct Origin<B> {
 }
 
 struct State<B> {
-    origins: OriginMap<Origin<B>>,
+    origins: Origins<B>,
     queue: ExpiryQueue<Expiring>,
 }
 
@@ -110,7 +122,8 @@ enum Dead {
 
 /// Takes `conn`'s entry (if it still has one) out of the expiry queue.
 fn unschedule<B>(queue: &mut ExpiryQueue<Expiring>, conn: &mut Conn<B>) {
-    if let Some((entry, _)) = conn.expiry.take() {
+    if let Some((entry, _)) = conn.expiry {
+        conn.set_expiry(None);
         queue.remove(&entry);
     }
 }
@@ -123,7 +136,7 @@ impl<B> PoolShared<B> {
     pub(crate) fn new(config: Arc<Config>) -> Arc<PoolShared<B>> {
         Arc::new(PoolShared {
             state: Mutex::new(State {
-                origins: OriginMap::default(),
+                origins: Origins::default(),
                 queue: ExpiryQueue::new(),
             }),
             keys: RandomState::new(),
@@ -150,36 +163,44 @@ impl<B> PoolShared<B> {
 
     /// Bumps a counter of the origin named `origin`.
     pub(crate) fn count(&self, origin: &OriginKey, event: Event) {
-        if let Some(o) = self.lock().origins.get_mut(origin) {
-            o.counters.bump(event);
+        let mut state = self.lock();
+        match state.origins.get_mut(origin) {
+            Some(o) => o.counters.bump(event),
+            None => state.origins.count_absent(origin, event),
         }
     }
 
     /// The pool's record of `key`, made on first use.
-    fn origin<'a>(
-        &self,
-        origins: &'a mut OriginMap<Origin<B>>,
-        key: &OriginKey,
-    ) -> &'a mut Origin<B> {
+    fn origin<'a>(&self, origins: &'a mut Origins<B>, key: &OriginKey) -> &'a mut Origin<B> {
         // Not `entry`: it would clone the key on every request.
         if !origins.contains_key(key) {
-            origins.insert(key.clone(), self.new_origin(key));
+            let remembered = origins.revive(key);
+            origins.insert(key.clone(), self.new_origin(key, remembered));
         }
         origins
             .get_mut(key)
             .expect("the origin was inserted above if it was missing")
     }
 
-    fn new_origin(&self, key: &OriginKey) -> Origin<B> {
-        let mut estimator = IdleEstimator::new(self.config.estimator);
-        estimator.set_override(self.config.overrides.get(&key.authority()).copied());
+    fn new_origin(&self, key: &OriginKey, remembered: Option<Remembered>) -> Origin<B> {
+        let (estimator, counters) = match remembered {
+            Some(Remembered {
+                estimator,
+                counters,
+            }) => (estimator, counters),
+            None => {
+                let mut estimator = IdleEstimator::new(self.config.estimator);
+                estimator.set_override(self.config.overrides.get(&key.authority()).copied());
+                (estimator, Counters::default())
+            }
+        };
         Origin {
             host: key.host_header(),
-            idle: VecDeque::new(),
+            idle: IdleList::default(),
             waiters: VecDeque::new(),
             open: 0,
             estimator,
-            counters: Counters::default(),
+            counters,
             h2: Vec::new(),
             h2_connecting: false,
             h2_waiters: Vec::new(),
@@ -197,24 +218,6 @@ impl<B> PoolShared<B> {
         }
     }
 
-    /// Registers a new HTTP/2 connection as one of the origin's shared ones.
-    pub(crate) fn insert_h2(&self, key: &OriginKey, conn: Conn<B>) {
-        let mut state = self.lock();
-        self.origin(&mut state.origins, key).h2.push(conn);
-    }
-
-    /// The HTTP/2 connect attempt for `key` ended: let waiters look again.
-    pub(crate) fn h2_connected(&self, key: &OriginKey) {
-        let mut state = self.lock();
-        let Some(origin) = state.origins.get_mut(key) else {
-            return;
-        };
-        origin.h2_connecting = false;
-        for waiter in origin.h2_waiters.drain(..) {
-            let _ = waiter.send(());
-        }
-    }
-
     /// A connection (or connect attempt) ended: give its place to a waiter,
     /// or lower the host's count.
     pub(crate) fn free_slot(self: &Arc<Self>, key: &OriginKey) {
@@ -228,7 +231,7 @@ impl<B> PoolShared<B> {
                 origin: key.clone(),
                 armed: true,
             };
-            match waiter.send(Handoff::Slot(slot)) {
+            match waiter.tx.send(Handoff::Slot(slot)) {
                 Ok(()) => return,
                 // Disarm before dropping: this lock is held.
                 Err(Handoff::Slot(mut slot)) => slot.armed = false,
@@ -237,6 +240,9 @@ impl<B> PoolShared<B> {
             }
         }
         origin.open = origin.open.saturating_sub(1);
+        if origin.open == 0 {
+            state.origins.forget_if_empty(key);
+        }
     }
 }
 
@@ -252,16 +258,19 @@ impl<B: Send + 'static> PoolShared<B> {
     /// A checkout timeout when the host's connection limit stays reached,
     /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
     ///
-    /// With `host`, also fills in the origin's `Host` header.
+    /// With `host`, also fills in the origin's `Host` header. With `retry`,
+    /// only a fresh connection will do (or, for HTTP/2, another connection
+    /// than the one that failed); a retry is not counted as a request.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         key: &OriginKey,
         mut host: Option<&mut Option<HeaderValue>>,
+        retry: Option<Retry>,
     ) -> Result<Checkout<B>, Error> {
         let timeout = self.config.checkout_timeout;
-        let mut first = true;
+        let mut first = retry.is_none();
         loop {
-            let found = self.find(key, first, host.take());
+            let found = self.find(key, first, host.take(), retry);
             first = false;
             match found {
                 Found::Done(checkout) => return Ok(checkout),
@@ -323,6 +332,7 @@ impl<B: Send + 'static> PoolShared<B> {
         key: &OriginKey,
         count_request: bool,
         host: Option<&mut Option<HeaderValue>>,
+        retry: Option<Retry>,
     ) -> Found<B> {
         let now = now();
         // Declared before the guard, so dropped after it: connections are
@@ -339,19 +349,35 @@ impl<B: Send + 'static> PoolShared<B> {
         }
 
         // HTTP/2: the least busy shared connection with a free stream.
+        // One past its lifetime, or idle past the retire time, takes no new
+        // streams: it drains, and closes once its last stream ends.
         let mut i = 0;
+        let retire_after =
+            (!origin.h2.is_empty()).then(|| origin.estimator.retire_after(now, self.slack()));
         while i < origin.h2.len() {
-            if origin.h2[i].is_closed() {
+            let conn = &origin.h2[i];
+            let expired = conn.lifetime_deadline.is_some_and(|at| at <= now)
+                || conn
+                    .streams()
+                    .and_then(|streams| streams.idle_since())
+                    .zip(retire_after)
+                    .is_some_and(|(since, after)| now.saturating_duration_since(since) >= after);
+            if conn.is_unusable() || expired {
+                if expired && !conn.is_unusable() {
+                    origin.counters.bump(Event::RetiredByExpiry);
+                    tracing::debug!(origin = %key, id = conn.id, "HTTP/2 connection retired: draining");
+                }
                 dead.push(origin.h2.swap_remove(i));
             } else {
                 i += 1;
             }
         }
         let max_streams = self.config.http2_max_streams;
+        let avoid = retry.map(|r| r.failed);
         let shared = origin
             .h2
             .iter()
-            .filter(|conn| conn.open_streams() < max_streams)
+            .filter(|conn| Some(conn.id) != avoid && conn.open_streams() < max_streams)
             .min_by_key(|conn| conn.open_streams())
             .and_then(|conn| conn.share(true));
         if let Some(shared) = shared {
@@ -368,9 +394,20 @@ impl<B: Send + 'static> PoolShared<B> {
         // HTTP/1: the most recently used idle connection that is still good.
         let mut wake: Option<Instant> = None;
         let found = loop {
-            let Some(mut idle) = origin.idle.pop_back() else {
+            // A retry never takes an idle connection: after one went stale,
+            // the others may be too.
+            if retry.is_some() {
+                break None;
+            }
+            let Some(mut idle) = origin.idle.pop_latest() else {
                 break None;
             };
+            if idle.conn.info.is_poisoned() {
+                // Its user said so; nothing to learn about the server.
+                unschedule(&mut state.queue, &mut idle.conn);
+                dead.push(idle.conn);
+                continue;
+            }
             let idle_for = now.saturating_duration_since(idle.since);
             // Closed first: a connection the server already closed is a
             // server close, whatever its retire time said. The retire time
@@ -414,20 +451,25 @@ impl<B: Send + 'static> PoolShared<B> {
             if let Some(found) = found {
                 return found;
             }
-            return self.find_slot(key, wants_h2);
+            return self.find_slot(key, wants_h2, retry);
         }
         if let Some(found) = found {
             return found;
         }
-        self.slot_or_wait(origin, key, wants_h2)
+        self.slot_or_wait(origin, key, wants_h2, retry)
     }
 
     /// [`find`](Self::find) after it let go of the lock: take it again for
     /// the slot.
-    fn find_slot(self: &Arc<Self>, key: &OriginKey, wants_h2: bool) -> Found<B> {
+    fn find_slot(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        wants_h2: bool,
+        retry: Option<Retry>,
+    ) -> Found<B> {
         let mut guard = self.lock();
         let origin = self.origin(&mut guard.origins, key);
-        self.slot_or_wait(origin, key, wants_h2)
+        self.slot_or_wait(origin, key, wants_h2, retry)
     }
 
     /// A place under the host limit, or a place in the queue of waiters.
@@ -436,6 +478,7 @@ impl<B: Send + 'static> PoolShared<B> {
         origin: &mut Origin<B>,
         key: &OriginKey,
         wants_h2: bool,
+        retry: Option<Retry>,
     ) -> Found<B> {
         let limit = self.config.max_connections_per_host;
         if limit.is_none_or(|limit| origin.open < limit) {
@@ -455,7 +498,15 @@ impl<B: Send + 'static> PoolShared<B> {
             return Found::Done(Checkout::Connect(slot, h2));
         }
         let (tx, rx) = oneshot::channel();
-        origin.waiters.push_back(tx);
+        origin.waiters.push_back(Waiter { tx, retry });
+        if !origin.h2.is_empty() {
+            // Every stream is taken: the next one to end serves the
+            // waiters. One may have ended before this mark, so look again.
+            for streams in origin.h2.iter().filter_map(Conn::streams) {
+                streams.wait_for_stream();
+            }
+            self.serve_h2_waiters(origin);
+        }
         Found::Wait(rx)
     }
 
@@ -476,8 +527,15 @@ impl<B: Send + 'static> PoolShared<B> {
 
     /// An HTTP/1 connection's task ended: if the connection is parked, it
     /// leaves the pool now (it no longer holds its buffers, and is no
-    /// longer counted idle), and its close is learned from.
-    pub(crate) fn connection_ended(self: &Arc<Self>, key: &OriginKey, id: u64) {
+    /// longer counted idle), and its close is learned from. If it died
+    /// checked out, its expiry queue entry (`expiry`, if still its own)
+    /// goes: with no idle timeout it would never fire.
+    pub(crate) fn connection_ended(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        id: u64,
+        expiry: Option<Key>,
+    ) {
         let now = now();
         let (dead, wake) = {
             let mut guard = self.lock();
@@ -485,10 +543,12 @@ impl<B: Send + 'static> PoolShared<B> {
             let Some(origin) = state.origins.get_mut(key) else {
                 return;
             };
-            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == id) else {
-                return;
-            };
-            let Some(mut idle) = origin.idle.remove(at) else {
+            let Some(mut idle) = origin.idle.remove(id) else {
+                if let Some(entry) = expiry
+                    && state.queue.get(&entry).is_some_and(|e| e.id == id)
+                {
+                    state.queue.remove(&entry);
+                }
                 return;
             };
             unschedule(&mut state.queue, &mut idle.conn);
@@ -505,7 +565,7 @@ impl<B: Send + 'static> PoolShared<B> {
     /// Takes back a connection whose response has been read to its end,
     /// with what the response taught about its origin.
     pub(crate) fn release(self: &Arc<Self>, key: &OriginKey, conn: Conn<B>, learned: Learned) {
-        let poolable = !(conn.is_http2() || conn.is_closed() || conn.remaining == Some(0));
+        let poolable = !(conn.is_http2() || conn.is_unusable() || conn.remaining == Some(0));
         if !poolable && learned.is_empty() {
             return;
         }
@@ -545,8 +605,12 @@ impl<B: Send + 'static> PoolShared<B> {
     ) -> Option<Instant> {
         // A waiter takes it at once; a checkout sets the next one.
         conn.state.set_due(None);
-        while let Some(waiter) = origin.waiters.pop_front() {
-            match waiter.send(Handoff::Conn(conn)) {
+        // Retries wait for a slot to connect, not for a used connection.
+        while let Some(at) = origin.waiters.iter().position(|w| w.retry.is_none()) {
+            let Some(waiter) = origin.waiters.remove(at) else {
+                break;
+            };
+            match waiter.tx.send(Handoff::Conn(conn)) {
                 Ok(()) => return None,
                 Err(Handoff::Conn(back)) => conn = back,
                 // Only a connection was sent.
@@ -593,10 +657,10 @@ impl<B: Send + 'static> PoolShared<B> {
                     id: conn.id,
                 },
             );
-            conn.expiry = Some((entry, retire_at));
+            conn.set_expiry(Some((entry, retire_at)));
             earlier.then_some(retire_at)
         };
-        origin.idle.push_back(Idle {
+        origin.idle.push(Idle {
             conn,
             since,
             retire_at,
@@ -607,22 +671,38 @@ impl<B: Send + 'static> PoolShared<B> {
     pub(crate) fn stats(&self) -> Stats {
         let now = now();
         let state = self.lock();
-        let mut total = Counters::default().snapshot();
+        let mut total = state.origins.forgotten();
+        let slack = self.slack();
+        let remembered = state.origins.remembered().map(|(key, remembered)| {
+            let mut stats: OriginStats = remembered.counters.snapshot();
+            let estimate = remembered.estimator.estimate(now);
+            stats.estimate = Some((estimate.timeout, estimate.source));
+            stats.retire_after = Some(remembered.estimator.retire_after(now, slack));
+            (key, stats)
+        });
         let origins = state
             .origins
-            .iter()
+            .live()
             .map(|(key, origin)| {
                 let mut stats: OriginStats = origin.counters.snapshot();
                 stats.idle = origin.idle.len();
                 stats.open = origin.open;
                 let estimate = origin.estimator.estimate(now);
                 stats.estimate = Some((estimate.timeout, estimate.source));
-                stats.retire_after = Some(origin.estimator.retire_after(now, self.slack()));
+                stats.retire_after = Some(origin.estimator.retire_after(now, slack));
+                (key, stats)
+            })
+            .chain(remembered)
+            .map(|(key, stats)| {
                 total.accumulate(&stats);
                 (key.to_string(), stats)
             })
             .collect();
-        Stats { total, origins }
+        Stats {
+            total,
+            origins,
+            scheduled: state.queue.len(),
+        }
     }
 }
 
@@ -636,18 +716,18 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                 continue;
             };
             // In use (it gets a new entry when it is back), or gone.
-            let Some(at) = origin.idle.iter().position(|idle| idle.conn.id == entry.id) else {
+            let Some(parked) = origin.idle.get_mut(entry.id) else {
                 continue;
             };
-            let parked = &mut origin.idle[at];
             if parked.retire_at > now {
                 // Used since the entry was made: due at this idle
                 // period's retire time instead.
                 let due = parked.retire_at;
-                parked.conn.expiry = Some((state.queue.insert(due, entry), due));
+                let key = state.queue.insert(due, entry);
+                parked.conn.set_expiry(Some((key, due)));
                 continue;
             }
-            let Some(idle) = origin.idle.remove(at) else {
+            let Some(idle) = origin.idle.remove(entry.id) else {
                 continue;
             };
             let idle_for = now.saturating_duration_since(idle.since);
