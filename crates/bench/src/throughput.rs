@@ -82,7 +82,7 @@ enum Driver {
 enum Server {
     Target,
     Fixed(FixedServer),
-    Origin(BuiltIn),
+    Origin(Box<BuiltIn>),
 }
 
 /// One measurement.
@@ -161,7 +161,7 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<(), Failure> {
                 freshpool_origin::Advertise::None,
             )
             .map_err(|e| Failure::runtime(format!("cannot start the built-in origin: {e}")))?;
-            (target::builtin(&origin)?, Server::Origin(origin))
+            (target::builtin(&origin)?, Server::Origin(Box::new(origin)))
         }
     };
     let contenders = [
