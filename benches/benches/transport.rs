@@ -1,31 +1,45 @@
 //! Loopback keep-alive throughput: freshpool's `Client`, hyper-util's
 //! legacy `Client`, and a bare hyper `SendRequest` per task, in one run,
-//! at concurrency 1 and 32, against the same `freshpool-origin`.
+//! at concurrency 1 and 32, against a fixed-response server on a thread of
+//! its own (`freshpool_origin::FixedServer`: it costs almost nothing per
+//! request, so the figures are the clients').
 //!
 //! `cargo bench -p freshpool-benches --bench transport` prints requests per
-//! second (criterion's elements/s) for each; the ratios to hyper-util are
-//! the figures the project tracks. `freshpool-probe-always` is freshpool
-//! with `probe_after(Duration::ZERO)`: what probing a connection that has
-//! been idle for microseconds costs.
+//! second (criterion's elements/s) for each, then the figures the project
+//! tracks: the clients in 15 interleaved rounds (each client once per
+//! round, the order rotating), and the median of the per-round ratios
+//! freshpool ÷ bare hyper and hyper-util ÷ bare hyper, with their spread.
+//! `cargo bench -p freshpool-benches --bench transport -- interleaved`
+//! runs only those rounds. `freshpool-probe-always` is freshpool with
+//! `probe_after(Duration::ZERO)`: what probing a connection that has been
+//! idle for microseconds costs.
 
-use std::sync::Arc;
+use std::future::ready;
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use freshpool_benches::{Sender, drive, runtime_with_origin};
+use freshpool_benches::{
+    Contender, SendOne, Sender, Sending, client_runtime, drive, fixed_server, interleave,
+    make_sender,
+};
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 type Body = Empty<Bytes>;
 
-/// Makes a [`Sender`] for one driving task.
-type MakeSender = Box<dyn Fn() -> Sender>;
+/// Makes a pooled client's [`Sender`] for one criterion task.
+type PooledSender = Box<dyn Fn() -> Sender>;
+
+/// Interleaved rounds, and how long each client runs in each.
+const ROUNDS: usize = 15;
+const ROUND_TIME: Duration = Duration::from_millis(400);
 
 fn freshpool_sender(client: freshpool::Client<HttpConnector, Body>, uri: http::Uri) -> Sender {
-    Box::new(move || {
+    Box::new(move || -> Sending<'static> {
         let client = client.clone();
         let uri = uri.clone();
         Box::pin(async move {
@@ -40,7 +54,7 @@ fn freshpool_sender(client: freshpool::Client<HttpConnector, Body>, uri: http::U
 }
 
 fn hyper_util_sender(client: LegacyClient<HttpConnector, Body>, uri: http::Uri) -> Sender {
-    Box::new(move || {
+    Box::new(move || -> Sending<'static> {
         let client = client.clone();
         let uri = uri.clone();
         Box::pin(async move {
@@ -54,6 +68,23 @@ fn hyper_util_sender(client: LegacyClient<HttpConnector, Body>, uri: http::Uri) 
     })
 }
 
+/// One task's own connection, no pool: the ceiling.
+struct Bare(SendRequest<Body>);
+
+impl SendOne for Bare {
+    fn send_one(&mut self) -> Sending<'_> {
+        Box::pin(async move {
+            self.0.ready().await.expect("ready");
+            let req = http::Request::get("/")
+                .header("host", "bench")
+                .body(Body::new())
+                .expect("request");
+            let response = self.0.send_request(req).await.expect("bare request");
+            response.into_body().collect().await.expect("bare body");
+        })
+    }
+}
+
 async fn bare_sender(addr: std::net::SocketAddr) -> Sender {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
@@ -61,26 +92,26 @@ async fn bare_sender(addr: std::net::SocketAddr) -> Sender {
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let tx = Arc::new(tokio::sync::Mutex::new(tx));
-    Box::new(move || {
-        let tx = Arc::clone(&tx);
-        Box::pin(async move {
-            let mut tx = tx.lock().await;
-            tx.ready().await.expect("ready");
-            let req = http::Request::get("/")
-                .header("host", "bench")
-                .body(Body::new())
-                .expect("request");
-            let response = tx.send_request(req).await.expect("bare request");
-            response.into_body().collect().await.expect("bare body");
-        })
-    })
+    Box::new(Bare(tx))
+}
+
+fn freshpool_client() -> freshpool::Client<HttpConnector, Body> {
+    freshpool::Client::builder()
+        .build_http::<Body>()
+        .expect("settings")
+}
+
+fn hyper_util_client() -> LegacyClient<HttpConnector, Body> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    LegacyClient::builder(TokioExecutor::new()).build(http)
 }
 
 fn bench_transport(c: &mut Criterion) {
-    let (rt, origin) = runtime_with_origin();
-    let addr = origin.addr();
-    let uri: http::Uri = format!("{}/", origin.base_url()).parse().expect("uri");
+    let rt = client_runtime();
+    let server = fixed_server();
+    let addr = server.addr();
+    let uri: http::Uri = format!("{}/", server.base_url()).parse().expect("uri");
 
     let mut group = c.benchmark_group("transport");
     group.throughput(Throughput::Elements(1));
@@ -89,19 +120,13 @@ fn bench_transport(c: &mut Criterion) {
     group.sample_size(20);
 
     for concurrency in [1u64, 32] {
-        let fp = freshpool::Client::builder()
-            .build_http::<Body>()
-            .expect("settings");
+        let fp = freshpool_client();
         let fp_probing = freshpool::Client::builder()
             .probe_after(Duration::ZERO)
             .build_http::<Body>()
             .expect("settings");
-        let hu: LegacyClient<HttpConnector, Body> = {
-            let mut http = HttpConnector::new();
-            http.set_nodelay(true);
-            LegacyClient::builder(TokioExecutor::new()).build(http)
-        };
-        let pooled: [(&str, MakeSender); 3] = [
+        let hu = hyper_util_client();
+        let pooled: [(&str, PooledSender); 3] = [
             ("freshpool", {
                 let (fp, uri) = (fp.clone(), uri.clone());
                 Box::new(move || freshpool_sender(fp.clone(), uri.clone()))
@@ -132,7 +157,50 @@ fn bench_transport(c: &mut Criterion) {
         });
     }
     group.finish();
-    rt.block_on(origin.shutdown());
+
+    println!(
+        "transport throughput, {ROUNDS} interleaved rounds of {ROUND_TIME:?} per client \
+         (goal: freshpool / bare hyper >= 0.97):"
+    );
+    for concurrency in [1u64, 32] {
+        let (fp, hu) = (freshpool_client(), hyper_util_client());
+        let contenders = [
+            Contender {
+                name: "bare hyper",
+                make: make_sender(move || bare_sender(addr)),
+            },
+            Contender {
+                name: "freshpool",
+                make: {
+                    let uri = uri.clone();
+                    make_sender(move || ready(freshpool_sender(fp.clone(), uri.clone())))
+                },
+            },
+            Contender {
+                name: "hyper-util",
+                make: {
+                    let uri = uri.clone();
+                    make_sender(move || ready(hyper_util_sender(hu.clone(), uri.clone())))
+                },
+            },
+        ];
+        let rounds = rt.block_on(interleave(&contenders, concurrency, ROUNDS, ROUND_TIME));
+        println!(
+            "  c{concurrency}: bare hyper {:.0} req/s, freshpool {:.0}, hyper-util {:.0} (medians)",
+            rounds.median_rate("bare hyper"),
+            rounds.median_rate("freshpool"),
+            rounds.median_rate("hyper-util"),
+        );
+        println!(
+            "  c{concurrency}: freshpool / bare hyper   {}",
+            rounds.ratio("freshpool", "bare hyper")
+        );
+        println!(
+            "  c{concurrency}: hyper-util / bare hyper  {}",
+            rounds.ratio("hyper-util", "bare hyper")
+        );
+    }
+    server.shutdown();
 }
 
 criterion_group!(benches, bench_transport);

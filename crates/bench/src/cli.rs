@@ -44,8 +44,13 @@ pub(crate) enum Command {
     /// and above it.
     Race(RaceArgs),
     /// Loopback keep-alive requests per second at chosen concurrencies, for
-    /// the same clients plus a bare hyper `SendRequest` per task, with
-    /// ratios to hyper-util.
+    /// the same clients plus a bare hyper `SendRequest` per task, against a
+    /// fixed-response server.
+    ///
+    /// The clients run in interleaved rounds (each once per round, the
+    /// order rotating); the table gives each client's median per-round
+    /// ratio, with quartiles, to its reference: freshpool and hyper-util to
+    /// the bare connection, hyper-util's adapter to plain hyper-util.
     Throughput(ThroughputArgs),
     /// The race against freshpool::Client with each mechanism (probe,
     /// expiry from the Keep-Alive header, expiry learned from closes,
@@ -221,12 +226,34 @@ pub(crate) struct ThroughputArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,32",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) concurrency: Vec<u32>,
-    /// How long each client runs at each concurrency.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// How long each client runs at each concurrency, in all rounds
+    /// together.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub(crate) duration: Duration,
+    /// Rounds the duration is split into: each client runs once per
+    /// round, the order rotating, and each round gives one ratio per
+    /// client to its reference.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) rounds: u32,
+    /// The server measured against, when there is no --target: `fixed`
+    /// answers every request with the same bytes from a thread of its own
+    /// (so the clients pay almost everything), `origin` is the built-in
+    /// origin.
+    #[arg(long, value_enum, default_value_t = ServerKind::Fixed, conflicts_with = "target")]
+    pub(crate) server: ServerKind,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The built-in server `poolbench throughput` measures against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ServerKind {
+    /// `freshpool_origin::FixedServer`: the same response bytes for every
+    /// request.
+    Fixed,
+    /// The built-in `freshpool-origin`.
+    Origin,
 }
 
 /// `poolbench discover`.

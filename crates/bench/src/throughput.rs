@@ -4,12 +4,19 @@
 //! sending GETs back to back for the chosen duration; the tasks share one
 //! client (one pool), as the tasks of one service do. A bare hyper
 //! `SendRequest` per task, on its own connection, shows the ceiling: no
-//! pool at all. Ratios are to hyper-util's legacy `Client` in the same run.
+//! pool at all.
 //!
-//! The duration is split into [`ROUNDS`] slices taken in turn (client A,
-//! B, C, then A, B, C again, each client keeping its pool), so that a
-//! change in the machine's load during the run is shared by every client
-//! rather than charged to whichever ran then.
+//! The duration is split into `--rounds` slices taken in turn (client A,
+//! B, C, then B, C, A: the order rotates, and each client keeps its pool,
+//! or its connections, from round to round), so that a change in the
+//! machine's load during the run is shared by every client rather than
+//! charged to whichever ran then. Each round gives each client a ratio to
+//! its reference measured within a second of it (freshpool and hyper-util
+//! to the bare connection, the adapter to hyper-util); the median of those
+//! per-round ratios, with their quartiles, is the figure the project
+//! tracks. The server is a [`FixedServer`] (the same bytes for every
+//! request, on a thread of its own, so the clients pay almost everything)
+//! unless `--server origin` or `--target` says otherwise.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -24,12 +32,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::Failure;
+use crate::cli::ServerKind;
 use crate::cli::ThroughputArgs;
 use crate::clients::{self, Kind, Mechanisms, Pool};
 use crate::origin::BuiltIn;
 use crate::progress::{Counter, Progress};
 use crate::race::REQUEST_TIMEOUT;
 use crate::target::{self, Target};
+use freshpool_origin::FixedServer;
 
 /// A client under measurement.
 #[derive(Debug, Clone, Copy)]
@@ -47,10 +57,33 @@ impl Contender {
             Contender::Bare => "bare hyper SendRequest",
         }
     }
+
+    /// The client this one's per-round ratio is to: the bare connection
+    /// for the pools, plain hyper-util for the adapter.
+    fn reference(self) -> Option<Contender> {
+        match self {
+            Contender::Bare => None,
+            Contender::Pooled(Kind::Adapter | Kind::AdapterRetry) => {
+                Some(Contender::Pooled(Kind::HyperUtil))
+            }
+            Contender::Pooled(_) => Some(Contender::Bare),
+        }
+    }
 }
 
-/// Slices each client's duration is split into.
-const ROUNDS: u32 = 4;
+/// What a client measures with: a pool, or one bare connection per task
+/// (kept from round to round, like a pool's connections).
+enum Driver {
+    Pool(Arc<dyn Pool>),
+    Bare(Vec<BareConn>),
+}
+
+/// The server measured against, and what keeps it running.
+enum Server {
+    Target,
+    Fixed(FixedServer),
+    Origin(Box<BuiltIn>),
+}
 
 /// One measurement.
 #[derive(Debug, Clone)]
@@ -59,6 +92,43 @@ struct Measured {
     requests: u64,
     errors: u64,
     elapsed: Duration,
+    /// Requests per second in each round.
+    rounds: Vec<f64>,
+    /// The median, quartiles, and range of the per-round ratios to the
+    /// reference client, and its name.
+    ratio: Option<(&'static str, Spread)>,
+}
+
+/// The median of per-round ratios, and their spread.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    q1: f64,
+    q3: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut ratios: Vec<f64>) -> Option<Spread> {
+        ratios.retain(|r| r.is_finite());
+        if ratios.is_empty() {
+            return None;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let quantile = |q: f64| {
+            let pos = q * (ratios.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            ratios[lo] + (ratios[hi] - ratios[lo]) * (pos - lo as f64)
+        };
+        Some(Spread {
+            median: quantile(0.5),
+            q1: quantile(0.25),
+            q3: quantile(0.75),
+            min: ratios[0],
+            max: ratios[ratios.len() - 1],
+        })
+    }
 }
 
 impl Measured {
@@ -72,16 +142,26 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<(), Failure> {
     if args.duration.is_zero() {
         return Err(Failure::usage("--duration must be longer than zero"));
     }
-    let (target, origin) = match &args.target {
-        Some(url) => (target::parse(url)?, None),
-        None => {
+    let (target, server) = match (&args.target, args.server) {
+        (Some(url), _) => (target::parse(url)?, Server::Target),
+        (None, ServerKind::Fixed) => {
+            let server = FixedServer::start().map_err(|e| {
+                Failure::runtime(format!("cannot start the fixed-response server: {e}"))
+            })?;
+            let url = format!("{}/", server.base_url());
+            let url = url
+                .parse()
+                .map_err(|e| Failure::runtime(format!("fixed-response server URL: {e}")))?;
+            (target::parse(&url)?, Server::Fixed(server))
+        }
+        (None, ServerKind::Origin) => {
             let origin = BuiltIn::start(
                 Duration::from_secs(60),
                 freshpool_origin::CloseMode::Fin,
                 freshpool_origin::Advertise::None,
             )
             .map_err(|e| Failure::runtime(format!("cannot start the built-in origin: {e}")))?;
-            (target::builtin(&origin)?, Some(origin))
+            (target::builtin(&origin)?, Server::Origin(Box::new(origin)))
         }
     };
     let contenders = [
@@ -92,52 +172,77 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<(), Failure> {
         Contender::Bare,
     ];
     let runtime = crate::client_runtime()?;
+    let rounds = args.rounds;
     let results = runtime.block_on(async {
         target::check_reachable(&target).await?;
-        let steps = (args.concurrency.len() * contenders.len()) as u64 * u64::from(ROUNDS);
+        let steps = (args.concurrency.len() * contenders.len()) as u64 * u64::from(rounds);
         let progress = Progress::start("throughput", steps);
         let counter = progress.counter();
         let mut results = Vec::new();
         for &concurrency in &args.concurrency {
             let mut row = Vec::new();
             for contender in contenders {
-                let pool = match contender {
-                    Contender::Pooled(kind) => Some(Arc::<dyn Pool>::from(
+                let driver = match contender {
+                    Contender::Pooled(kind) => Driver::Pool(Arc::<dyn Pool>::from(
                         kind.build(Arc::new(AtomicU64::new(0)))
                             .map_err(Failure::runtime)?,
                     )),
-                    Contender::Bare => None,
+                    Contender::Bare => {
+                        let mut conns = Vec::new();
+                        for _ in 0..concurrency {
+                            conns.push(BareConn::open(&target).await.map_err(|e| {
+                                Failure::runtime(format!("cannot connect to {}: {e}", target.url))
+                            })?);
+                        }
+                        Driver::Bare(conns)
+                    }
                 };
                 let measured = Measured {
                     name: contender.name(),
                     requests: 0,
                     errors: 0,
                     elapsed: Duration::ZERO,
+                    rounds: Vec::new(),
+                    ratio: None,
                 };
-                row.push((contender, pool, measured));
+                row.push((contender, driver, measured));
             }
-            for _ in 0..ROUNDS {
-                for (contender, pool, measured) in &mut row {
-                    let slice = args.duration / ROUNDS;
-                    measure(
-                        *contender,
-                        pool.as_ref(),
-                        &target,
-                        concurrency,
-                        slice,
-                        measured,
-                    )
-                    .await?;
+            let slice = args.duration / rounds;
+            for round in 0..rounds as usize {
+                for i in 0..row.len() {
+                    let k = (i + round) % row.len();
+                    let (contender, driver, measured) = &mut row[k];
+                    measure(*contender, driver, &target, concurrency, slice, measured).await?;
                     counter.add();
                 }
             }
-            results.push((concurrency, row.into_iter().map(|(_, _, m)| m).collect()));
+            let ratios: Vec<_> = row
+                .iter()
+                .map(|(contender, _, measured)| {
+                    let reference = contender.reference()?;
+                    let (_, _, base) = row.iter().find(|(c, _, _)| c.name() == reference.name())?;
+                    let per_round = measured
+                        .rounds
+                        .iter()
+                        .zip(&base.rounds)
+                        .map(|(m, b)| m / b)
+                        .collect();
+                    Some((reference.name(), Spread::of(per_round)?))
+                })
+                .collect();
+            let mut measured: Vec<Measured> = row.into_iter().map(|(_, _, m)| m).collect();
+            for (m, ratio) in measured.iter_mut().zip(ratios) {
+                m.ratio = ratio;
+            }
+            results.push((concurrency, measured));
         }
         progress.finish();
         Ok::<_, Failure>(results)
     })?;
-    if let Some(origin) = origin {
-        origin.shutdown();
+    match server {
+        Server::Target => {}
+        Server::Fixed(server) => server.shutdown(),
+        Server::Origin(origin) => origin.shutdown(),
     }
     report(args, &target, &results);
     Ok(())
@@ -163,6 +268,14 @@ fn report(args: &ThroughputArgs, target: &Target, results: &[(u32, Vec<Measured>
                             "errors": m.errors,
                             "requests_per_second": m.per_second(),
                             "ratio_to_hyper_util": ratio(row, m),
+                            "per_round_ratio": m.ratio.map(|(to, s)| json!({
+                                "to": to,
+                                "median": s.median,
+                                "q1": s.q1,
+                                "q3": s.q3,
+                                "min": s.min,
+                                "max": s.max,
+                            })),
                         })
                     })
                     .collect();
@@ -173,23 +286,29 @@ fn report(args: &ThroughputArgs, target: &Target, results: &[(u32, Vec<Measured>
             "scenario": "throughput",
             "target": target.url.to_string(),
             "duration_ms": args.duration.as_secs_f64() * 1e3,
+            "rounds": args.rounds,
             "results": results,
         });
         println!("{doc:#}");
         return;
     }
     println!(
-        "poolbench throughput: GET {} back to back, {:?} per client and concurrency\n",
-        target.url, args.duration
+        "poolbench throughput: GET {} back to back, {:?} per client and concurrency \
+         in {} interleaved rounds\n",
+        target.url, args.duration, args.rounds
     );
     println!(
-        "{:>11}  {:<24}  {:>10}  {:>12}  {:>6}",
+        "{:>11}  {:<24}  {:>10}  {:>13}  {:>6}  per-round ratio: median (quartiles) to",
         "concurrency", "client", "req/s", "vs hyper-util", "errors"
     );
     for (concurrency, row) in results {
         for m in row {
+            let per_round = m.ratio.map_or_else(
+                || "-".to_owned(),
+                |(to, s)| format!("{:.3} ({:.3}–{:.3}) {to}", s.median, s.q1, s.q3),
+            );
             println!(
-                "{:>11}  {:<24}  {:>10.0}  {:>12}  {:>6}",
+                "{:>11}  {:<24}  {:>10.0}  {:>13}  {:>6}  {per_round}",
                 concurrency,
                 m.name,
                 m.per_second(),
@@ -200,10 +319,11 @@ fn report(args: &ThroughputArgs, target: &Target, results: &[(u32, Vec<Measured>
     }
 }
 
-/// Runs `contender` for `duration` and adds what it did to `into`.
+/// Runs `contender` for `duration` (one round) and adds what it did to
+/// `into`.
 async fn measure(
     contender: Contender,
-    pool: Option<&Arc<dyn Pool>>,
+    driver: &mut Driver,
     target: &Target,
     concurrency: u32,
     duration: Duration,
@@ -213,11 +333,11 @@ async fn measure(
     let errors = Arc::new(AtomicU64::new(0));
     let ok = Counter::from(Arc::clone(&requests));
     let failed = Counter::from(Arc::clone(&errors));
-    let mut tasks = JoinSet::new();
     let start = Instant::now();
     let deadline = start + duration;
-    match pool {
-        Some(pool) => {
+    match driver {
+        Driver::Pool(pool) => {
+            let mut tasks = JoinSet::new();
             for _ in 0..concurrency {
                 let (pool, url) = (Arc::clone(pool), target.url.clone());
                 let (ok, failed) = (ok.clone(), failed.clone());
@@ -231,60 +351,94 @@ async fn measure(
                     }
                 });
             }
+            while let Some(done) = tasks.join_next().await {
+                done.map_err(|e| {
+                    Failure::runtime(format!("a {} task failed: {e}", contender.name()))
+                })?;
+            }
         }
-        None => {
-            for _ in 0..concurrency {
-                let target = target.clone();
+        Driver::Bare(conns) => {
+            let mut tasks = JoinSet::new();
+            for mut conn in conns.drain(..) {
                 let (ok, failed) = (ok.clone(), failed.clone());
                 tasks.spawn(async move {
                     let limit = deadline + REQUEST_TIMEOUT;
-                    match tokio::time::timeout_at(limit, bare(&target, deadline, &ok)).await {
+                    match tokio::time::timeout_at(limit, conn.run(deadline, &ok)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) | Err(_) => failed.add(),
                     }
+                    conn
                 });
+            }
+            while let Some(done) = tasks.join_next().await {
+                let conn = done.map_err(|e| {
+                    Failure::runtime(format!("a {} task failed: {e}", contender.name()))
+                })?;
+                conns.push(conn);
             }
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| Failure::runtime(format!("a {} task failed: {e}", contender.name())))?;
-    }
-    into.requests += requests.load(std::sync::atomic::Ordering::Relaxed);
+    let elapsed = Instant::now().saturating_duration_since(start);
+    let done = requests.load(std::sync::atomic::Ordering::Relaxed);
+    into.requests += done;
     into.errors += errors.load(std::sync::atomic::Ordering::Relaxed);
-    into.elapsed += Instant::now().saturating_duration_since(start);
+    into.elapsed += elapsed;
+    into.rounds
+        .push(done as f64 / elapsed.as_secs_f64().max(1e-9));
     Ok(())
 }
 
-/// One task's own hyper connection, GETs back to back until `deadline`.
-async fn bare(
-    target: &Target,
-    deadline: Instant,
-    ok: &Counter,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = TcpStream::connect(&target.authority).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
-    let conn = tokio::spawn(conn);
-    let path = target
-        .url
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let result = async {
+/// One task's own hyper connection, kept from round to round.
+struct BareConn {
+    sender: SendRequest<Empty<Bytes>>,
+    conn: tokio::task::JoinHandle<()>,
+    path: String,
+    host: String,
+}
+
+impl BareConn {
+    async fn open(target: &Target) -> Result<BareConn, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = TcpStream::connect(&target.authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let path = target
+            .url
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        Ok(BareConn {
+            sender,
+            conn,
+            path,
+            host: target.authority.clone(),
+        })
+    }
+
+    /// GETs back to back until `deadline`.
+    async fn run(
+        &mut self,
+        deadline: Instant,
+        ok: &Counter,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         while Instant::now() < deadline {
-            sender.ready().await?;
-            let req = http::Request::get(path.as_str())
-                .header(http::header::HOST, target.authority.as_str())
+            self.sender.ready().await?;
+            let req = http::Request::get(self.path.as_str())
+                .header(http::header::HOST, self.host.as_str())
                 .body(Empty::new())?;
-            let response = sender.send_request(req).await?;
+            let response = self.sender.send_request(req).await?;
             response.into_body().collect().await?;
             ok.add();
         }
         Ok(())
     }
-    .await;
-    drop(sender);
-    conn.abort();
-    result
+}
+
+impl Drop for BareConn {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
 }

@@ -4,6 +4,11 @@
 //! pulled from the user's body are kept (up to a cap) so that a retry can
 //! send them again and then continue with the rest of the original body.
 //! Attempts never overlap, so the lock is never contended.
+//!
+//! An attempt that will not be retried (one on a fresh connection: RFC
+//! 9112 never retries its failure) needs none of that: a pass-through
+//! body ([`ReplayBody::pass_through`], [`ReplayBody::replay_last`]) owns
+//! the user's body, records nothing and takes no lock.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +49,16 @@ pub struct ReplayBody<B> {
     replayed: usize,
     /// Whether this attempt has started reading from the inner body.
     live: bool,
+    /// A pass-through body: `shared` is `None`, and this owns the rest.
+    direct: Option<Box<Direct<B>>>,
+}
+
+/// What a pass-through body sends: frames recorded by earlier attempts,
+/// then the rest of the user's body, read directly.
+struct Direct<B> {
+    recorded: std::vec::IntoIter<Recorded>,
+    inner: Option<B>,
+    size_hint: SizeHint,
 }
 
 struct Shared<B> {
@@ -75,14 +90,11 @@ where
     /// [`replay`](Self::replay): each attempt gets its own.
     pub fn new(body: B, cap: usize) -> ReplayBody<B> {
         if body.is_end_stream() {
-            return ReplayBody {
-                shared: None,
-                replayed: 0,
-                live: false,
-            };
+            return ReplayBody::empty();
         }
         let size_hint = body.size_hint();
         ReplayBody {
+            direct: None,
             shared: Some(Arc::new(Mutex::new(Shared {
                 inner: Some(body),
                 recorded: Vec::new(),
@@ -104,18 +116,104 @@ where
         if !self.is_replayable() {
             return None;
         }
+        if self.direct.is_some() {
+            return None;
+        }
         Some(ReplayBody {
             shared: self.shared.clone(),
             replayed: 0,
             live: false,
+            direct: None,
+        })
+    }
+
+    fn empty() -> ReplayBody<B> {
+        ReplayBody {
+            shared: None,
+            replayed: 0,
+            live: false,
+            direct: None,
+        }
+    }
+
+    /// Wraps `body` for an attempt that will never be retried: it is sent
+    /// as is, nothing is recorded and no lock is taken per frame;
+    /// [`replay`](Self::replay) gives `None`.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use freshpool::ReplayBody;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let once = ReplayBody::pass_through(Full::new(Bytes::from_static(b"hello")));
+    /// assert!(once.replay().is_none());
+    /// assert_eq!(once.collect().await.unwrap().to_bytes(), "hello");
+    /// # }
+    /// ```
+    pub fn pass_through(body: B) -> ReplayBody<B> {
+        if body.is_end_stream() {
+            return ReplayBody::empty();
+        }
+        let size_hint = body.size_hint();
+        ReplayBody {
+            direct: Some(Box::new(Direct {
+                recorded: Vec::new().into_iter(),
+                inner: Some(body),
+                size_hint,
+            })),
+            ..ReplayBody::empty()
+        }
+    }
+
+    /// A body for the last attempt, one that will not be retried (on a
+    /// fresh connection, whose failure RFC 9112 never retries): the same
+    /// bytes as [`replay`](Self::replay), but the rest of the original
+    /// body is read directly, with nothing recorded and no lock per frame.
+    /// From then on nothing can be replayed: [`is_replayable`] is `false`.
+    /// `None` when [`replay`](Self::replay) would give `None`.
+    ///
+    /// [`is_replayable`]: Self::is_replayable
+    pub fn replay_last(&self) -> Option<ReplayBody<B>> {
+        if self.direct.is_some() {
+            return None;
+        }
+        let Some(shared) = &self.shared else {
+            return Some(ReplayBody::empty());
+        };
+        let mut shared = lock(shared);
+        if shared.overflowed {
+            return None;
+        }
+        // Nothing can be replayed once the rest is read elsewhere.
+        shared.overflowed = true;
+        let recorded = std::mem::take(&mut shared.recorded);
+        let inner = if shared.ended {
+            None
+        } else {
+            shared.inner.take()
+        };
+        if recorded.is_empty() && inner.is_none() {
+            return Some(ReplayBody::empty());
+        }
+        Some(ReplayBody {
+            direct: Some(Box::new(Direct {
+                recorded: recorded.into_iter(),
+                inner,
+                size_hint: shared.size_hint,
+            })),
+            ..ReplayBody::empty()
         })
     }
 
     /// Whether [`replay`](Self::replay) would succeed.
     pub fn is_replayable(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_none_or(|shared| !lock(shared).overflowed)
+        self.direct.is_none()
+            && self
+                .shared
+                .as_ref()
+                .is_none_or(|shared| !lock(shared).overflowed)
     }
 }
 
@@ -140,6 +238,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(direct) = &mut this.direct {
+            return direct.poll_frame(cx);
+        }
         let Some(shared) = &this.shared else {
             return Poll::Ready(None);
         };
@@ -208,6 +309,10 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(direct) = &self.direct {
+            return direct.recorded.len() == 0
+                && direct.inner.as_ref().is_none_or(B::is_end_stream);
+        }
         let Some(shared) = &self.shared else {
             return true;
         };
@@ -217,6 +322,9 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(direct) = &self.direct {
+            return direct.size_hint;
+        }
         match &self.shared {
             Some(shared) => lock(shared).size_hint,
             None => SizeHint::with_exact(0),
@@ -224,9 +332,41 @@ where
     }
 }
 
+impl<B> Direct<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.recorded.next() {
+            return Poll::Ready(Some(Ok(match frame {
+                Recorded::Data(bytes) => Frame::data(bytes),
+                Recorded::Trailers(trailers) => Frame::trailers(trailers),
+            })));
+        }
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.inner = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(
+                frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
+            ))),
+        }
+    }
+}
+
 impl<B> std::fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut f = f.debug_struct("ReplayBody");
+        if self.direct.is_some() {
+            return f.field("pass_through", &true).finish();
+        }
         match &self.shared {
             Some(shared) => {
                 let shared = lock(shared);
@@ -277,6 +417,29 @@ mod tests {
         let second = first.replay().expect("replayable");
         drop(first);
         assert_eq!(collect(second).await, b"aaabbbcccddd");
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_sends_what_was_sent_then_the_rest_directly() {
+        let chunks = (0..4).map(|i| {
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![b'a' + i; 3])))
+        });
+        let original = ReplayBody::new(StreamBody::new(futures_util::stream::iter(chunks)), 1024);
+        let mut first = original.replay().expect("nothing sent yet");
+        let _ = first.frame().await;
+        drop(first);
+        let last = original.replay_last().expect("within the cap");
+        assert!(!original.is_replayable());
+        assert!(original.replay().is_none() && original.replay_last().is_none());
+        assert!(last.replay().is_none());
+        assert_eq!(collect(last).await, b"aaabbbcccddd");
+
+        let once = ReplayBody::pass_through(Full::new(Bytes::from_static(b"hi")));
+        assert!(!once.is_replayable());
+        assert_eq!(once.size_hint().exact(), Some(2));
+        assert_eq!(collect(once).await, b"hi");
+        let empty = ReplayBody::new(Empty::<Bytes>::new(), 0);
+        assert!(empty.replay_last().expect("empty").is_end_stream());
     }
 
     #[tokio::test]

@@ -83,6 +83,10 @@ impl<T> Probe for UnprobedIo<T> {
     fn probe(&self) -> Liveness {
         Liveness::Unknown
     }
+
+    fn detached(&self) -> Option<freshpool_probe::Detached> {
+        Some(freshpool_probe::Detached::Always(Liveness::Unknown))
+    }
 }
 
 impl<T: Connection> Connection for UnprobedIo<T> {

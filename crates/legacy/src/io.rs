@@ -454,6 +454,10 @@ impl<T> TrackedIo<T> {
         self.conn.add_written(bytes.len());
         let idle = self.tracker.is_idle();
         let began = was_idle && !idle;
+        // One clock read for both marks below: a request head written
+        // whole (the usual case) begins and ends on this write.
+        let mut clock = None;
+        let mut now = || *clock.get_or_insert_with(now);
         if began {
             self.in_exchange = true;
             if self.tracker.messages_completed() > 0 {

@@ -153,6 +153,13 @@
 //! for every task the origin spawned; [`Stats::tasks_alive`] is then zero.
 //! Dropping the [`Origin`] also stops the server, without waiting.
 //!
+//! # Measuring a client
+//!
+//! [`FixedServer`] is the other server of this crate: it answers every
+//! request with the same bytes from a thread of its own, and does nothing
+//! else, so that a throughput benchmark measures the client, not the
+//! server.
+//!
 //! # The binary
 //!
 //! `freshpool-origin --listen 127.0.0.1:8090 --idle 200ms --close rst`
@@ -162,6 +169,7 @@ mod body;
 mod builder;
 mod conn;
 mod control;
+mod fixed;
 mod h1;
 mod h2;
 mod knobs;
@@ -174,6 +182,7 @@ mod unix;
 
 pub use body::body_pattern;
 pub use builder::{Advertise, Builder, CloseMode};
+pub use fixed::FixedServer;
 pub use server::Origin;
 pub use stats::{CloseReason, ConnectionRecord, Protocol, Stats};
 #[cfg(feature = "tls")]

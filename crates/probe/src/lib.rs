@@ -157,6 +157,52 @@ impl fmt::Display for Liveness {
     }
 }
 
+/// How a stream's [`Probe::probe`] can be done without the stream: what
+/// [`Probe::detached`] returns.
+///
+/// A pool whose connection task owns the stream (and reads and writes it
+/// without a lock) probes through this instead, as long as it can
+/// guarantee that the descriptor is still open: see [`Detached::probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detached {
+    /// The stream's probe always answers this, whatever its state.
+    Always(Liveness),
+    /// The stream's probe is [`probe`](fn@probe) of this descriptor.
+    #[cfg(unix)]
+    Fd(std::os::fd::RawFd),
+    /// The stream's probe is [`probe_hangup`](fn@probe_hangup) of this
+    /// descriptor.
+    #[cfg(unix)]
+    FdHangup(std::os::fd::RawFd),
+}
+
+impl Detached {
+    /// Probes as the stream's own [`Probe::probe`] would.
+    ///
+    /// # Safety
+    ///
+    /// The descriptor must be open, and still the stream's, for the whole
+    /// call: the caller keeps the stream from closing it meanwhile.
+    pub unsafe fn probe(self) -> Liveness {
+        match self {
+            Detached::Always(liveness) => liveness,
+            #[cfg(unix)]
+            Detached::Fd(fd) => {
+                // SAFETY: the caller keeps the descriptor open for the call.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                probe(fd)
+            }
+            #[cfg(unix)]
+            Detached::FdHangup(fd) => {
+                // SAFETY: the caller keeps the descriptor open for the call.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                probe_hangup(fd)
+            }
+        }
+    }
+}
+
 /// Probes a socket for liveness with one `recv(MSG_PEEK | MSG_DONTWAIT)`.
 ///
 /// The call never blocks, never consumes a byte and never allocates. Because
@@ -250,11 +296,24 @@ pub trait Probe {
             other => other,
         }
     }
+
+    /// How [`probe`](Probe::probe) can be done from the descriptor alone,
+    /// when it looks at nothing but a descriptor that stays the stream's
+    /// for its whole life (plain TCP and Unix streams); `None` (the
+    /// default) when it needs the stream itself, as a TLS stream's does
+    /// for what its session buffered.
+    fn detached(&self) -> Option<Detached> {
+        None
+    }
 }
 
 impl<T: Probe + ?Sized> Probe for &T {
     fn probe(&self) -> Liveness {
         (**self).probe()
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        (**self).detached()
     }
 
     fn rtt(&self) -> Option<PathRtt> {
@@ -269,6 +328,10 @@ impl<T: Probe + ?Sized> Probe for &T {
 impl<T: Probe + ?Sized> Probe for Box<T> {
     fn probe(&self) -> Liveness {
         (**self).probe()
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        (**self).detached()
     }
 
     fn rtt(&self) -> Option<PathRtt> {
@@ -310,6 +373,17 @@ macro_rules! probe_via_fd {
                 let rtt: fn(&Self) -> Option<PathRtt> = $rtt;
                 rtt(self)
             }
+
+            fn detached(&self) -> Option<Detached> {
+                #[cfg(unix)]
+                {
+                    Some(Detached::Fd(std::os::fd::AsRawFd::as_raw_fd(self)))
+                }
+                #[cfg(not(unix))]
+                {
+                    Some(Detached::Always(Liveness::Unknown))
+                }
+            }
         }
     )*};
 }
@@ -345,6 +419,10 @@ impl<T: Probe> Probe for hyper_util::rt::TokioIo<T> {
 
     fn probe_hangup(&self) -> Liveness {
         self.inner().probe_hangup()
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        self.inner().detached()
     }
 }
 

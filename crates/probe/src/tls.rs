@@ -3,7 +3,7 @@
 //! connection (session tickets, `KeyUpdate`) do not discard it, while a FIN
 //! behind a `close_notify` does. See [TLS](crate#tls).
 
-use crate::{Liveness, PathRtt, Probe};
+use crate::{Detached, Liveness, PathRtt, Probe};
 
 /// The TLS rule, given the socket's answer and whether the TLS layer holds
 /// decrypted bytes nobody read, or a `close_notify` it already took in.
@@ -59,6 +59,13 @@ impl<T: Probe> Probe for hyper_rustls::MaybeHttpsStream<T> {
             hyper_rustls::MaybeHttpsStream::Https(tls) => tls.rtt(),
         }
     }
+
+    fn detached(&self) -> Option<Detached> {
+        match self {
+            hyper_rustls::MaybeHttpsStream::Http(io) => io.detached(),
+            hyper_rustls::MaybeHttpsStream::Https(tls) => tls.detached(),
+        }
+    }
 }
 
 #[cfg(feature = "native-tls")]
@@ -75,6 +82,17 @@ impl<T: Probe> Probe for tokio_native_tls::TlsStream<T> {
 
     fn rtt(&self) -> Option<PathRtt> {
         self.get_ref().get_ref().get_ref().rtt()
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        // The probe above looks at the socket alone.
+        match self.get_ref().get_ref().get_ref().detached()? {
+            #[cfg(unix)]
+            Detached::Fd(fd) | Detached::FdHangup(fd) => Some(Detached::FdHangup(fd)),
+            // `probe_hangup`'s default: bytes alone say nothing.
+            Detached::Always(Liveness::Unexpected) => Some(Detached::Always(Liveness::Unknown)),
+            Detached::Always(liveness) => Some(Detached::Always(liveness)),
+        }
     }
 }
 
@@ -98,6 +116,13 @@ impl<T: Probe> Probe for hyper_tls::MaybeHttpsStream<T> {
         match self {
             hyper_tls::MaybeHttpsStream::Http(io) => io.rtt(),
             hyper_tls::MaybeHttpsStream::Https(tls) => tls.rtt(),
+        }
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        match self {
+            hyper_tls::MaybeHttpsStream::Http(io) => io.detached(),
+            hyper_tls::MaybeHttpsStream::Https(tls) => tls.detached(),
         }
     }
 }

@@ -1,0 +1,134 @@
+//! A fixed number of keep-alive GETs with one client, for counting the
+//! client's instructions per request with callgrind.
+//!
+//! The server runs in another process, so callgrind counts only the
+//! client; two runs with different request counts give the cost per
+//! request without the setup (the difference divided by the difference in
+//! requests):
+//!
+//! ```text
+//! cargo build --release -p freshpool-benches --example per_request
+//! target/release/examples/per_request serve &          # prints its address
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/per_request freshpool ADDR 1 2000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/per_request freshpool ADDR 1 12000
+//! ```
+//!
+//! Clients: `bare` (a hyper `SendRequest` per task), `hyper-util`,
+//! `freshpool`, `adapter` (hyper-util over `freshpool_legacy::Connector`).
+//! The third argument is the concurrency (tasks on one current-thread
+//! runtime), the fourth the number of requests in all.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use freshpool_benches::{SendOne, Sender, Sending};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+type Body = Empty<Bytes>;
+
+struct Bare(SendRequest<Body>);
+
+impl SendOne for Bare {
+    fn send_one(&mut self) -> Sending<'_> {
+        Box::pin(async move {
+            self.0.ready().await.expect("ready");
+            let req = http::Request::get("/")
+                .header("host", "bench")
+                .body(Body::new())
+                .expect("request");
+            let response = self.0.send_request(req).await.expect("request");
+            response.into_body().collect().await.expect("body");
+        })
+    }
+}
+
+async fn bare(addr: SocketAddr) -> Sender {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (tx, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    Box::new(Bare(tx))
+}
+
+fn legacy<C>(client: Client<C, Body>, uri: http::Uri) -> Sender
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    Box::new(move || -> Sending<'static> {
+        let (client, uri) = (client.clone(), uri.clone());
+        Box::pin(async move {
+            let response = client.get(uri).await.expect("request");
+            response.into_body().collect().await.expect("body");
+        })
+    })
+}
+
+fn freshpool(client: freshpool::Client<HttpConnector, Body>, uri: http::Uri) -> Sender {
+    Box::new(move || -> Sending<'static> {
+        let (client, uri) = (client.clone(), uri.clone());
+        Box::pin(async move {
+            let response = client.get(uri).await.expect("request");
+            response.into_body().collect().await.expect("body");
+        })
+    })
+}
+
+fn http() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        let server = freshpool_origin::FixedServer::start().expect("server");
+        println!("{}", server.addr());
+        loop {
+            std::thread::park();
+        }
+    }
+    let [kind, addr, concurrency, requests] = args.as_slice() else {
+        eprintln!("usage: per_request serve | per_request CLIENT ADDR CONCURRENCY REQUESTS");
+        std::process::exit(2);
+    };
+    let addr: SocketAddr = addr.parse().expect("address");
+    let concurrency: u64 = concurrency.parse().expect("concurrency");
+    let requests: u64 = requests.parse().expect("requests");
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let hu: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build(http());
+        let adapter: Client<_, Body> =
+            Client::builder(TokioExecutor::new()).build(freshpool_legacy::Connector::new(http()));
+        let fp = freshpool::Client::builder()
+            .build_http::<Body>()
+            .expect("settings");
+        let elapsed = freshpool_benches::drive(requests, concurrency, || {
+            let (kind, uri) = (kind.clone(), uri.clone());
+            let (hu, adapter, fp) = (hu.clone(), adapter.clone(), fp.clone());
+            async move {
+                match kind.as_str() {
+                    "bare" => bare(addr).await,
+                    "hyper-util" => legacy(hu, uri),
+                    "adapter" => legacy(adapter, uri),
+                    "freshpool" => freshpool(fp, uri),
+                    other => panic!("unknown client {other}"),
+                }
+            }
+        })
+        .await;
+        eprintln!("{kind}: {requests} requests in {elapsed:?}");
+    });
+}
