@@ -274,40 +274,70 @@ pub(crate) async fn stopped(mut signal: watch::Receiver<bool>) {
     let _ = signal.wait_for(|&stop| stop).await;
 }
 
+/// A listener the origin accepts connections from: TCP, or a Unix socket.
+pub(crate) trait Listener: Send + 'static {
+    /// What one accept yields.
+    type Accepted: Send + 'static;
+    /// Accepts one connection.
+    fn accept_one(&self) -> impl Future<Output = io::Result<Self::Accepted>> + Send + '_;
+}
+
+impl Listener for TcpListener {
+    type Accepted = (TcpStream, SocketAddr);
+    fn accept_one(&self) -> impl Future<Output = io::Result<Self::Accepted>> + Send + '_ {
+        self.accept()
+    }
+}
+
+/// Accepts from `listener` until the shutdown signal, running `serve` for
+/// each connection as a task of its own; then closes the listener and
+/// waits for those tasks (each watches the same signal and ends promptly).
+/// An accept error (out of descriptors, a connection that died in the
+/// backlog) backs off briefly instead of spinning.
+pub(crate) async fn accept_until_stopped<L, F>(
+    listener: L,
+    mut serve: impl FnMut(L::Accepted) -> F + Send,
+    signal: watch::Receiver<bool>,
+) where
+    L: Listener,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let stop = stopped(signal);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept_one() => match accepted {
+                Ok(accepted) => {
+                    tasks.spawn(serve(accepted));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<Config>,
     shared: Arc<Shared>,
     signal: watch::Receiver<bool>,
 ) {
-    let mut connections = JoinSet::new();
-    let stop = stopped(signal.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let task = connection_task(
-                        stream,
-                        peer,
-                        Arc::clone(&config),
-                        Arc::clone(&shared),
-                        signal.clone(),
-                    );
-                    connections.spawn(task);
-                }
-                // Out of descriptors or a connection that died in the
-                // backlog: back off briefly instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            },
-        }
-    }
-    drop(listener);
-    // Every connection task watches the same signal and ends promptly.
-    while connections.join_next().await.is_some() {}
+    let serve = |(stream, peer)| {
+        connection_task(
+            stream,
+            peer,
+            Arc::clone(&config),
+            Arc::clone(&shared),
+            signal.clone(),
+        )
+    };
+    accept_until_stopped(listener, serve, signal.clone()).await;
 }
 
 fn connection_task(

@@ -26,13 +26,13 @@ use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::builder::Builder;
-use crate::server::stopped;
+use crate::server::{accept_until_stopped, stopped};
 use crate::stats::Shared;
 
 /// How long a client may take over its TLS handshake.
@@ -216,32 +216,17 @@ async fn accept_loop(
     relay: Relay,
     signal: watch::Receiver<bool>,
 ) {
-    let mut relays = JoinSet::new();
-    let stop = stopped(signal.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut stop => break,
-            Some(_) = relays.join_next(), if !relays.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let acceptor = acceptor.clone();
-                    let signal = signal.clone();
-                    relays.spawn(async move {
-                        tokio::select! {
-                            () = relay.serve(acceptor, stream) => {}
-                            () = stopped(signal) => {}
-                        }
-                    });
-                }
-                // As the plain accept loop: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            },
+    let serve = |(stream, _)| {
+        let acceptor = acceptor.clone();
+        let signal = signal.clone();
+        async move {
+            tokio::select! {
+                () = relay.serve(acceptor, stream) => {}
+                () = stopped(signal) => {}
+            }
         }
-    }
-    drop(listener);
-    while relays.join_next().await.is_some() {}
+    };
+    accept_until_stopped(listener, serve, signal.clone()).await;
 }
 
 #[derive(Debug, Clone, Copy)]

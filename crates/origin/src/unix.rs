@@ -3,13 +3,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::server::{Origin, stopped};
+use crate::server::{Listener, Origin, accept_until_stopped, stopped};
 
 impl Origin {
     /// Also serves this origin on a Unix domain socket bound at `path`, for
@@ -66,32 +64,22 @@ impl Origin {
     }
 }
 
+impl Listener for UnixListener {
+    type Accepted = (UnixStream, tokio::net::unix::SocketAddr);
+    fn accept_one(&self) -> impl Future<Output = io::Result<Self::Accepted>> + Send + '_ {
+        self.accept()
+    }
+}
+
 async fn relay_loop(
     listener: UnixListener,
     path: PathBuf,
     upstream: SocketAddr,
     signal: watch::Receiver<bool>,
 ) {
-    let mut relays = JoinSet::new();
-    let stop = stopped(signal.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut stop => break,
-            Some(_) = relays.join_next(), if !relays.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    relays.spawn(relay(stream, upstream, signal.clone()));
-                }
-                // As the TCP accept loop: back off briefly, do not spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            },
-        }
-    }
-    drop(listener);
+    let serve = |(stream, _)| relay(stream, upstream, signal.clone());
+    accept_until_stopped(listener, serve, signal.clone()).await;
     let _ = std::fs::remove_file(&path);
-    while relays.join_next().await.is_some() {}
 }
 
 /// Copies both ways until both sides are closed, passing each end-of-file
