@@ -21,6 +21,14 @@ pub trait Expire: Send + Sync + 'static {
     fn expire(&self, now: Instant) -> Option<Instant>;
 }
 
+/// The clock the driver, and the pools it serves, read: tokio's, so that a
+/// runtime with paused time (`#[tokio::test(start_paused = true)]`)
+/// controls every deadline at once.
+#[inline]
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// A handle to the task that calls [`Expire::expire`] on its owner when
 /// the owner's next deadline is due. One task per owner, never one timer
 /// per connection.
@@ -239,7 +247,7 @@ async fn run<O: Expire>(owner: Weak<O>, shared: Arc<Shared>) {
         finished: false,
     };
     loop {
-        let now = tokio::time::Instant::now().into_std();
+        let now = now();
         // The strong reference lives for this statement only.
         let next = match owner.upgrade() {
             Some(owner) => owner.expire(now),

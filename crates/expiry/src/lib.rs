@@ -61,7 +61,7 @@ mod queue;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use driver::{Driver, Expire};
+pub use driver::{Driver, Expire, now};
 pub use estimator::{
     CHANGE_SPAN, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD,
     MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,

@@ -153,7 +153,7 @@ impl ConnState {
     /// Nanoseconds since `created`, plus one, clamped so that the tagged
     /// close word below cannot overflow (2^62 ns is 146 years).
     fn stamp(&self) -> u64 {
-        let now = tokio::time::Instant::now().into_std();
+        let now = freshpool_expiry::now();
         let nanos = now.saturating_duration_since(self.created).as_nanos();
         u64::try_from(nanos).unwrap_or(u64::MAX).min((1 << 62) - 2) + 1
     }

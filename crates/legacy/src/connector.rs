@@ -23,11 +23,7 @@ use tower_service::Service;
 use crate::info::ConnShared;
 use crate::io::TrackedIo;
 
-/// Reads the clock the way paused-time tests can control.
-#[inline]
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub(crate) use freshpool_expiry::now;
 
 /// What identifies an origin: scheme, host and port (default ports filled
 /// in, host lower-cased). Connections of two origins never share an

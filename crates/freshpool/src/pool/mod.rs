@@ -128,9 +128,7 @@ fn unschedule<B>(queue: &mut ExpiryQueue<Expiring>, conn: &mut Conn<B>) {
     }
 }
 
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub(crate) use freshpool_expiry::now;
 
 impl<B> PoolShared<B> {
     pub(crate) fn new(config: Arc<Config>) -> Arc<PoolShared<B>> {
