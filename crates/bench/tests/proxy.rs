@@ -7,11 +7,8 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
+use support::nginx::{Nginx, free_port, skip};
 use support::{one_at_a_time, poolbench_json};
 
 fn lane<'a>(doc: &'a Value, id_prefix: &str) -> &'a Value {
@@ -69,45 +66,11 @@ fn the_freshpool_proxy_answers_no_5xx_beside_the_hyper_util_proxy() {
 }
 
 /// nginx as a reverse proxy in front of `origin_port`, with upstream
-/// keep-alive, as the issue's anchor measured it; stopped on drop.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Nginx {
-    fn start(origin_port: u16) -> Option<Nginx> {
-        let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())?;
-        let dir =
-            std::env::temp_dir().join(format!("poolbench-nginx-proxy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let port = free_port();
-        let d = dir.display();
-        let config = format!(
-            "daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    access_log off;
+/// keep-alive, as the issue's anchor measured it.
+fn reverse_proxy(origin_port: u16) -> Option<Nginx> {
+    Nginx::start("proxy", |_, port| {
+        format!(
+            "    access_log off;
     upstream origin {{
         server 127.0.0.1:{origin_port};
         keepalive 64;
@@ -120,55 +83,22 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
         }}
-    }}
-}}
-"
-        );
-        std::fs::write(dir.join("nginx.conf"), config).expect("config written");
-        let child = Command::new(&binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", nginx.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen; its error log:\n{}",
-                std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(nginx)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // Ours, by its own handle; a dead child is fine.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    }}"
+        )
+    })
 }
 
 #[test]
 fn nginx_is_raced_beside_the_freshpool_proxy() {
     let _serial = one_at_a_time();
     let origin_port = free_port();
-    let Some(nginx) = Nginx::start(origin_port) else {
-        eprintln!("skipped: no nginx binary (apt-get install nginx-light; .ci/run installs it)");
-        return;
+    let Some(nginx) = reverse_proxy(origin_port) else {
+        return skip();
     };
     let doc = poolbench_json(&[
         "proxy",
         "--proxy",
-        &format!("http://127.0.0.1:{}/", nginx.port),
+        &nginx.url(),
         "--origin-port",
         &origin_port.to_string(),
         "--requests",

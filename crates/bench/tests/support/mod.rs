@@ -6,6 +6,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub(crate) mod nginx;
+
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
