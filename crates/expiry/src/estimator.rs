@@ -189,6 +189,13 @@ pub const MAX_DEVIATION: Duration = Duration::from_millis(1);
 /// longer than they do.
 pub const CHANGE_SPAN: Duration = Duration::from_secs(30);
 
+/// How long a confirmation stays news: a survival no longer than the
+/// longest one, or a `Keep-Alive` timeout equal to the last one, within
+/// this long of the last confirmation changes nothing the estimate rests
+/// on, and [`IdleEstimator::observe`] skips it. Clients see one of these
+/// on nearly every response; the skip keeps learning off the hot path.
+pub const CONFIRM_REFRESH: Duration = Duration::from_secs(1);
+
 /// Whether two closes at idle times `a` and `b` tell the same timeout:
 /// within 10 ms or 10% of each other.
 pub fn agree(a: Duration, b: Duration) -> bool {
@@ -326,6 +333,9 @@ impl IdleEstimator {
     /// Records one piece of evidence; returns the new estimate if it
     /// changed.
     pub fn observe(&mut self, evidence: Evidence, now: Instant) -> Option<Estimate> {
+        if !self.is_news(&evidence, now) {
+            return None;
+        }
         let before = self.estimate(now);
         self.forget_old(now);
         match evidence {
@@ -357,6 +367,34 @@ impl IdleEstimator {
         }
         let after = self.estimate(now);
         (after != before).then_some(after)
+    }
+
+    /// Whether [`observe`](Self::observe) would take `evidence` into
+    /// account: everything but a recent confirmation (see
+    /// [`CONFIRM_REFRESH`]) and a `Keep-Alive` header without a timeout.
+    /// A caller may skip its own work for evidence that is not news.
+    pub fn is_news(&self, evidence: &Evidence, now: Instant) -> bool {
+        let recent = |at: Instant| {
+            self.fresh(at, now) && now.saturating_duration_since(at) < CONFIRM_REFRESH
+        };
+        match *evidence {
+            // One well below the longest confirms nothing (see
+            // `record_survival`); one near it only while it is recent.
+            Evidence::Survived(idle_for) => self.survived.is_none_or(|(longest, at)| {
+                let below = idle_for.saturating_add(early_tolerance(longest)) < longest;
+                !(self.fresh(at, now) && below) && (idle_for > longest || !recent(at))
+            }),
+            Evidence::KeepAlive(KeepAlive { timeout: None, .. }) => false,
+            Evidence::KeepAlive(KeepAlive {
+                timeout: Some(timeout),
+                ..
+            }) => self
+                .header
+                .is_none_or(|(known, at)| known != timeout || !recent(at)),
+            Evidence::Closed { .. } | Evidence::ClosedWithin { .. } | Evidence::Crossed { .. } => {
+                true
+            }
+        }
     }
 
     fn record_survival(&mut self, idle_for: Duration, now: Instant) {

@@ -484,3 +484,37 @@ fn source_names() {
     .collect();
     assert_eq!(names, ["override", "header", "learned", "default"]);
 }
+
+#[test]
+fn a_recent_confirmation_is_not_news_and_observing_it_changes_nothing() {
+    let mut e = fresh();
+    let t0 = Instant::now();
+    assert!(e.is_news(&Evidence::Survived(ms(300)), t0));
+    e.observe(Evidence::Survived(ms(300)), t0);
+    e.observe(hint(5), t0);
+
+    // Within `CONFIRM_REFRESH`: a shorter or equal survival and the same
+    // header are confirmations; a longer survival or another timeout is news.
+    let soon = t0 + ms(500);
+    assert!(!e.is_news(&Evidence::Survived(ms(300)), soon));
+    assert!(!e.is_news(&Evidence::Survived(ms(100)), soon));
+    assert!(!e.is_news(&hint(5), soon));
+    assert!(e.is_news(&Evidence::Survived(ms(301)), soon));
+    assert!(e.is_news(&hint(4), soon));
+    assert!(e.is_news(&closed(ms(250)), soon));
+    let no_timeout = Evidence::KeepAlive(KeepAlive {
+        timeout: None,
+        max: Some(3),
+    });
+    assert!(!e.is_news(&no_timeout, soon));
+    assert_eq!(e.observe(Evidence::Survived(ms(300)), soon), None);
+
+    // Past it, a survival near the longest refreshes it again; one far
+    // below it never does.
+    let later = t0 + CONFIRM_REFRESH + ms(1);
+    assert!(e.is_news(&Evidence::Survived(ms(299)), later));
+    assert!(!e.is_news(&Evidence::Survived(ms(100)), later));
+    assert!(e.is_news(&hint(5), later));
+    e.observe(Evidence::Survived(ms(299)), later);
+    assert_eq!(e.survived(later + secs(299)), Some(ms(300)));
+}

@@ -63,8 +63,8 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire, now};
 pub use estimator::{
-    CHANGE_SPAN, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator, MASS_SPREAD,
-    MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
+    CHANGE_SPAN, CONFIRM_REFRESH, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator,
+    MASS_SPREAD, MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
 };
 pub use keep_alive::{KeepAlive, Reuse, response_reuse};
 pub use lifetime::Lifetime;
