@@ -65,7 +65,7 @@ pub(crate) struct Origin<B> {
     /// The `Host` header for this origin's requests (when the request has
     /// none), made once.
     host: Option<HeaderValue>,
-    idle: IdleList<B>,
+    idle: IdleList<Idle<B>>,
     waiters: VecDeque<Waiter<B>>,
     /// Connections open or connecting, counted against the host limit.
     open: usize,
