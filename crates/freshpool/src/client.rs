@@ -158,9 +158,19 @@ where
         ) {
             return Err(Error::new(Kind::UnsupportedVersion));
         }
-        // The pool keeps each origin's `Host` value: ask for it.
+        // The pool keeps each origin's `Host` value: ask for it once.
         let mut host = None;
-        let mut needs_host = self.inner.config.set_host && !parts.headers.contains_key(HOST);
+        let needs_host = self.inner.config.set_host && !parts.headers.contains_key(HOST);
+        let mut host_asked = false;
+        // Read before `Host` joins them: a request with no headers of its
+        // own (most) does not look.
+        let closes = !parts.headers.is_empty()
+            && parts
+                .headers
+                .get_all(CONNECTION)
+                .iter()
+                .any(|v| has_token(v.as_bytes(), b"close"));
+        let retries = self.inner.config.retry.retries > 0;
         let replay = ReplayBody::new(body, self.inner.config.replay_cap);
         let mut template = Some(parts);
         let mut retries_done = 0;
@@ -168,10 +178,12 @@ where
         let mut retry = None;
 
         loop {
-            let checkout =
-                self.inner
-                    .pool
-                    .checkout(&origin, needs_host.then_some(&mut host), retry);
+            let checkout = self.inner.pool.checkout(
+                &origin,
+                (needs_host && !host_asked).then_some(&mut host),
+                retry,
+            );
+            host_asked = true;
             let (conn, reused, idle_for) = match checkout.await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
                 Ok(Checkout::Connect(slot, h2_connecting)) => {
@@ -205,18 +217,19 @@ where
             let Some(mut parts) = template.take() else {
                 return Err(self.fail(&origin, Error::new(Kind::Request)));
             };
+            // A request hyper hands back unsent comes back whole; any other
+            // retry needs a copy of the head, which only a failure on a
+            // reused connection, or a stream an HTTP/2 server refused, can
+            // use. Copied before `Host` goes in: a retry puts it back.
+            let keep = (retries && (reused || conn.is_http2())).then(|| clone_parts(&parts));
+            let uri = keep.is_none().then(|| parts.uri.clone());
             if needs_host {
-                needs_host = false;
-                let Some(value) = host.take() else {
+                let Some(value) = host.clone() else {
                     let error = Error::new(Kind::InvalidUri("host is not a valid header value"));
                     return Err(self.fail(&origin, error));
                 };
                 parts.headers.insert(HOST, value);
             }
-            // Only a failure on a reused connection, or a stream an HTTP/2
-            // server refused, can be retried; only then is the request head
-            // worth keeping.
-            let keep = (reused || conn.is_http2()).then(|| clone_parts(&parts));
             let Some(body) = replay.replay() else {
                 let error = Error::new(Kind::Request)
                     .with_refusal(crate::retry::Refusal::BodyNotReplayable);
@@ -228,11 +241,6 @@ where
                 capture.set(&conn.info);
             }
             let req = Request::from_parts(with_uri_form(parts, &conn), body);
-            let closes = req
-                .headers()
-                .get_all(CONNECTION)
-                .iter()
-                .any(|v| has_token(v.as_bytes(), b"close"));
 
             let attempt = self.attempt(
                 conn,
@@ -249,10 +257,20 @@ where
             } else {
                 attempt.instrument(span.clone()).await
             };
-            let failure = match outcome {
+            let mut failure = match outcome {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
+            // Handed back unsent: the request itself, with its absolute URI
+            // again (and without `Host`, which the next attempt sets).
+            let keep = keep.or_else(|| {
+                let mut parts = failure.returned.take()?;
+                parts.uri = uri?;
+                if needs_host {
+                    parts.headers.remove(HOST);
+                }
+                Some(parts)
+            });
             let headers = keep.as_ref().map(|p| &p.headers);
             let empty = http::HeaderMap::new();
             let attempt = Attempt {
@@ -307,7 +325,8 @@ where
         let response = match result {
             Ok(response) => response,
             Err(mut error) => {
-                let returned_unsent = error.take_message().is_some();
+                let returned = error.take_message().map(|req| req.into_parts().0);
+                let returned_unsent = returned.is_some();
                 let error = error.into_error();
                 // An HTTP/2 connection carries other streams: its byte
                 // counts say nothing about this request, and no response
@@ -335,6 +354,7 @@ where
                         .observe(origin, Evidence::Crossed { idle_for, kind });
                 }
                 return Err(Failure {
+                    returned,
                     returned_unsent,
                     refused,
                     bytes_written,
@@ -408,6 +428,8 @@ where
 
 /// What went wrong in one attempt, and what the client knows about it.
 struct Failure {
+    /// The head of a request hyper handed back unsent.
+    returned: Option<Parts>,
     returned_unsent: bool,
     refused: bool,
     bytes_written: u64,

@@ -224,9 +224,10 @@ impl PartialEq for OriginKey {
         self.hash == other.hash
             && self.port == other.port
             && self.scheme == other.scheme
-            // Hosts almost always arrive in one spelling: compare bytes
-            // first, case-insensitively only if that fails.
-            && (a == b || a.eq_ignore_ascii_case(b))
+            // Hosts almost always arrive in one spelling, often in one
+            // shared buffer (clones of one `Uri`): compare the pointers,
+            // then the bytes, case-insensitively only if both fail.
+            && (std::ptr::eq(a, b) || a == b || a.eq_ignore_ascii_case(b))
     }
 }
 

@@ -58,6 +58,10 @@ impl<B> PoolShared<B> {
         if evidence.is_server_close() {
             origin.counters.bump(Event::ServerClose);
         }
+        // Most responses only confirm what the estimator knows.
+        if !origin.estimator.is_news(&evidence, now) {
+            return None;
+        }
         let slack = self.slack();
         let before = origin.estimator.retire_after(now, slack);
         let estimate = origin.estimator.observe(evidence, now)?;
