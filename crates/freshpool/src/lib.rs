@@ -173,6 +173,7 @@ pub use error::{BuildError, Error};
 pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
 pub use info::{CaptureConnection, ConnectionInfo, capture_connection};
+pub use pool::Origin;
 pub use replay::ReplayBody;
 pub use rt::BoxSendFuture;
 pub use stats::{OriginStats, Stats};

@@ -1,7 +1,7 @@
 //! The pool's shared HTTP/2 connections: registering them, and serving
 //! the checkouts that wait for one of their streams.
 
-use super::{Conn, Handoff, Origin, OriginKey, PoolShared};
+use super::{Conn, Handoff, OriginKey, OriginState, PoolShared};
 
 impl<B> PoolShared<B> {
     /// Registers a new HTTP/2 connection as one of the origin's shared ones.
@@ -33,7 +33,7 @@ impl<B> PoolShared<B> {
 
     /// Gives waiting checkouts streams on the origin's HTTP/2 connections,
     /// oldest first, while they have free ones. Called with the lock held.
-    pub(super) fn serve_h2_waiters(&self, origin: &mut Origin<B>) {
+    pub(super) fn serve_h2_waiters(&self, origin: &mut OriginState<B>) {
         let max_streams = self.config.http2_max_streams;
         while let Some(waiter) = origin.waiters.front() {
             let avoid = waiter.retry.map(|r| r.failed);

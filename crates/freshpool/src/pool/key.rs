@@ -10,29 +10,48 @@ use http::{HeaderValue, Uri};
 
 use crate::error::{Error, Kind};
 
-/// An origin: scheme, host and port. Two origins never share a connection.
+/// An origin: scheme, host and port, as the pool tells servers apart. Two
+/// origins never share a connection, nor what was learned about a server.
 ///
-/// Besides `http` and `https`, hyperlocal's `unix://` URIs are keyed too:
-/// their host is the hex-encoded socket path (and their port, if any, is
-/// hyperlocal's `0`), so two socket paths are two origins; which socket a
-/// connection goes to is the connector's business (see
-/// [`UnixConnector`](crate::UnixConnector)).
+/// Hosts compare without regard to ASCII case (RFC 3986 §6.2.2.1), and the
+/// port is always explicit, so `http://a.test/` and `http://A.test:80/` are
+/// one origin; userinfo is not part of it. Besides `http` and `https`,
+/// hyperlocal's `unix://` URIs are origins too: their host is the
+/// hex-encoded socket path (and their port, if any, is hyperlocal's `0`), so
+/// two socket paths are two origins.
 ///
-/// One is made for every request and looked up in the pool two or three
-/// times, so it is built to be cheap: it holds the request URI's own
-/// scheme and authority (reference-counted, as `http` stores them), finds
-/// the host in the authority once, and hashes itself once. Hosts compare
-/// without regard to ASCII case (RFC 3986 §6.2.2.1). The port is always
-/// explicit, so `http://a.test/` and `http://a.test:80/` are one origin.
+/// It holds the URI's own scheme and authority (reference-counted, as
+/// `http` stores them), so making one does not allocate.
+///
+/// ```
+/// use freshpool::Origin;
+///
+/// let a = Origin::of(&"http://Example.com/x".parse().unwrap()).unwrap();
+/// let b = Origin::of(&"http://user@example.com:80/y".parse().unwrap()).unwrap();
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "http://example.com:80");
+/// assert_eq!((a.host(), a.port()), ("Example.com", 80));
+/// assert!(Origin::of(&"/relative".parse().unwrap()).is_err());
+/// ```
 #[derive(Clone)]
-pub(crate) struct OriginKey {
+pub struct Origin {
     scheme: Scheme,
     authority: Authority,
     /// Where the host is in `authority` (after any userinfo, before any
     /// port; IPv6 addresses keep their brackets).
     host: Range<usize>,
     port: u16,
-    /// The pool's keyed hash of scheme, lower-cased host and port.
+}
+
+/// An [`Origin`] with the pool's keyed hash of it, computed once.
+///
+/// One is made for every request and looked up in the pool two or three
+/// times, so it is built to be cheap: the host is found in the authority
+/// once, and hashed once (with the pool's random keys; see
+/// [`OriginKey::of`]).
+#[derive(Clone)]
+pub(crate) struct OriginKey {
+    origin: Origin,
     hash: u64,
 }
 
@@ -68,6 +87,29 @@ impl OriginKey {
     /// The key of the absolute URI `uri`, hashed with `keys`, or why it
     /// has none.
     pub(crate) fn of(uri: &Uri, keys: &RandomState) -> Result<OriginKey, Error> {
+        let origin = Origin::of(uri)?;
+        let hash = keys.hash_one(&origin);
+        Ok(OriginKey { origin, hash })
+    }
+}
+
+impl std::ops::Deref for OriginKey {
+    type Target = Origin;
+
+    fn deref(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+impl Origin {
+    /// The origin of the absolute URI `uri`.
+    ///
+    /// # Errors
+    ///
+    /// An [invalid URI](Error::is_invalid_uri) error naming the cause: no
+    /// scheme, no host, a port above 65535, or a scheme other than `http`,
+    /// `https` and `unix`.
+    pub fn of(uri: &Uri) -> Result<Origin, Error> {
         let scheme = uri.scheme().ok_or_else(|| {
             Error::new(Kind::InvalidUri(
                 "no scheme (expected http://, https:// or unix://)",
@@ -89,41 +131,27 @@ impl OriginKey {
                 .map_err(|_| Error::new(Kind::InvalidUri("port is not a number below 65536")))?,
             None => default_port,
         };
-        let mut key = OriginKey {
+        Ok(Origin {
             scheme: scheme.clone(),
             authority: authority.clone(),
             host,
             port,
-            hash: 0,
-        };
-        // Scheme, port and lower-cased host, in as few writes as possible
-        // (one, for hosts up to 61 bytes), without allocating.
-        let mut state = keys.build_hasher();
-        let mut block = [0u8; 64];
-        let [hi, lo] = key.port.to_be_bytes();
-        block[..3].copy_from_slice(&[scheme_tag(&key.scheme), hi, lo]);
-        let mut filled = 3;
-        for &b in key.host().as_bytes() {
-            if filled == block.len() {
-                state.write(&block);
-                filled = 0;
-            }
-            block[filled] = b.to_ascii_lowercase();
-            filled += 1;
-        }
-        state.write(&block[..filled]);
-        key.hash = state.finish();
-        Ok(key)
+        })
+    }
+
+    /// The scheme: `http`, `https` or `unix`.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The host, as the URI spelled it (IPv6 addresses in brackets).
-    pub(crate) fn host(&self) -> &str {
+    pub fn host(&self) -> &str {
         &self.authority.as_str()[self.host.clone()]
-    }
-
-    #[cfg(test)]
-    fn port(&self) -> u16 {
-        self.port
     }
 
     /// Whether `port` is the scheme's default (left out of `Host`).
@@ -218,16 +246,60 @@ fn split_authority(authority: &str) -> (Range<usize>, Option<&str>) {
     (start..start + host_len, port)
 }
 
-impl PartialEq for OriginKey {
-    fn eq(&self, other: &OriginKey) -> bool {
+impl PartialEq for Origin {
+    fn eq(&self, other: &Origin) -> bool {
         let (a, b) = (self.host(), other.host());
-        self.hash == other.hash
-            && self.port == other.port
+        self.port == other.port
             && self.scheme == other.scheme
             // Hosts almost always arrive in one spelling, often in one
             // shared buffer (clones of one `Uri`): compare the pointers,
             // then the bytes, case-insensitively only if both fail.
             && (std::ptr::eq(a, b) || a == b || a.eq_ignore_ascii_case(b))
+    }
+}
+
+impl Eq for Origin {}
+
+/// Scheme, port and lower-cased host, in as few writes as possible (one,
+/// for hosts up to 61 bytes), without allocating.
+impl Hash for Origin {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut block = [0u8; 64];
+        let [hi, lo] = self.port.to_be_bytes();
+        block[..3].copy_from_slice(&[scheme_tag(&self.scheme), hi, lo]);
+        let mut filled = 3;
+        for &b in self.host().as_bytes() {
+            if filled == block.len() {
+                state.write(&block);
+                filled = 0;
+            }
+            block[filled] = b.to_ascii_lowercase();
+            filled += 1;
+        }
+        state.write(&block[..filled]);
+    }
+}
+
+/// `scheme://host:port`, the host in lower case.
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        for c in self.host().chars() {
+            fmt::Write::write_char(f, c.to_ascii_lowercase())?;
+        }
+        write!(f, ":{}", self.port)
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl PartialEq for OriginKey {
+    fn eq(&self, other: &OriginKey) -> bool {
+        self.hash == other.hash && self.origin == other.origin
     }
 }
 
@@ -239,20 +311,15 @@ impl Hash for OriginKey {
     }
 }
 
-/// `scheme://host:port`, the host in lower case.
 impl fmt::Display for OriginKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme)?;
-        for c in self.host().chars() {
-            fmt::Write::write_char(f, c.to_ascii_lowercase())?;
-        }
-        write!(f, ":{}", self.port)
+        fmt::Display::fmt(&self.origin, f)
     }
 }
 
 impl fmt::Debug for OriginKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        fmt::Display::fmt(&self.origin, f)
     }
 }
 

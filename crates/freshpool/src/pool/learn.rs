@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use freshpool_expiry::{CloseKind, Evidence, ExpiryQueue, KeepAlive};
 use freshpool_probe::Liveness;
 
-use super::{Dead, Expiring, Idle, Origin, OriginKey, PoolShared, unschedule};
+use super::{Dead, Expiring, Idle, OriginKey, OriginState, PoolShared, unschedule};
 use crate::stats::Event;
 
 /// What one response taught about its origin, carried to check-in so that
@@ -46,7 +46,7 @@ impl<B> PoolShared<B> {
     /// deadline it gave an idle connection, for the driver.
     pub(super) fn observe_in(
         &self,
-        origin: &mut Origin<B>,
+        origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
         key: &OriginKey,
         evidence: Evidence,
@@ -101,7 +101,7 @@ impl<B> PoolShared<B> {
     /// Applies what a response taught; see [`observe_in`](Self::observe_in).
     pub(super) fn learn_from(
         &self,
-        origin: &mut Origin<B>,
+        origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
         key: &OriginKey,
         learned: Learned,
@@ -123,7 +123,7 @@ impl<B> PoolShared<B> {
     /// server's idle timeout.
     pub(super) fn bury(
         &self,
-        origin: &mut Origin<B>,
+        origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
         key: &OriginKey,
         idle: &Idle<B>,

@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
 use idle::{Idle, IdleList};
+pub use key::Origin;
 pub(crate) use key::OriginKey;
 use learn::FAR;
 pub(crate) use learn::Learned;
@@ -61,7 +62,8 @@ pub(crate) struct Retry {
     pub(crate) failed: u64,
 }
 
-pub(crate) struct Origin<B> {
+/// What the pool keeps per origin.
+pub(crate) struct OriginState<B> {
     /// The `Host` header for this origin's requests (when the request has
     /// none), made once.
     host: Option<HeaderValue>,
@@ -155,7 +157,7 @@ impl<B> PoolShared<B> {
     }
 
     /// Bumps a counter of `origin`; totals are summed when read.
-    pub(crate) fn bump(&self, origin: &mut Origin<B>, event: Event) {
+    pub(crate) fn bump(&self, origin: &mut OriginState<B>, event: Event) {
         origin.counters.bump(event);
     }
 
@@ -169,7 +171,7 @@ impl<B> PoolShared<B> {
     }
 
     /// The pool's record of `key`, made on first use.
-    fn origin<'a>(&self, origins: &'a mut Origins<B>, key: &OriginKey) -> &'a mut Origin<B> {
+    fn origin<'a>(&self, origins: &'a mut Origins<B>, key: &OriginKey) -> &'a mut OriginState<B> {
         // Not `entry`: it would clone the key on every request.
         if !origins.contains_key(key) {
             let remembered = origins.revive(key);
@@ -180,7 +182,7 @@ impl<B> PoolShared<B> {
             .expect("the origin was inserted above if it was missing")
     }
 
-    fn new_origin(&self, key: &OriginKey, remembered: Option<Remembered>) -> Origin<B> {
+    fn new_origin(&self, key: &OriginKey, remembered: Option<Remembered>) -> OriginState<B> {
         let (estimator, counters) = match remembered {
             Some(Remembered {
                 estimator,
@@ -192,7 +194,7 @@ impl<B> PoolShared<B> {
                 (estimator, Counters::default())
             }
         };
-        Origin {
+        OriginState {
             host: key.host_header(),
             idle: IdleList::default(),
             waiters: VecDeque::new(),
@@ -473,7 +475,7 @@ impl<B: Send + 'static> PoolShared<B> {
     /// A place under the host limit, or a place in the queue of waiters.
     fn slot_or_wait(
         self: &Arc<Self>,
-        origin: &mut Origin<B>,
+        origin: &mut OriginState<B>,
         key: &OriginKey,
         wants_h2: bool,
         retry: Option<Retry>,
@@ -594,7 +596,7 @@ impl<B: Send + 'static> PoolShared<B> {
     /// retire time. Returns a deadline the driver must be told about.
     fn park(
         self: &Arc<Self>,
-        origin: &mut Origin<B>,
+        origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
         key: &OriginKey,
         mut conn: Conn<B>,

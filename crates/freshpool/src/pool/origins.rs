@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use freshpool_expiry::IdleEstimator;
 
 use super::key::OriginMap;
-use super::{Origin, OriginKey};
+use super::{OriginKey, OriginState};
 use crate::stats::{Counters, Event, OriginStats};
 
 /// How many origins with nothing left are remembered.
@@ -26,7 +26,7 @@ pub(super) struct Remembered {
 }
 
 pub(super) struct Origins<B> {
-    live: OriginMap<Origin<B>>,
+    live: OriginMap<OriginState<B>>,
     remembered: OriginMap<Remembered>,
     /// Remembered origins, oldest first (a key may also be stale: its
     /// origin came back, or was emptied again later).
@@ -50,7 +50,7 @@ impl<B> Default for Origins<B> {
 }
 
 impl<B> Origins<B> {
-    pub(super) fn get_mut(&mut self, key: &OriginKey) -> Option<&mut Origin<B>> {
+    pub(super) fn get_mut(&mut self, key: &OriginKey) -> Option<&mut OriginState<B>> {
         self.live.get_mut(key)
     }
 
@@ -58,7 +58,7 @@ impl<B> Origins<B> {
         self.live.contains_key(key)
     }
 
-    pub(super) fn insert(&mut self, key: OriginKey, origin: Origin<B>) {
+    pub(super) fn insert(&mut self, key: OriginKey, origin: OriginState<B>) {
         self.live.insert(key, origin);
     }
 
@@ -119,7 +119,7 @@ impl<B> Origins<B> {
         }
     }
 
-    pub(super) fn live(&self) -> impl Iterator<Item = (&OriginKey, &Origin<B>)> {
+    pub(super) fn live(&self) -> impl Iterator<Item = (&OriginKey, &OriginState<B>)> {
         self.live.iter()
     }
 
