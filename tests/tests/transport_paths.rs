@@ -196,11 +196,16 @@ async fn responses_carry_the_connectors_extras_and_a_poisoned_connection_is_not_
         .insert("x-body-size", http::HeaderValue::from_static("1000"));
     let mut captured = freshpool::capture_connection(&mut req);
     let response = client.request(req).await.expect("response");
-    captured
+    let later = captured
         .wait_for_connection_metadata()
         .await
-        .expect("captured")
-        .poison();
+        .expect("captured");
+    // Connections are numbered in order, once: the third is a new one.
+    assert!(
+        later.id() > connection.id(),
+        "{later:?} after {connection:?}"
+    );
+    later.poison();
     response.into_body().collect().await.expect("body");
     assert_eq!(client.stats().total.idle, 0);
     send(&client, Method::GET, &url, &[]).await.expect("fresh");

@@ -221,7 +221,7 @@ where
             // retry needs a copy of the head, which only a failure on a
             // reused connection, or a stream an HTTP/2 server refused, can
             // use. Copied before `Host` goes in: a retry puts it back.
-            let keep = (retries && (reused || conn.is_http2())).then(|| clone_parts(&parts));
+            let keep = (retries && (reused || conn.is_http2())).then(|| parts.clone());
             let uri = keep.is_none().then(|| parts.uri.clone());
             if needs_host {
                 let Some(value) = host.clone() else {
@@ -490,16 +490,6 @@ fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::from(path);
     parts
-}
-
-fn clone_parts(parts: &Parts) -> Parts {
-    let mut req = Request::new(());
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    *req.extensions_mut() = parts.extensions.clone();
-    req.into_parts().0
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {

@@ -3,7 +3,6 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use freshpool_expiry::Rtt;
 use freshpool_probe::Probe;
@@ -18,8 +17,6 @@ use crate::info::ConnectionInfo;
 use crate::io::{ConnState, Io};
 use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
 use crate::stats::Event;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Connects to `origin` with `connector`, performs the HTTP/1 or HTTP/2
 /// handshake, and spawns the connection task, which holds `slot` for as
@@ -66,10 +63,10 @@ where
 
     let state = Arc::new(ConnState::new(opened));
     let (io, probe) = Io::new(stream, Arc::clone(&state));
+    let id = crate::info::next_connection_id();
     let lifetime_deadline = config
         .max_lifetime
-        .map(|lifetime| lifetime.deadline(opened, entropy()));
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        .map(|lifetime| lifetime.deadline(opened, entropy(id)));
 
     let tx = if config.http2_only || connected.is_negotiated_h2() {
         let (tx, conn) = config
@@ -117,7 +114,7 @@ where
         tx,
         state,
         probe,
-        info: ConnectionInfo::new(connected),
+        info: ConnectionInfo::new(id, connected),
         requests: 0,
         remaining: None,
         lifetime_deadline,
@@ -154,9 +151,9 @@ impl<B: Send + 'static> Drop for Ended<B> {
 }
 
 /// Cheap, non-cryptographic randomness for lifetime jitter.
-fn entropy() -> u64 {
+fn entropy(seed: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(NEXT_ID.load(Ordering::Relaxed));
+    hasher.write_u64(seed);
     hasher.finish()
 }

@@ -5,11 +5,23 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::{Extensions, Request};
 use hyper_util::client::legacy::connect::Connected;
 use tokio::sync::watch;
+
+/// The one sequence that numbers connections in this process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The next connection id: one sequence per process, shared by every
+/// freshpool [`Client`](crate::Client) and by `freshpool-legacy`'s
+/// `Connector`, so that an id (in a log, or from [`ConnectionInfo::id`])
+/// names one connection whichever client made it. Ids start at 1 and do
+/// not repeat.
+pub fn next_connection_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// What the connector said about one connection, shared by every request
 /// that runs on it.
@@ -22,18 +34,26 @@ pub struct ConnectionInfo {
 }
 
 struct Inner {
+    id: u64,
     connected: Connected,
     poisoned: AtomicBool,
 }
 
 impl ConnectionInfo {
-    pub(crate) fn new(connected: Connected) -> ConnectionInfo {
+    pub(crate) fn new(id: u64, connected: Connected) -> ConnectionInfo {
         ConnectionInfo {
             inner: Arc::new(Inner {
+                id,
                 connected,
                 poisoned: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The connection's number (see [`next_connection_id`]), as the pool's
+    /// logs give it.
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The connector's description of the connection.
@@ -68,6 +88,7 @@ impl ConnectionInfo {
 impl fmt::Debug for ConnectionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionInfo")
+            .field("id", &self.inner.id)
             .field("connected", &self.inner.connected)
             .field("poisoned", &self.is_poisoned())
             .finish()

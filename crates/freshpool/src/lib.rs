@@ -172,7 +172,7 @@ pub use client::{Client, ResponseFuture};
 pub use error::{BuildError, Error};
 pub use freshpool_expiry::{Margin, Source};
 pub use freshpool_probe::{Liveness, Probe};
-pub use info::{CaptureConnection, ConnectionInfo, capture_connection};
+pub use info::{CaptureConnection, ConnectionInfo, capture_connection, next_connection_id};
 pub use pool::Origin;
 pub use replay::ReplayBody;
 pub use rt::BoxSendFuture;

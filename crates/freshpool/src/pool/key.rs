@@ -23,6 +23,19 @@ use crate::error::{Error, Kind};
 /// It holds the URI's own scheme and authority (reference-counted, as
 /// `http` stores them), so making one does not allocate.
 ///
+/// # Proxies
+///
+/// Within one client the origin is also the route: a client has one
+/// connector, a connector is a `Service<Uri>` and chooses how to reach a
+/// URI (directly, through a forward proxy, through a `CONNECT` tunnel) from
+/// the URI alone, so every connection of an origin took the same route, as
+/// in hyper-util's pool. What the route changes per request is the request
+/// target, and that follows each connection's own
+/// [`Connected::is_proxied`](hyper_util::client::legacy::connect::Connected::is_proxied).
+/// A connector whose routing can change while the client lives (a proxy
+/// setting reloaded) needs a new client for the new route: connections
+/// already open keep the route they were made with.
+///
 /// ```
 /// use freshpool::Origin;
 ///
