@@ -54,6 +54,8 @@ pub struct Origin {
     /// port; IPv6 addresses keep their brackets).
     host: Range<usize>,
     port: u16,
+    /// The scheme's tag (`HTTP`, `HTTPS`, `UNIX`), to compare and hash.
+    tag: u8,
 }
 
 /// An [`Origin`] with the pool's keyed hash of it, computed once.
@@ -149,6 +151,7 @@ impl Origin {
             authority: authority.clone(),
             host,
             port,
+            tag: scheme_tag(scheme),
         })
     }
 
@@ -263,7 +266,7 @@ impl PartialEq for Origin {
     fn eq(&self, other: &Origin) -> bool {
         let (a, b) = (self.host(), other.host());
         self.port == other.port
-            && self.scheme == other.scheme
+            && self.tag == other.tag
             // Hosts almost always arrive in one spelling, often in one
             // shared buffer (clones of one `Uri`): compare the pointers,
             // then the bytes, case-insensitively only if both fail.
@@ -279,7 +282,7 @@ impl Hash for Origin {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let mut block = [0u8; 64];
         let [hi, lo] = self.port.to_be_bytes();
-        block[..3].copy_from_slice(&[scheme_tag(&self.scheme), hi, lo]);
+        block[..3].copy_from_slice(&[self.tag, hi, lo]);
         let mut filled = 3;
         for &b in self.host().as_bytes() {
             if filled == block.len() {
