@@ -25,7 +25,7 @@ use crate::error::{BoxError, Error, Kind};
 use crate::info::CaptureSender;
 use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared, Retry};
 use crate::replay::ReplayBody;
-use crate::retry::Attempt;
+use crate::retry::{Facts, Retries};
 use crate::stats::{Event, Stats};
 
 /// A pooled HTTP client that never hands a request to a connection the
@@ -170,10 +170,9 @@ where
                 .get_all(CONNECTION)
                 .iter()
                 .any(|v| has_token(v.as_bytes(), b"close"));
-        let retries = self.inner.config.retry.retries > 0;
-        let replay = ReplayBody::new(body, self.inner.config.replay_cap);
+        let may_retry = self.inner.config.retry.retries > 0;
+        let mut retries = Retries::new(self.inner.config.retry, body, self.inner.config.replay_cap);
         let mut template = Some(parts);
-        let mut retries_done = 0;
         // Set once an attempt failed: the retry goes on a fresh connection.
         let mut retry = None;
 
@@ -202,17 +201,19 @@ where
                     drop(h2_connecting);
                     match connected {
                         Ok(conn) => (conn, false, Duration::ZERO),
-                        Err(e) => return Err(self.fail(&origin, e.with_attempts(retries_done + 1))),
+                        Err(e) => {
+                            return Err(self.fail(&origin, e.with_attempts(retries.attempt())));
+                        }
                     }
                 }
-                Err(e) => return Err(self.fail(&origin, e.with_attempts(retries_done + 1))),
+                Err(e) => return Err(self.fail(&origin, e.with_attempts(retries.attempt()))),
             };
             let span = tracing::debug_span!(
                 "request",
                 origin = %origin,
                 reused,
                 idle_ms = idle_for.as_millis() as u64,
-                attempt = retries_done + 1,
+                attempt = retries.attempt(),
             );
             let Some(mut parts) = template.take() else {
                 return Err(self.fail(&origin, Error::new(Kind::Request)));
@@ -221,7 +222,7 @@ where
             // retry needs a copy of the head, which only a failure on a
             // reused connection, or a stream an HTTP/2 server refused, can
             // use. Copied before `Host` goes in: a retry puts it back.
-            let keep = (retries && (reused || conn.is_http2())).then(|| parts.clone());
+            let keep = (may_retry && (reused || conn.is_http2())).then(|| parts.clone());
             let uri = keep.is_none().then(|| parts.uri.clone());
             if needs_host {
                 let Some(value) = host.clone() else {
@@ -230,10 +231,10 @@ where
                 };
                 parts.headers.insert(HOST, value);
             }
-            let Some(body) = replay.replay() else {
+            let Some(body) = retries.body() else {
                 let error = Error::new(Kind::Request)
                     .with_refusal(crate::retry::Refusal::BodyNotReplayable);
-                return Err(self.fail(&origin, error.with_attempts(retries_done + 1)));
+                return Err(self.fail(&origin, error.with_attempts(retries.attempt())));
             };
             let method = parts.method.clone();
             let conn_id = conn.id;
@@ -271,39 +272,35 @@ where
                 }
                 Some(parts)
             });
-            let headers = keep.as_ref().map(|p| &p.headers);
             let empty = http::HeaderMap::new();
-            let attempt = Attempt {
-                method: &method,
-                headers: headers.unwrap_or(&empty),
+            let facts = Facts {
                 reused,
                 returned_unsent: failure.returned_unsent,
                 refused: failure.refused,
                 bytes_written: failure.bytes_written,
                 response_started: failure.response_started,
-                retries_done,
-                body_replayable: replay.is_replayable(),
             };
-            match self.inner.config.retry.decide(&attempt) {
+            let attempts = retries.attempt();
+            let headers = keep.as_ref().map_or(&empty, |p| &p.headers);
+            match retries.after_failure(&method, headers, facts) {
+                // With no head kept, no rule applies (retries are off, or
+                // the connection was fresh and the request not handed back).
                 Ok(rule) if keep.is_some() => {
                     self.inner.pool.count(&origin, Event::Retry(rule));
                     span.in_scope(|| {
                         tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
                     });
-                    retries_done += 1;
                     template = keep;
                     retry = Some(Retry { failed: conn_id });
                 }
                 Ok(_) => {
-                    return Err(self.fail(&origin, failure.into_error(reused, retries_done)));
+                    return Err(self.fail(&origin, failure.into_error(reused, attempts)));
                 }
                 Err(refusal) => {
                     span.in_scope(|| {
                         tracing::debug!(%refusal, error = %failure.error, "not retrying");
                     });
-                    let error = failure
-                        .into_error(reused, retries_done)
-                        .with_refusal(refusal);
+                    let error = failure.into_error(reused, attempts).with_refusal(refusal);
                     return Err(self.fail(&origin, error));
                 }
             }
@@ -438,10 +435,10 @@ struct Failure {
 }
 
 impl Failure {
-    fn into_error(self, reused: bool, retries_done: u32) -> Error {
+    fn into_error(self, reused: bool, attempts: u32) -> Error {
         Error::new(Kind::Request)
             .with(self.error)
-            .with_attempts(retries_done + 1)
+            .with_attempts(attempts)
             .with_reused(reused)
     }
 }

@@ -9,11 +9,16 @@
 //! facts it *knows* about the failed attempt ([`Attempt`]): whether the
 //! connection was reused, whether hyper handed the request back unsent, how
 //! many bytes of it reached the socket, whether any response byte arrived,
-//! and whether the body can be replayed. Nothing is guessed.
+//! and whether the body can be replayed. Nothing is guessed. [`Retries`]
+//! carries one request through its attempts (its replayable body, the
+//! retries made, the decision after each failure); both freshpool clients
+//! drive their attempt loops with it.
 
 use std::fmt;
 
 use http::{HeaderMap, Method};
+
+use crate::replay::ReplayBody;
 
 /// The header that marks a non-idempotent request as safe to repeat
 /// (draft-ietf-httpapi-idempotency-key-header).
@@ -252,6 +257,126 @@ impl RetryPolicy {
         if !attempt.body_replayable {
             return Err(Refusal::BodyNotReplayable);
         }
+        Ok(rule)
+    }
+}
+
+/// What a client knows about the connection and the bytes of one failed
+/// attempt: the facts of an [`Attempt`] that are not the request's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// See [`Attempt::reused`].
+    pub reused: bool,
+    /// See [`Attempt::returned_unsent`].
+    pub returned_unsent: bool,
+    /// See [`Attempt::refused`].
+    pub refused: bool,
+    /// See [`Attempt::bytes_written`].
+    pub bytes_written: u64,
+    /// See [`Attempt::response_started`].
+    pub response_started: bool,
+}
+
+/// One request's way through its attempts: the body each attempt sends,
+/// how many retries were made, and the decision after each failure.
+///
+/// The attempt loop of every freshpool client drives one (freshpool's
+/// [`Client`](crate::Client) and `freshpool-legacy`'s `RetryClient`), so
+/// the rules, the counting that makes a failed retry final, and the body
+/// replay are one piece of code; a client of your own can drive one too.
+///
+/// ```
+/// use bytes::Bytes;
+/// use freshpool::retry::{Facts, Refusal, Retries, RetryPolicy, Rule};
+/// use http::{HeaderMap, Method};
+/// use http_body_util::Full;
+///
+/// let mut retries = Retries::new(RetryPolicy::default(), Full::new(Bytes::from("hi")), 1024);
+/// let body = retries.body().expect("a full body replays");
+/// # drop(body);
+/// // The first attempt met a close on a reused connection before any
+/// // response byte: a GET goes again, once.
+/// let stale = Facts {
+///     reused: true,
+///     returned_unsent: false,
+///     refused: false,
+///     bytes_written: 80,
+///     response_started: false,
+/// };
+/// let headers = HeaderMap::new();
+/// assert_eq!(retries.after_failure(&Method::GET, &headers, stale), Ok(Rule::Idempotent));
+/// assert_eq!(retries.attempt(), 2);
+/// // The retry failed too: that is final.
+/// let fresh = Facts { reused: false, ..stale };
+/// assert_eq!(
+///     retries.after_failure(&Method::GET, &headers, fresh),
+///     Err(Refusal::FreshConnection)
+/// );
+/// ```
+#[derive(Debug)]
+pub struct Retries<B> {
+    policy: RetryPolicy,
+    replay: ReplayBody<B>,
+    done: u32,
+}
+
+impl<B: http_body::Body> Retries<B> {
+    /// Starts a request whose body is `body`, recording up to
+    /// `replay_cap` bytes of it for a retry (see [`ReplayBody`]).
+    pub fn new(policy: RetryPolicy, body: B, replay_cap: usize) -> Retries<B> {
+        Retries {
+            policy,
+            replay: ReplayBody::new(body, replay_cap),
+            done: 0,
+        }
+    }
+
+    /// The body for the next attempt; `None` only once the body can no
+    /// longer be replayed, which [`after_failure`](Self::after_failure)
+    /// refuses first.
+    pub fn body(&self) -> Option<ReplayBody<B>> {
+        self.replay.replay()
+    }
+
+    /// The number of the attempt running (or that just failed), from 1.
+    pub fn attempt(&self) -> u32 {
+        self.done + 1
+    }
+
+    /// Retries made so far.
+    pub fn retries_done(&self) -> u32 {
+        self.done
+    }
+
+    /// The rules in force.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Decides whether the attempt that just failed, with `method`,
+    /// `headers` and `facts`, may go again; a retry allowed is counted.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] that stops the request.
+    pub fn after_failure(
+        &mut self,
+        method: &Method,
+        headers: &HeaderMap,
+        facts: Facts,
+    ) -> Result<Rule, Refusal> {
+        let rule = self.policy.decide(&Attempt {
+            method,
+            headers,
+            reused: facts.reused,
+            returned_unsent: facts.returned_unsent,
+            refused: facts.refused,
+            bytes_written: facts.bytes_written,
+            response_started: facts.response_started,
+            retries_done: self.done,
+            body_replayable: self.replay.is_replayable(),
+        })?;
+        self.done += 1;
         Ok(rule)
     }
 }

@@ -8,8 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use freshpool::ReplayBody;
-use freshpool::retry::{Attempt, RetryPolicy};
-use http::request::Parts;
+use freshpool::retry::{Facts, Retries, RetryPolicy};
 use http::{Extensions, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::Connect;
@@ -164,17 +163,16 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = req.into_parts();
-    let replay = ReplayBody::new(body, cap);
-    let mut retries_done = 0;
+    let mut retries = Retries::new(policy, body, cap);
     loop {
-        let attempts = retries_done + 1;
-        let Some(body) = replay.replay() else {
+        let attempts = retries.attempt();
+        let Some(body) = retries.body() else {
             // A fresh body always replays, and `decide` allows a retry only
             // if it still can; this is a guard, not an expected path.
             return Err(Error::unreplayable(attempts));
         };
         let error = match client
-            .request(Request::from_parts(clone_parts(&parts), body))
+            .request(Request::from_parts(parts.clone(), body))
             .await
         {
             Ok(response) => return Ok(response),
@@ -183,27 +181,27 @@ where
         let decision = match connection_of(&error).and_then(|info| info.facts()) {
             _ if error.is_connect() => Err(NotRetried::Connect),
             None => Err(NotRetried::Unknown),
-            Some(facts) => policy
-                .decide(&Attempt {
-                    method: &parts.method,
-                    headers: &parts.headers,
-                    reused: facts.reused,
-                    // hyper-util retries what hyper hands back unsent on a
-                    // reused connection; on a fresh one it is not retried.
-                    returned_unsent: false,
-                    // An HTTP/2 refusal: HTTP/2 connections are not followed.
-                    refused: false,
-                    bytes_written: facts.bytes_written,
-                    response_started: facts.response_started,
-                    retries_done,
-                    body_replayable: replay.is_replayable(),
-                })
+            Some(facts) => retries
+                .after_failure(
+                    &parts.method,
+                    &parts.headers,
+                    Facts {
+                        reused: facts.reused,
+                        // hyper-util retries what hyper hands back unsent on
+                        // a reused connection; on a fresh one it is not.
+                        returned_unsent: false,
+                        // An HTTP/2 refusal: HTTP/2 connections are not
+                        // followed.
+                        refused: false,
+                        bytes_written: facts.bytes_written,
+                        response_started: facts.response_started,
+                    },
+                )
                 .map_err(NotRetried::Refused),
         };
         match decision {
             Ok(rule) => {
                 tracing::debug!(%rule, attempt = attempts, %error, "retrying the request");
-                retries_done += 1;
             }
             Err(why) => {
                 tracing::debug!(?why, attempt = attempts, %error, "not retrying the request");
@@ -220,16 +218,6 @@ fn connection_of(error: &LegacyError) -> Option<ConnectionInfo> {
     let mut extensions = Extensions::new();
     connected.get_extras(&mut extensions);
     extensions.remove::<ConnectionInfo>()
-}
-
-fn clone_parts(parts: &Parts) -> Parts {
-    let mut req = Request::new(());
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    *req.extensions_mut() = parts.extensions.clone();
-    req.into_parts().0
 }
 
 impl<C: Clone, B> Clone for RetryClient<C, B> {
