@@ -12,7 +12,7 @@ use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::rt::{Read, Write};
 use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
@@ -150,39 +150,13 @@ where
     }
 
     async fn send(self, req: Request<B>) -> Result<Response<Body>, Error> {
-        let origin = self.inner.pool.key(req.uri())?;
-        let (parts, body) = req.into_parts();
-        if !matches!(
-            parts.version,
-            Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_2
-        ) {
-            return Err(Error::new(Kind::UnsupportedVersion));
-        }
-        // The pool keeps each origin's `Host` value: ask for it once.
-        let mut host = None;
-        let needs_host = self.inner.config.set_host && !parts.headers.contains_key(HOST);
-        let mut host_asked = false;
-        // Read before `Host` joins them: a request with no headers of its
-        // own (most) does not look.
-        let closes = !parts.headers.is_empty()
-            && parts
-                .headers
-                .get_all(CONNECTION)
-                .iter()
-                .any(|v| has_token(v.as_bytes(), b"close"));
-        let may_retry = self.inner.config.retry.retries > 0;
-        let mut retries = Retries::new(self.inner.config.retry, body, self.inner.config.replay_cap);
-        let mut template = Some(parts);
-        // Set once an attempt failed: the retry goes on a fresh connection.
-        let mut retry = None;
-
+        let mut request = self.begin(req)?;
         loop {
-            let checkout = self.inner.pool.checkout(
-                &origin,
-                (needs_host && !host_asked).then_some(&mut host),
-                retry,
-            );
-            host_asked = true;
+            let host = (request.needs_host && request.host.is_none()).then_some(&mut request.host);
+            let checkout = self
+                .inner
+                .pool
+                .checkout(&request.origin, host, request.retry);
             let (conn, reused, idle_for) = match checkout.await {
                 Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
                 Ok(Checkout::Connect(slot, h2_connecting)) => {
@@ -193,7 +167,7 @@ where
                         connector,
                         &self.inner.pool,
                         &self.inner.config,
-                        &origin,
+                        &request.origin,
                         slot,
                     ))
                     .await;
@@ -201,54 +175,25 @@ where
                     drop(h2_connecting);
                     match connected {
                         Ok(conn) => (conn, false, Duration::ZERO),
-                        Err(e) => {
-                            return Err(self.fail(&origin, e.with_attempts(retries.attempt())));
-                        }
+                        Err(e) => return Err(self.fail(&request, e)),
                     }
                 }
-                Err(e) => return Err(self.fail(&origin, e.with_attempts(retries.attempt()))),
+                Err(e) => return Err(self.fail(&request, e)),
             };
             let span = tracing::debug_span!(
                 "request",
-                origin = %origin,
+                origin = %request.origin,
                 reused,
                 idle_ms = idle_for.as_millis() as u64,
-                attempt = retries.attempt(),
+                attempt = request.retries.attempt(),
             );
-            let Some(mut parts) = template.take() else {
-                return Err(self.fail(&origin, Error::new(Kind::Request)));
-            };
-            // A request hyper hands back unsent comes back whole; any other
-            // retry needs a copy of the head, which only a failure on a
-            // reused connection, or a stream an HTTP/2 server refused, can
-            // use. Copied before `Host` goes in: a retry puts it back.
-            let keep = (may_retry && (reused || conn.is_http2())).then(|| parts.clone());
-            let uri = keep.is_none().then(|| parts.uri.clone());
-            if needs_host {
-                let Some(value) = host.clone() else {
-                    let error = Error::new(Kind::InvalidUri("host is not a valid header value"));
-                    return Err(self.fail(&origin, error));
-                };
-                parts.headers.insert(HOST, value);
-            }
-            let Some(body) = retries.body() else {
-                let error = Error::new(Kind::Request)
-                    .with_refusal(crate::retry::Refusal::BodyNotReplayable);
-                return Err(self.fail(&origin, error.with_attempts(retries.attempt())));
-            };
-            let method = parts.method.clone();
-            let conn_id = conn.id;
-            if let Some(capture) = parts.extensions.get::<CaptureSender>() {
-                capture.set(&conn.info);
-            }
-            let req = Request::from_parts(with_uri_form(parts, &conn), body);
-
+            let req = self.prepare(&mut request, &conn, reused)?;
             let attempt = self.attempt(
                 conn,
                 req,
-                &origin,
-                &method,
-                closes,
+                &request.origin,
+                &request.method,
+                request.closes,
                 reused.then_some(idle_for),
             );
             // Entering a span costs even when nobody listens: only wrap
@@ -258,51 +203,149 @@ where
             } else {
                 attempt.instrument(span.clone()).await
             };
-            let mut failure = match outcome {
+            match outcome {
                 Ok(response) => return Ok(response),
-                Err(failure) => failure,
+                Err(failure) => self.after_failure(&mut request, failure, reused, &span)?,
+            }
+        }
+    }
+
+    /// Checks `req` and sets up its attempts.
+    ///
+    /// Everything here and in [`prepare`](Self::prepare) and
+    /// [`after_failure`](Self::after_failure) is synchronous, so that none
+    /// of its temporaries is kept in every request's future.
+    fn begin(&self, req: Request<B>) -> Result<Pending<B>, Error> {
+        let origin = self.inner.pool.key(req.uri())?;
+        let (parts, body) = req.into_parts();
+        if !matches!(
+            parts.version,
+            Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_2
+        ) {
+            return Err(Error::new(Kind::UnsupportedVersion));
+        }
+        // Read before `Host` joins them: a request with no headers of its
+        // own (most) does not look.
+        let closes = !parts.headers.is_empty()
+            && parts
+                .headers
+                .get_all(CONNECTION)
+                .iter()
+                .any(|v| has_token(v.as_bytes(), b"close"));
+        let config = &self.inner.config;
+        Ok(Pending {
+            origin,
+            // The pool keeps each origin's `Host` value: asked for once.
+            host: None,
+            needs_host: config.set_host && !parts.headers.contains_key(HOST),
+            closes,
+            method: parts.method.clone(),
+            retries: Retries::new(config.retry, body, config.replay_cap),
+            template: Some(parts),
+            kept: Kept::Nothing,
+            failed_on: 0,
+            retry: None,
+        })
+    }
+
+    /// The request for the next attempt, on `conn`.
+    fn prepare(
+        &self,
+        request: &mut Pending<B>,
+        conn: &Conn<B>,
+        reused: bool,
+    ) -> Result<Request<ReplayBody<B>>, Error> {
+        let Some(mut parts) = request.template.take() else {
+            return Err(self.fail(request, Error::new(Kind::Request)));
+        };
+        // A request hyper hands back unsent comes back whole; any other
+        // retry needs a copy of the head, which only a failure on a reused
+        // connection, or a stream an HTTP/2 server refused, can use. Copied
+        // before `Host` goes in: a retry puts it back.
+        let may_retry = self.inner.config.retry.retries > 0;
+        request.kept = if may_retry && (reused || conn.is_http2()) {
+            Kept::Head(parts.clone())
+        } else {
+            Kept::Uri(parts.uri.clone())
+        };
+        request.failed_on = conn.id;
+        if request.needs_host {
+            let Some(value) = request.host.clone() else {
+                let error = Error::new(Kind::InvalidUri("host is not a valid header value"));
+                return Err(self.fail(request, error));
             };
-            // Handed back unsent: the request itself, with its absolute URI
-            // again (and without `Host`, which the next attempt sets).
-            let keep = keep.or_else(|| {
-                let mut parts = failure.returned.take()?;
-                parts.uri = uri?;
-                if needs_host {
+            parts.headers.insert(HOST, value);
+        }
+        let Some(body) = request.retries.body() else {
+            let error =
+                Error::new(Kind::Request).with_refusal(crate::retry::Refusal::BodyNotReplayable);
+            return Err(self.fail(request, error));
+        };
+        if let Some(capture) = parts.extensions.get::<CaptureSender>() {
+            capture.set(&conn.info);
+        }
+        Ok(Request::from_parts(with_uri_form(parts, conn), body))
+    }
+
+    /// Decides whether a failed attempt goes again: `Ok` sets the request
+    /// up for its retry, on a fresh connection.
+    fn after_failure(
+        &self,
+        request: &mut Pending<B>,
+        mut failure: Failure,
+        reused: bool,
+        span: &tracing::Span,
+    ) -> Result<(), Error> {
+        // Handed back unsent: the request itself, with its absolute URI
+        // again (and without `Host`, which the next attempt sets).
+        let keep = match std::mem::replace(&mut request.kept, Kept::Nothing) {
+            Kept::Head(parts) => Some(parts),
+            Kept::Uri(uri) => failure.returned.take().map(|mut parts| {
+                parts.uri = uri;
+                if request.needs_host {
                     parts.headers.remove(HOST);
                 }
-                Some(parts)
-            });
-            let empty = http::HeaderMap::new();
-            let facts = Facts {
-                reused,
-                returned_unsent: failure.returned_unsent,
-                refused: failure.refused,
-                bytes_written: failure.bytes_written,
-                response_started: failure.response_started,
-            };
-            let attempts = retries.attempt();
-            let headers = keep.as_ref().map_or(&empty, |p| &p.headers);
-            match retries.after_failure(&method, headers, facts) {
-                // With no head kept, no rule applies (retries are off, or
-                // the connection was fresh and the request not handed back).
-                Ok(rule) if keep.is_some() => {
-                    self.inner.pool.count(&origin, Event::Retry(rule));
-                    span.in_scope(|| {
-                        tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
-                    });
-                    template = keep;
-                    retry = Some(Retry { failed: conn_id });
-                }
-                Ok(_) => {
-                    return Err(self.fail(&origin, failure.into_error(reused, attempts)));
-                }
-                Err(refusal) => {
-                    span.in_scope(|| {
-                        tracing::debug!(%refusal, error = %failure.error, "not retrying");
-                    });
-                    let error = failure.into_error(reused, attempts).with_refusal(refusal);
-                    return Err(self.fail(&origin, error));
-                }
+                parts
+            }),
+            Kept::Nothing => None,
+        };
+        let empty = http::HeaderMap::new();
+        let facts = Facts {
+            reused,
+            returned_unsent: failure.returned_unsent,
+            refused: failure.refused,
+            bytes_written: failure.bytes_written,
+            response_started: failure.response_started,
+        };
+        let attempts = request.retries.attempt();
+        let headers = keep.as_ref().map_or(&empty, |p| &p.headers);
+        let decision = request
+            .retries
+            .after_failure(&request.method, headers, facts);
+        match decision {
+            // With no head kept, no rule applies (retries are off, or the
+            // connection was fresh and the request not handed back).
+            Ok(rule) if keep.is_some() => {
+                self.inner.pool.count(&request.origin, Event::Retry(rule));
+                span.in_scope(|| {
+                    tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
+                });
+                request.template = keep;
+                request.retry = Some(Retry {
+                    failed: request.failed_on,
+                });
+                Ok(())
+            }
+            Ok(_) => {
+                self.inner.pool.count(&request.origin, Event::Error);
+                Err(failure.into_error(reused, attempts))
+            }
+            Err(refusal) => {
+                span.in_scope(|| {
+                    tracing::debug!(%refusal, error = %failure.error, "not retrying");
+                });
+                self.inner.pool.count(&request.origin, Event::Error);
+                Err(failure.into_error(reused, attempts).with_refusal(refusal))
             }
         }
     }
@@ -417,10 +460,40 @@ where
         Ok(Response::from_parts(parts, Body::new(incoming, checkin)))
     }
 
-    fn fail(&self, origin: &OriginKey, error: Error) -> Error {
-        self.inner.pool.count(origin, Event::Error);
-        error
+    /// Counts a request that failed, and says on which attempt.
+    fn fail(&self, request: &Pending<B>, error: Error) -> Error {
+        self.inner.pool.count(&request.origin, Event::Error);
+        error.with_attempts(request.retries.attempt())
     }
+}
+
+/// One request on its way through its attempts.
+struct Pending<B> {
+    origin: OriginKey,
+    /// The origin's `Host` value, once the pool gave it.
+    host: Option<HeaderValue>,
+    needs_host: bool,
+    /// The caller asked for `Connection: close`.
+    closes: bool,
+    method: Method,
+    retries: Retries<B>,
+    /// The head of the next attempt.
+    template: Option<Parts>,
+    /// What the attempt in flight kept for a retry.
+    kept: Kept,
+    /// The connection the attempt in flight runs on.
+    failed_on: u64,
+    /// Set once an attempt failed: the retry goes on a fresh connection.
+    retry: Option<Retry>,
+}
+
+/// What an attempt keeps of its request for a retry: a copy of the head
+/// where a retry could need one, else only the URI, for a request hyper
+/// hands back unsent (whose URI the attempt rewrote to origin form).
+enum Kept {
+    Nothing,
+    Head(Parts),
+    Uri(Uri),
 }
 
 /// What went wrong in one attempt, and what the client knows about it.
