@@ -284,7 +284,8 @@ where
         if let Some(capture) = parts.extensions.get::<CaptureSender>() {
             capture.set(&conn.info);
         }
-        Ok(Request::from_parts(with_uri_form(parts, conn), body))
+        set_uri_form(&mut parts, conn);
+        Ok(Request::from_parts(parts, body))
     }
 
     /// Decides whether a failed attempt goes again: `Ok` sets the request
@@ -535,10 +536,10 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
 /// `http` through a forward proxy in absolute form, and everything else in
 /// origin form (`/path?query`), `https` through a proxy too (the connector
 /// tunnelled it). HTTP/2 keeps the absolute URI for its pseudo-headers.
-fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
+fn set_uri_form<B>(parts: &mut Parts, conn: &Conn<B>) {
     if conn.is_http2() {
         parts.version = Version::HTTP_2;
-        return parts;
+        return;
     }
     if parts.method == Method::CONNECT {
         if let Some(authority) = parts.uri.authority().cloned() {
@@ -548,10 +549,10 @@ fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
                 parts.uri = uri;
             }
         }
-        return parts;
+        return;
     }
     if conn.info.is_proxied() && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
-        return parts;
+        return;
     }
     let path = parts
         .uri
@@ -559,7 +560,6 @@ fn with_uri_form<B>(mut parts: Parts, conn: &Conn<B>) -> Parts {
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::from(path);
-    parts
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {

@@ -15,7 +15,7 @@ use crate::builder::Config;
 use crate::error::{BoxError, Error, Kind};
 use crate::info::ConnectionInfo;
 use crate::io::{ConnState, Io};
-use crate::pool::{Conn, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
+use crate::pool::{Conn, ConnParts, OpenSlot, OriginKey, PoolShared, Streams, Tx, now};
 use crate::stats::Event;
 
 /// Connects to `origin` with `connector`, performs the HTTP/1 or HTTP/2
@@ -109,7 +109,7 @@ where
         http2 = matches!(tx, Tx::Http2(..)),
         "connected"
     );
-    let mut conn = Conn {
+    let mut conn = Conn::new(ConnParts {
         id,
         tx,
         state,
@@ -120,7 +120,7 @@ where
         lifetime_deadline,
         expiry: None,
         _stream: None,
-    };
+    });
     if let Some(template) = conn.share(false) {
         pool.insert_h2(origin, template);
         // The connecting request's own handle carries a stream too.

@@ -112,7 +112,34 @@ impl<B> Drop for Stream<B> {
 }
 
 /// A connection the pool can hand out.
-pub(crate) struct Conn<B> {
+///
+/// Boxed once per connection (and per HTTP/2 handle): a request moves its
+/// connection from the pool to the attempt to the response body and back,
+/// and a pointer moves for free.
+pub(crate) struct Conn<B>(Box<ConnParts<B>>);
+
+impl<B> Conn<B> {
+    pub(crate) fn new(parts: ConnParts<B>) -> Conn<B> {
+        Conn(Box::new(parts))
+    }
+}
+
+impl<B> std::ops::Deref for Conn<B> {
+    type Target = ConnParts<B>;
+
+    fn deref(&self) -> &ConnParts<B> {
+        &self.0
+    }
+}
+
+impl<B> std::ops::DerefMut for Conn<B> {
+    fn deref_mut(&mut self) -> &mut ConnParts<B> {
+        &mut self.0
+    }
+}
+
+/// What a [`Conn`] is made of.
+pub(crate) struct ConnParts<B> {
     pub(crate) id: u64,
     pub(crate) tx: Tx<B>,
     pub(crate) state: Arc<ConnState>,
@@ -202,7 +229,7 @@ impl<B> Conn<B> {
     pub(crate) fn share(&self, stream: bool) -> Option<Conn<B>> {
         match &self.tx {
             Tx::Http1(_) => None,
-            Tx::Http2(tx, streams) => Some(Conn {
+            Tx::Http2(tx, streams) => Some(Conn::new(ConnParts {
                 id: self.id,
                 tx: Tx::Http2(tx.clone(), Arc::clone(streams)),
                 state: Arc::clone(&self.state),
@@ -213,7 +240,7 @@ impl<B> Conn<B> {
                 lifetime_deadline: self.lifetime_deadline,
                 expiry: None,
                 _stream: stream.then(|| Stream::new(streams)),
-            }),
+            })),
         }
     }
 }

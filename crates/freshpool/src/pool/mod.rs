@@ -27,7 +27,7 @@ use freshpool_probe::Liveness;
 use http::HeaderValue;
 use tokio::sync::oneshot;
 
-pub(crate) use conn::{Conn, H2Connecting, Handoff, OpenSlot, Streams, Tx};
+pub(crate) use conn::{Conn, ConnParts, H2Connecting, Handoff, OpenSlot, Streams, Tx};
 use idle::{Idle, IdleList};
 pub use key::Origin;
 pub(crate) use key::OriginKey;
