@@ -172,14 +172,7 @@ impl<B> PoolShared<B> {
 
     /// The pool's record of `key`, made on first use.
     fn origin<'a>(&self, origins: &'a mut Origins<B>, key: &OriginKey) -> &'a mut OriginState<B> {
-        // Not `entry`: it would clone the key on every request.
-        if !origins.contains_key(key) {
-            let remembered = origins.revive(key);
-            origins.insert(key.clone(), self.new_origin(key, remembered));
-        }
-        origins
-            .get_mut(key)
-            .expect("the origin was inserted above if it was missing")
+        origins.get_or_insert(key, |remembered| self.new_origin(key, remembered))
     }
 
     fn new_origin(&self, key: &OriginKey, remembered: Option<Remembered>) -> OriginState<B> {

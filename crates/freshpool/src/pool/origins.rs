@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 
 use freshpool_expiry::IdleEstimator;
 
+use std::collections::hash_map::Entry;
+
 use super::key::OriginMap;
 use super::{OriginKey, OriginState};
 use crate::stats::{Counters, Event, OriginStats};
@@ -54,17 +56,18 @@ impl<B> Origins<B> {
         self.live.get_mut(key)
     }
 
-    pub(super) fn contains_key(&self, key: &OriginKey) -> bool {
-        self.live.contains_key(key)
-    }
-
-    pub(super) fn insert(&mut self, key: OriginKey, origin: OriginState<B>) {
-        self.live.insert(key, origin);
-    }
-
-    /// What was kept of `key`, if it had been emptied and is remembered.
-    pub(super) fn revive(&mut self, key: &OriginKey) -> Option<Remembered> {
-        self.remembered.remove(key)
+    /// The live record of `key`, made with what was remembered of it if
+    /// there is none. One lookup: the price is a clone of the key, a
+    /// reference count, about what a second probe costs.
+    pub(super) fn get_or_insert(
+        &mut self,
+        key: &OriginKey,
+        make: impl FnOnce(Option<Remembered>) -> OriginState<B>,
+    ) -> &mut OriginState<B> {
+        match self.live.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(make(self.remembered.remove(key))),
+        }
     }
 
     /// Counts `event` for an origin that is not live.
