@@ -221,3 +221,60 @@ async fn connect_goes_in_authority_form() {
     assert_eq!(freshpool, format!("CONNECT {authority} HTTP/1.1"));
     origin.shutdown().await;
 }
+
+/// hyper-util's own tunnelling connector (`Tunnel`, which sends `CONNECT`
+/// to the proxy and hands over the tunnel): both clients make the proxy see
+/// the same `CONNECT` line, send the origin its origin-form request inside
+/// the tunnel, and reuse the tunnel for the next request (the origin is the
+/// pool key: a client's connector chooses the route from the URI alone).
+#[tokio::test]
+async fn hyper_utils_tunnel_connector_carries_reused_origin_form_requests() {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::client::legacy::connect::proxy::Tunnel;
+
+    let origin = Origin::builder()
+        .idle_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("origin");
+    let proxy = ForwardProxy::start(origin.addr()).await;
+    let proxy_uri: Uri = format!("http://{}", proxy.addr).parse().expect("proxy uri");
+    let tunnel = Tunnel::new(proxy_uri, HttpConnector::new());
+    let uri = format!("{}/p?q=1", origin.base_url());
+
+    let fresh: freshpool::Client<Tunnel<HttpConnector>, Full<Bytes>> = freshpool::Client::builder()
+        .build(tunnel.clone())
+        .expect("settings");
+    let legacy = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build::<_, Full<Bytes>>(tunnel);
+    for _ in 0..2 {
+        let response = fresh
+            .request(request(Method::GET, &uri))
+            .await
+            .expect("freshpool through the tunnel");
+        assert!(response.status().is_success(), "{response:?}");
+        response.into_body().collect().await.expect("body");
+    }
+    for _ in 0..2 {
+        let response = legacy
+            .request(request(Method::GET, &uri))
+            .await
+            .expect("hyper-util through the tunnel");
+        assert!(response.status().is_success(), "{response:?}");
+        response.into_body().collect().await.expect("body");
+    }
+
+    let lines = proxy.lines();
+    assert_eq!(lines.len(), 2, "one tunnel per client, reused: {lines:?}");
+    assert_eq!(lines[0], lines[1], "the same CONNECT from both clients");
+    let authority = origin.addr().to_string();
+    assert_eq!(lines[0], format!("CONNECT {authority} HTTP/1.1"));
+    let stats = origin.stats();
+    assert_eq!(stats.requests_processed, 4);
+    assert_eq!(
+        stats.connections_accepted, 2,
+        "each client reused its tunnel"
+    );
+    assert_eq!(fresh.stats().total.reused, 1);
+    origin.shutdown().await;
+}
