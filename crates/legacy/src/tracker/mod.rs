@@ -15,7 +15,9 @@
 //! Heads are read once per message: a plainly well-formed head by a
 //! one-pass scanner that keeps only the start line and the framing headers
 //! (`scan`), anything else by `httparse`, the parser hyper itself uses, so
-//! that a head hyper rejects is rejected here too.
+//! that a head hyper rejects is rejected here too. A head that repeats the
+//! last one of its direction byte for byte (the usual case on a busy
+//! connection) is compared with it instead of read again (`memo`).
 
 mod body;
 mod head;
