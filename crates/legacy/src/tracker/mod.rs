@@ -406,6 +406,17 @@ impl Tracker {
         if whole && let Some((consumed, head)) = self.kept_request.get(buf) {
             return Ok(Fed::Complete { consumed, head });
         }
+        self.parse_request_head(buf, whole)
+    }
+
+    /// [`request_head_fed`](Self::request_head_fed) for a head not seen
+    /// before; out of line, so that the repeated head's path stays short.
+    #[inline(never)]
+    fn parse_request_head(
+        &mut self,
+        buf: &[u8],
+        whole: bool,
+    ) -> Result<Fed<RequestSummary>, StopReason> {
         let fed = self.request_head.feed(buf, request::parse)?;
         if whole && let Fed::Complete { consumed, head } = fed {
             self.kept_request.keep(&buf[..consumed], head);
@@ -418,15 +429,27 @@ impl Tracker {
     /// `last` already holds what it says.
     #[inline]
     fn response_head_fed(&mut self, rest: &[u8]) -> Result<Fed<Framing>, StopReason> {
-        let (method, last) = (self.method, &mut self.last);
         let whole = self.response_buf.is_empty();
         if whole
             && let Some((consumed, said)) = self.kept_response.get(rest)
-            && said.method == method
+            && said.method == self.method
         {
             let head = Framing::Body(said.body.body());
             return Ok(Fed::Complete { consumed, head });
         }
+        self.parse_response_head(rest, whole)
+    }
+
+    /// [`response_head_fed`](Self::response_head_fed) for a head not seen
+    /// before (or answering another method); out of line, as
+    /// [`parse_request_head`](Self::parse_request_head).
+    #[inline(never)]
+    fn parse_response_head(
+        &mut self,
+        rest: &[u8],
+        whole: bool,
+    ) -> Result<Fed<Framing>, StopReason> {
+        let (method, last) = (self.method, &mut self.last);
         let fed = self
             .response_buf
             .feed(rest, |b| response::parse(b, method, last))?;
