@@ -82,10 +82,11 @@ pub struct TrackedIo<T> {
     /// When the connection last became idle.
     idle_since: Instant,
     /// When the current idle period ends, as computed from the origin's
-    /// published retire time `due_basis` (nanoseconds); recomputed when
-    /// that changes.
+    /// published retire time `due_basis` (nanoseconds, and as a duration
+    /// in `basis_after`); recomputed when that changes.
     due: Instant,
     due_basis: u64,
+    basis_after: Duration,
     /// The connection's entry in the connector's expiry queue, and when it
     /// fires (`None` once the driver took it out).
     key: Option<Key>,
@@ -138,6 +139,7 @@ impl<T> TrackedIo<T> {
             idle_since: opened,
             due: opened,
             due_basis: 0,
+            basis_after: Duration::ZERO,
             key: None,
             entry_at: None,
             reported: None,
@@ -184,10 +186,14 @@ impl<T> TrackedIo<T> {
     /// [`due_at`](Self::due_at) from scratch.
     fn recompute_due(&mut self) {
         let basis = self.origin_shared.retire_after_nanos();
+        if basis != self.due_basis {
+            self.due_basis = basis;
+            self.basis_after = Duration::from_nanos(basis);
+        }
         let after = if self.exhausted {
             Duration::ZERO
         } else {
-            Duration::from_nanos(basis)
+            self.basis_after
         };
         let after = if self.tracker.messages_completed() == 0 {
             after.max(FRESH_GRACE)
@@ -198,7 +204,6 @@ impl<T> TrackedIo<T> {
             .idle_since
             .checked_add(after)
             .unwrap_or_else(|| self.idle_since + FAR);
-        self.due_basis = basis;
     }
 
     /// The connection is idle between messages from `now` on: schedules
