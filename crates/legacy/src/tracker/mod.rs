@@ -146,7 +146,9 @@ enum Reading {
 /// chunk data; only heads, chunk-size lines and trailers are looked at
 /// byte by byte. A head split across calls is buffered (at most about
 /// 400 KiB, hyper's own limit) in a buffer reused for the connection's
-/// life.
+/// life. The last request head and final response head parsed whole are
+/// kept too (up to 4 KiB each), so that the same head again costs one
+/// comparison.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     stopped: Option<StopReason>,
