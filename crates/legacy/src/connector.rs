@@ -126,7 +126,13 @@ impl OriginShared {
 
     #[inline]
     pub(crate) fn retire_after(&self) -> Duration {
-        Duration::from_nanos(self.retire_after_nanos.load(Ordering::Acquire))
+        Duration::from_nanos(self.retire_after_nanos())
+    }
+
+    /// [`retire_after`](Self::retire_after) in nanoseconds.
+    #[inline]
+    pub(crate) fn retire_after_nanos(&self) -> u64 {
+        self.retire_after_nanos.load(Ordering::Acquire)
     }
 
     /// Whether a survival of `idle_for` would tell the estimator more than

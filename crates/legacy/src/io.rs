@@ -47,6 +47,12 @@ enum Mode {
     Retired,
 }
 
+/// `now + after`; `now` itself (report again at once) in the impossible
+/// case that the sum overflows.
+fn refresh_at(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after).unwrap_or(now)
+}
+
 /// A connection made by [`Connector`](crate::Connector): the inner
 /// connector's IO, followed message by message.
 ///
@@ -75,11 +81,18 @@ pub struct TrackedIo<T> {
     stop_seen: bool,
     /// When the connection last became idle.
     idle_since: Instant,
+    /// When the current idle period ends, as computed from the origin's
+    /// published retire time `due_basis` (nanoseconds, and as a duration
+    /// in `basis_after`); recomputed when that changes.
+    due: Instant,
+    due_basis: u64,
+    basis_after: Duration,
     /// The connection's entry in the connector's expiry queue, and when it
     /// fires (`None` once the driver took it out).
     key: Option<Key>,
     entry_at: Option<Instant>,
-    /// The last `Keep-Alive` timeout reported to the estimator, and when.
+    /// The last `Keep-Alive` timeout reported to the estimator, and when
+    /// it is to be reported again even if unchanged.
     reported: Option<(Duration, Instant)>,
     /// The last response said `Keep-Alive: max=0`: no further request.
     exhausted: bool,
@@ -94,10 +107,10 @@ pub struct TrackedIo<T> {
     /// When the current request's last byte was written, for the round
     /// trip to its response.
     written_at: Option<Instant>,
-    /// When this connection last reported a survival.
-    survival_reported: Option<Instant>,
-    /// When this connection last reported a round trip.
-    round_trip_reported: Option<Instant>,
+    /// When this connection reports a survival that is no news again.
+    survival_refresh_at: Option<Instant>,
+    /// When this connection reports an ordinary round trip again.
+    round_trip_refresh_at: Option<Instant>,
     /// The first write was checked for a TLS record: a `Connector` wrapped
     /// *inside* a TLS connector sees the ClientHello, not HTTP.
     first_write_checked: bool,
@@ -124,6 +137,9 @@ impl<T> TrackedIo<T> {
             mode_checked: false,
             stop_seen: false,
             idle_since: opened,
+            due: opened,
+            due_basis: 0,
+            basis_after: Duration::ZERO,
             key: None,
             entry_at: None,
             reported: None,
@@ -132,8 +148,8 @@ impl<T> TrackedIo<T> {
             watched: None,
             reused_after: None,
             written_at: None,
-            survival_reported: None,
-            round_trip_reported: None,
+            survival_refresh_at: None,
+            round_trip_refresh_at: None,
             first_write_checked: false,
         };
         // A connection hyper-util parks before its first request ages too
@@ -154,21 +170,40 @@ impl<T> TrackedIo<T> {
     }
 
     /// When the current idle period ends, by the origin's estimate as it
-    /// is now (it may have dropped since the connection went idle).
-    fn due_at(&self) -> Instant {
+    /// is now (it may have changed since the connection went idle).
+    ///
+    /// Computed once per idle period, and again only when the origin's
+    /// published retire time changed: the idle reads that ask cost one
+    /// atomic load and one comparison of instants, not a clock sum each.
+    #[inline]
+    fn due_at(&mut self) -> Instant {
+        if self.origin_shared.retire_after_nanos() != self.due_basis {
+            self.recompute_due();
+        }
+        self.due
+    }
+
+    /// [`due_at`](Self::due_at) from scratch.
+    fn recompute_due(&mut self) {
+        let basis = self.origin_shared.retire_after_nanos();
+        if basis != self.due_basis {
+            self.due_basis = basis;
+            self.basis_after = Duration::from_nanos(basis);
+        }
         let after = if self.exhausted {
             Duration::ZERO
         } else {
-            self.origin_shared.retire_after()
+            self.basis_after
         };
         let after = if self.tracker.messages_completed() == 0 {
             after.max(FRESH_GRACE)
         } else {
             after
         };
-        self.idle_since
+        self.due = self
+            .idle_since
             .checked_add(after)
-            .unwrap_or(self.idle_since + FAR)
+            .unwrap_or_else(|| self.idle_since + FAR);
     }
 
     /// The connection is idle between messages from `now` on: schedules
@@ -189,7 +224,8 @@ impl<T> TrackedIo<T> {
             // The entry fired while the connection was busy: it is gone.
             self.entry_at = None;
         }
-        let at = self.due_at();
+        self.recompute_due();
+        let at = self.due;
         if at <= now {
             self.conn.mark_due();
         } else if self.entry_at.is_none_or(|entry| entry > at) {
@@ -362,33 +398,33 @@ impl<T> TrackedIo<T> {
     /// (the estimator forgets what is not repeated): not on every response.
     fn on_response_head(&mut self, now: Instant) {
         if let Some(hint) = self.keep_alive_hint() {
-            let fresh = self.reported.is_some_and(|(timeout, at)| {
-                hint.timeout == Some(timeout) && now.saturating_duration_since(at) < HINT_REFRESH
+            let fresh = self.reported.is_some_and(|(timeout, refresh_at)| {
+                hint.timeout == Some(timeout) && now < refresh_at
             });
             if !fresh {
                 let evidence = Evidence::KeepAlive(hint);
                 self.shared.observe(&self.origin, self.slot, evidence, now);
-                self.reported = hint.timeout.map(|timeout| (timeout, now));
+                self.reported = hint
+                    .timeout
+                    .map(|timeout| (timeout, refresh_at(now, HINT_REFRESH)));
             }
         }
+        // Each refresh time is a sum made when reporting, so that the usual
+        // response, which reports nothing, only compares instants.
         if let Some(idle_for) = self.reused_after.take() {
-            let stale = self
-                .survival_reported
-                .is_none_or(|at| now.saturating_duration_since(at) >= HINT_REFRESH);
+            let stale = self.survival_refresh_at.is_none_or(|at| now >= at);
             if stale || self.origin_shared.survival_is_news(idle_for) {
                 let evidence = Evidence::Survived(idle_for);
                 self.shared.observe(&self.origin, self.slot, evidence, now);
-                self.survival_reported = Some(now);
+                self.survival_refresh_at = Some(refresh_at(now, HINT_REFRESH));
             }
         }
         if let Some(written) = self.written_at.take() {
             let sample = now.saturating_duration_since(written);
-            let stale = self
-                .round_trip_reported
-                .is_none_or(|at| now.saturating_duration_since(at) >= ROUND_TRIP_REFRESH);
+            let stale = self.round_trip_refresh_at.is_none_or(|at| now >= at);
             if stale || self.origin_shared.round_trip_is_news(sample) {
                 self.shared.observe_round_trip(self.slot, sample, now);
-                self.round_trip_reported = Some(now);
+                self.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));
             }
         }
     }

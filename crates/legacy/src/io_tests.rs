@@ -258,6 +258,27 @@ async fn a_due_connection_is_ended_only_while_idle() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_idle_read_retires_by_the_estimate_published_since_the_connection_went_idle() {
+    let mut h = Harness::new(false).await;
+    h.exchange();
+    // Idle with the default 90 s. The origin then says 1 s; the driver's
+    // wake-up is taken away, so only the idle read's own check is left.
+    let hint = KeepAlive {
+        timeout: Some(Duration::from_secs(1)),
+        max: None,
+    };
+    let origin = h.io.origin.clone();
+    h.io.shared
+        .observe(&origin, h.io.slot, Evidence::KeepAlive(hint), now());
+    h.io.conn.take_retire();
+    assert!(h.read().is_pending(), "not due yet");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.io.conn.take_retire();
+    assert!(matches!(h.read(), Poll::Ready(Ok(b)) if b.is_empty()));
+    assert_eq!(h.connector.stats().retired, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn keep_alive_max_zero_retires_the_connection_at_once() {
     let mut h = Harness::new(false).await;
     h.write(POST);

@@ -41,6 +41,7 @@ impl Body {
     /// Consumes the part of `input` that belongs to this body.
     ///
     /// O(1) for `Length` and close-delimited bodies, whatever the input size.
+    #[inline]
     pub(super) fn feed(&mut self, input: &[u8]) -> Result<Progress, StopReason> {
         match self {
             Body::Length(remaining) => {
@@ -102,6 +103,7 @@ impl Chunked {
         }
     }
 
+    #[inline(never)]
     fn feed(&mut self, input: &[u8]) -> Result<Progress, StopReason> {
         let mut at = 0;
         while at < input.len() {

@@ -43,6 +43,12 @@ pub(super) struct HeadBuffer {
 const MAX_PARSES: u32 = 16;
 
 impl HeadBuffer {
+    /// Whether no partial head is buffered: the next input starts a head.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Drops any partial head.
     pub(super) fn clear(&mut self) {
         self.buf.clear();

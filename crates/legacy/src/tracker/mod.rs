@@ -15,10 +15,13 @@
 //! Heads are read once per message: a plainly well-formed head by a
 //! one-pass scanner that keeps only the start line and the framing headers
 //! (`scan`), anything else by `httparse`, the parser hyper itself uses, so
-//! that a head hyper rejects is rejected here too.
+//! that a head hyper rejects is rejected here too. A head that repeats the
+//! last one of its direction byte for byte (the usual case on a busy
+//! connection) is compared with it instead of read again (`memo`).
 
 mod body;
 mod head;
+mod memo;
 mod request;
 mod response;
 mod scan;
@@ -30,6 +33,7 @@ use std::fmt;
 use body::Body;
 pub(crate) use head::Invalid;
 use head::{Fed, HeadBuffer};
+use memo::{BodyStart, Kept, RequestSummary, ResponseSummary};
 pub(crate) use request::{Method, Unsupported};
 use response::{FinalHead, Framing};
 
@@ -142,7 +146,9 @@ enum Reading {
 /// chunk data; only heads, chunk-size lines and trailers are looked at
 /// byte by byte. A head split across calls is buffered (at most about
 /// 400 KiB, hyper's own limit) in a buffer reused for the connection's
-/// life.
+/// life. The last request head and final response head parsed whole are
+/// kept too (up to 4 KiB each), so that the same head again costs one
+/// comparison.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     stopped: Option<StopReason>,
@@ -150,6 +156,9 @@ pub(crate) struct Tracker {
     reading: Reading,
     request_head: HeadBuffer,
     response_buf: HeadBuffer,
+    /// The last request head and final response head parsed whole.
+    kept_request: Kept<RequestSummary>,
+    kept_response: Kept<ResponseSummary>,
     method: Method,
     /// hyper's keep-alive state: once off, never on again.
     keep_alive: bool,
@@ -174,6 +183,8 @@ impl Tracker {
             reading: Reading::Idle,
             request_head: HeadBuffer::default(),
             response_buf: HeadBuffer::default(),
+            kept_request: Kept::default(),
+            kept_response: Kept::default(),
             method: Method::Other,
             keep_alive: true,
             last: FinalHead::default(),
@@ -293,7 +304,7 @@ impl Tracker {
                     self.reading = Reading::Head;
                     0
                 }
-                Writing::Head => match self.request_head.feed(buf, request::parse)? {
+                Writing::Head => match self.request_head_fed(buf)? {
                     Fed::Complete { consumed, head } => {
                         self.method = head.method;
                         self.keep_alive &= head.keep_alive;
@@ -305,7 +316,7 @@ impl Tracker {
                         if head.http10_close && self.has_final_head && self.last.http10 {
                             self.keep_alive = false;
                         }
-                        self.writing = Writing::Body(head.body);
+                        self.writing = Writing::Body(head.body.body());
                         consumed
                     }
                     Fed::Partial => buf.len(),
@@ -352,11 +363,7 @@ impl Tracker {
                     if matches!(self.writing, Writing::Head) {
                         return Err(StopReason::Unsupported(Unsupported::EarlyResponse));
                     }
-                    let (method, last) = (self.method, &mut self.last);
-                    let (consumed, framing) = match self
-                        .response_buf
-                        .feed(rest, |b| response::parse(b, method, last))?
-                    {
+                    let (consumed, framing) = match self.response_head_fed(rest)? {
                         Fed::Complete { consumed, head } => (consumed, head),
                         Fed::Partial => return Ok(()),
                     };
@@ -391,6 +398,79 @@ impl Tracker {
             }
         }
         Ok(())
+    }
+
+    /// Feeds `buf` to the request head, or finds it is the last request
+    /// head parsed whole, again.
+    #[inline]
+    fn request_head_fed(&mut self, buf: &[u8]) -> Result<Fed<RequestSummary>, StopReason> {
+        let whole = self.request_head.is_empty();
+        if whole && let Some((consumed, head)) = self.kept_request.get(buf) {
+            return Ok(Fed::Complete { consumed, head });
+        }
+        self.parse_request_head(buf, whole)
+    }
+
+    /// [`request_head_fed`](Self::request_head_fed) for a head not seen
+    /// before; out of line, so that the repeated head's path stays short.
+    #[inline(never)]
+    fn parse_request_head(
+        &mut self,
+        buf: &[u8],
+        whole: bool,
+    ) -> Result<Fed<RequestSummary>, StopReason> {
+        let fed = self.request_head.feed(buf, request::parse)?;
+        if whole && let Fed::Complete { consumed, head } = fed {
+            self.kept_request.keep(&buf[..consumed], head);
+        }
+        Ok(fed)
+    }
+
+    /// Feeds `rest` to the response head, or finds it is the last final
+    /// response head parsed whole, again, answering the same method: then
+    /// `last` already holds what it says.
+    #[inline]
+    fn response_head_fed(&mut self, rest: &[u8]) -> Result<Fed<Framing>, StopReason> {
+        let whole = self.response_buf.is_empty();
+        if whole
+            && let Some((consumed, said)) = self.kept_response.get(rest)
+            && said.method == self.method
+        {
+            let head = Framing::Body(said.body.body());
+            return Ok(Fed::Complete { consumed, head });
+        }
+        self.parse_response_head(rest, whole)
+    }
+
+    /// [`response_head_fed`](Self::response_head_fed) for a head not seen
+    /// before (or answering another method); out of line, as
+    /// [`parse_request_head`](Self::parse_request_head).
+    #[inline(never)]
+    fn parse_response_head(
+        &mut self,
+        rest: &[u8],
+        whole: bool,
+    ) -> Result<Fed<Framing>, StopReason> {
+        let (method, last) = (self.method, &mut self.last);
+        let fed = self
+            .response_buf
+            .feed(rest, |b| response::parse(b, method, last))?;
+        if let Fed::Complete {
+            consumed,
+            head: Framing::Body(body),
+        } = &fed
+        {
+            // `last` now holds this head's values: keep the head that set
+            // them, or none.
+            if whole {
+                let body = BodyStart::of(body);
+                let said = ResponseSummary { method, body };
+                self.kept_response.keep(&rest[..*consumed], said);
+            } else {
+                self.kept_response.forget();
+            }
+        }
+        Ok(fed)
     }
 
     fn end_message(&mut self) {

@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::StopReason;
-use super::body::{Body, Chunked};
 use super::head::{ContentLength, MAX_HEADERS, has_token, is_chunked};
+use super::memo::{BodyStart, RequestSummary};
 use super::scan::{self, Field, Fields};
 
 /// The request methods whose responses are framed differently.
@@ -20,21 +20,8 @@ pub(crate) enum Method {
     Other,
 }
 
-/// What the tracker needs from a request head.
-#[derive(Debug)]
-pub(super) struct RequestHead {
-    pub(super) method: Method,
-    /// The request body that follows the head.
-    pub(super) body: Body,
-    /// `false` when the request carries `Connection: close`: hyper will
-    /// not reuse the connection after this exchange.
-    pub(super) keep_alive: bool,
-    /// An HTTP/1.0 request without `Connection: keep-alive`.
-    pub(super) http10_close: bool,
-}
-
 /// Parses a request head at the start of `bytes`; `Ok(None)` asks for more.
-pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestHead)>, StopReason> {
+pub(super) fn parse(bytes: &[u8]) -> Result<Option<(usize, RequestSummary)>, StopReason> {
     let mut fields = Fields::new();
     if let Some(scanned) = scan::request(bytes, &mut fields) {
         let head = decide(scanned.method, scanned.http10, fields.iter())?;
@@ -68,7 +55,7 @@ fn decide<'a>(
     method: Method,
     http10: bool,
     fields: impl Iterator<Item = (Field, &'a [u8])>,
-) -> Result<RequestHead, StopReason> {
+) -> Result<RequestSummary, StopReason> {
     let (mut close, mut keep_alive_token) = (false, false);
     let mut transfer_encoding = None;
     let mut content_length = ContentLength::default();
@@ -86,17 +73,17 @@ fn decide<'a>(
     // hyper's `Client::set_length` always leaves one of: chunked as the last
     // coding, a single Content-Length, or neither for an empty body.
     let body = match transfer_encoding {
-        Some(te) if is_chunked(te) => Body::Chunked(Chunked::new()),
+        Some(te) if is_chunked(te) => BodyStart::Chunked,
         Some(_) => return Err(StopReason::Unsupported(Unsupported::RequestFraming)),
         None => match content_length.get() {
-            Ok(n) => Body::Length(n.unwrap_or(0)),
+            Ok(n) => BodyStart::Length(n.unwrap_or(0)),
             Err(_) => return Err(StopReason::Unsupported(Unsupported::RequestFraming)),
         },
     };
     // hyper (`Conn::encode_head`): any request `Connection: close` disables
     // keep-alive.
     let keep_alive = !close;
-    Ok(RequestHead {
+    Ok(RequestSummary {
         method,
         body,
         keep_alive,

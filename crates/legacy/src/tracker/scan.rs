@@ -46,11 +46,13 @@ impl Field {
             _ => return None,
         };
         // Of the token bytes, `b | 0x20` gives a lower-case letter only for
-        // that letter in either case, and `-` only for `-`.
+        // that letter in either case, and `-` only for `-`. Three
+        // overlapping words cover each of the four names (10 to 17 bytes).
         let lower = field.name();
-        name.iter()
-            .zip(lower)
-            .all(|(&b, &l)| b | 0x20 == l)
+        let last = name.len() - 8;
+        [0, last / 2, last]
+            .into_iter()
+            .all(|at| word(name, at).map(|w| w | (ONES * 0x20)) == word(lower, at))
             .then_some(field)
     }
 

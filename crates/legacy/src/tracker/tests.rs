@@ -527,3 +527,61 @@ fn stop_is_final() {
     tracker.on_eof();
     assert_eq!(tracker.stop_reason(), Some(StopReason::Stopped));
 }
+
+#[test]
+fn repeated_heads_say_what_they_said_the_first_time() {
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nkeep-alive: timeout=5\r\n\r\nabc";
+    let head_len = ok.len() - 3;
+    let post: &[u8] = b"POST / HTTP/1.1\r\ncontent-length: 4\r\n\r\n";
+    let mut tracker = Tracker::new();
+    for round in 0..3 {
+        // The same request and response, whole, again and again.
+        tracker.on_write(GET);
+        assert_eq!(tracker.on_read(&ok[..head_len + 1]).message_end, None);
+        assert_eq!(tracker.on_read(&ok[head_len + 1..]).message_end, Some(2));
+        assert!(tracker.is_idle(), "round {round}");
+        let head = tracker.response_head().expect("a final head");
+        assert_eq!((head.status, head.keep_alive), (200, true));
+        assert_eq!(head.keep_alive_header, Some(&b"timeout=5"[..]));
+        // The same head with a body to follow waits for the body each time.
+        tracker.on_write(post);
+        assert!(!tracker.request_written(), "round {round}");
+        tracker.on_write(b"data");
+        assert!(tracker.request_written());
+        assert_eq!(tracker.on_read(ok).message_end, Some(ok.len()));
+    }
+    // The same response head answering `HEAD` has no body.
+    tracker.on_write(HEAD);
+    assert_eq!(tracker.on_read(&ok[..head_len]).message_end, Some(head_len));
+    assert!(tracker.is_idle());
+    // A head that differs is parsed, and what it says replaces the last.
+    tracker.on_write(GET);
+    let close = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc";
+    assert_eq!(tracker.on_read(close).message_end, Some(close.len()));
+    let head = tracker.response_head().expect("a final head");
+    assert_eq!(head.connection, Some(&b"close"[..]));
+    assert_eq!(head.keep_alive_header, None);
+    assert!(!tracker.is_idle() && !tracker.is_reusable());
+    assert_eq!(tracker.messages_completed(), 8);
+}
+
+#[test]
+fn a_head_that_set_the_last_head_in_pieces_is_not_kept() {
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nkeep-alive: timeout=5\r\n\r\n";
+    let other: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nkeep-alive: timeout=9\r\n\r\n";
+    let mut tracker = Tracker::new();
+    tracker.on_write(GET);
+    tracker.on_read(ok);
+    // The other head, split: the last head is now its, and the first
+    // one, whole again, must be parsed to say its own timeout.
+    tracker.on_write(GET);
+    for piece in other.chunks(7) {
+        tracker.on_read(piece);
+    }
+    let head = tracker.response_head().expect("a final head");
+    assert_eq!(head.keep_alive_header, Some(&b"timeout=9"[..]));
+    tracker.on_write(GET);
+    assert_eq!(tracker.on_read(ok).message_end, Some(ok.len()));
+    let head = tracker.response_head().expect("a final head");
+    assert_eq!(head.keep_alive_header, Some(&b"timeout=5"[..]));
+}
