@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use freshpool::Origin;
 use freshpool_expiry::{
     Driver, Estimate, EstimatorConfig, Evidence, Expire, ExpiryQueue, IdleEstimator, Key,
 };
@@ -25,29 +26,46 @@ use crate::io::TrackedIo;
 
 pub(crate) use freshpool_expiry::now;
 
-/// What identifies an origin: scheme, host and port (default ports filled
-/// in, host lower-cased). Connections of two origins never share an
-/// estimate.
+/// What identifies an origin: freshpool's [`Origin`] (scheme, host
+/// ignoring case, explicit port) for the schemes freshpool serves (`http`,
+/// `https`, hyperlocal's `unix`), so that both clients agree on what one
+/// origin is. The adapter wraps any connector, which may serve other
+/// schemes; such a URI is keyed by its scheme and authority as written
+/// (there is no default port to fill in).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct OriginKey(Arc<str>);
+pub(crate) enum OriginKey {
+    Served(Origin),
+    Other(Arc<str>),
+}
 
 impl OriginKey {
     pub(crate) fn of(uri: &Uri) -> OriginKey {
-        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let port = uri.port_u16().unwrap_or(default_port);
-        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
-        OriginKey(format!("{scheme}://{host}:{port}").into())
+        match Origin::of(uri) {
+            Ok(origin) => OriginKey::Served(origin),
+            Err(_) => OriginKey::Other(
+                format!(
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or_default(),
+                    uri.authority().map_or("", |a| a.as_str())
+                )
+                .into(),
+            ),
+        }
     }
+}
 
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+impl fmt::Display for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OriginKey::Served(origin) => fmt::Display::fmt(origin, f),
+            OriginKey::Other(key) => f.write_str(key),
+        }
     }
 }
 
 impl fmt::Debug for OriginKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -242,7 +260,7 @@ impl Shared {
             return;
         };
         tracing::debug!(
-            origin = origin.as_str(),
+            origin = %origin,
             ?evidence,
             estimate = ?estimate.timeout,
             source = %estimate.source,
@@ -351,7 +369,7 @@ impl Shared {
     pub(crate) fn count_wrong_order(&self, origin: &OriginKey) {
         if self.counters.wrong_order.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
-                origin = origin.as_str(),
+                origin = %origin,
                 "freshpool_legacy::Connector is wrapped inside a TLS connector and sees only \
                  ciphertext, so it protects nothing: wrap the TLS connector instead, \
                  Connector::new(https)"
@@ -597,15 +615,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origin_keys_fill_default_ports_and_lower_case_hosts() {
+    fn origin_keys_are_freshpools_origins_and_other_schemes_as_written() {
         let key = |s: &str| OriginKey::of(&s.parse().unwrap());
         assert_eq!(key("http://Example.com/x"), key("http://example.com:80/y"));
-        assert_eq!(key("http://example.com/").as_str(), "http://example.com:80");
         assert_eq!(
-            key("https://example.com/").as_str(),
+            key("http://example.com/").to_string(),
+            "http://example.com:80"
+        );
+        assert_eq!(
+            key("https://example.com/").to_string(),
             "https://example.com:443"
         );
         assert_ne!(key("http://example.com/"), key("https://example.com/"));
         assert_ne!(key("http://example.com:8080/"), key("http://example.com/"));
+        // The same origin the native client keys its pool by.
+        let uri: Uri = "unix://2F746D70:0/x".parse().unwrap();
+        assert_eq!(
+            key("unix://2f746d70/y"),
+            OriginKey::Served(Origin::of(&uri).unwrap())
+        );
+        // A scheme freshpool does not serve, as the URI wrote it.
+        assert_eq!(key("ws://example.com/chat").to_string(), "ws://example.com");
+        assert_ne!(key("ws://example.com/"), key("http://example.com/"));
     }
 }

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// The state of one connection that outlives its IO wrapper's borrow.
 ///
 /// The IO wrapper (owned by hyper's connection task) is the only writer of
@@ -44,7 +42,7 @@ pub(crate) struct ConnShared {
 impl ConnShared {
     pub(crate) fn new() -> ConnShared {
         ConnShared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: freshpool::next_connection_id(),
             retire: AtomicBool::new(false),
             waker: Mutex::new(None),
             h2: AtomicBool::new(false),
@@ -188,7 +186,9 @@ impl ConnectionInfo {
         ConnectionInfo { conn }
     }
 
-    /// A number that identifies the connection within this process.
+    /// A number that identifies the connection within this process, from
+    /// the sequence freshpool's own connections are numbered from
+    /// ([`freshpool::next_connection_id`]).
     pub fn id(&self) -> u64 {
         self.conn.id
     }
@@ -230,5 +230,21 @@ impl fmt::Debug for ConnectionInfo {
             .field("followed", &self.is_followed())
             .field("responses_completed", &self.responses_completed())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_come_from_the_one_sequence_freshpool_numbers_connections_from() {
+        let before = freshpool::next_connection_id();
+        let info = ConnectionInfo::new(Arc::new(ConnShared::new()));
+        let after = freshpool::next_connection_id();
+        assert!(
+            before < info.id() && info.id() < after,
+            "{before} {info:?} {after}"
+        );
     }
 }

@@ -320,7 +320,7 @@ impl<T> TrackedIo<T> {
         self.shared.count_retired();
         let idle_for = now.saturating_duration_since(self.idle_since);
         tracing::debug!(
-            origin = self.origin.as_str(),
+            origin = %self.origin,
             id = self.conn_id(),
             ?idle_for,
             "retired idle connection before the server's deadline"
@@ -531,7 +531,7 @@ impl<T> TrackedIo<T> {
             self.conn.set_unfollowed();
             self.shared.count_untracked();
             tracing::debug!(
-                origin = self.origin.as_str(),
+                origin = %self.origin,
                 id = self.conn_id(),
                 %reason,
                 "no longer following the connection"
