@@ -9,10 +9,10 @@
 //! outnumber the connections, which keeps every operation amortised O(1).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use super::Conn;
+use super::key::BuildU64Hasher;
 
 /// Capacity an emptied list keeps: enough for a busy origin's usual
 /// handful, so that a connection going out and back in does not allocate.
@@ -41,32 +41,10 @@ impl<B> Parked for Idle<B> {
 /// taken out of the middle), and each one's place by connection id.
 pub(super) struct IdleList<T> {
     slots: Vec<Option<T>>,
-    place: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    place: HashMap<u64, usize, BuildU64Hasher>,
     /// Steps taken over slots, for the complexity test.
     #[cfg(test)]
     steps: usize,
-}
-
-/// Connection ids are the pool's own sequence numbers, never chosen by a
-/// peer: they need no keyed hash, only a spread one.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        // Fibonacci hashing: sequential ids land in distinct buckets.
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 impl<T> Default for IdleList<T> {

@@ -71,30 +71,33 @@ pub(crate) struct OriginKey {
 }
 
 /// The pool's map from origins: keys arrive hashed (with the pool's random
-/// keys, see [`OriginKey::of`]), so the map only passes the hash on.
-pub(crate) type OriginMap<V> = std::collections::HashMap<OriginKey, V, BuildOriginHasher>;
+/// keys, see [`OriginKey::of`]), so the map only spreads the hash.
+pub(crate) type OriginMap<V> = std::collections::HashMap<OriginKey, V, BuildU64Hasher>;
 
-pub(crate) type BuildOriginHasher = BuildHasherDefault<OriginHasher>;
+/// Builds a [`U64Hasher`].
+pub(crate) type BuildU64Hasher = BuildHasherDefault<U64Hasher>;
 
-/// Passes an [`OriginKey`]'s precomputed hash through.
+/// For keys that hash as one `u64` that no peer chooses: an
+/// [`OriginKey`]'s keyed hash, or a connection id (the pool's own sequence
+/// numbers). Fibonacci hashing spreads sequential ids over the table and
+/// leaves a random hash as random.
 #[derive(Default)]
-pub(crate) struct OriginHasher(u64);
+pub(crate) struct U64Hasher(u64);
 
-impl Hasher for OriginHasher {
+impl Hasher for U64Hasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `OriginKey`; anything else still
-        // hashes, if slowly.
+        // Only `write_u64` is used; anything else still hashes, if slowly.
         for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
