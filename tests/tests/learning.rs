@@ -414,3 +414,66 @@ async fn a_lower_estimate_reaches_connections_the_adapter_parked() {
     );
     origin.shutdown().await;
 }
+
+/// The adapter keeps an estimate for every origin with a connection, and
+/// for the 256 whose connections went most recently; older ones are
+/// forgotten, so a connector facing many origins (a proxy) stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_forgets_origins_with_no_connection_beyond_a_bound() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let origin = Origin::builder()
+        .listen("0.0.0.0:0".parse().expect("address"))
+        .idle_timeout(Duration::from_secs(5))
+        .advertise(Advertise::Truthful)
+        .start()
+        .await
+        .expect("origin");
+    let port = origin.addr().port();
+    let (client, connector) = swapped();
+    // 300 origins (all of 127/8 is loopback), each left with no connection
+    // once the server closes its one.
+    const ORIGINS: u32 = 300;
+    let url = |i: u32| format!("http://127.0.{}.{}:{port}/p", i / 250, i % 250 + 1);
+    for i in 0..ORIGINS {
+        let request = http::Request::get(url(i))
+            .header("x-close", "1")
+            .body(Full::default())
+            .expect("request");
+        let response = client.request(request).await.expect("response");
+        read_to_end(response).await.expect("body");
+    }
+    let mut stats = connector.stats();
+    for _ in 0..200 {
+        if stats.origins <= 256 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = connector.stats();
+    }
+    assert_eq!(stats.connections, u64::from(ORIGINS));
+    assert!(stats.origins <= 256, "{stats:?}");
+    let known = |i: u32| connector.estimate(&url(i).parse().expect("url"));
+    assert_eq!(known(0), None, "the first origin is forgotten");
+    assert!(
+        known(ORIGINS - 1).is_some(),
+        "the last origin is remembered"
+    );
+
+    // A forgotten origin that comes back is served, and learned, afresh:
+    // this response keeps its connection and advertises the timeout.
+    let response = client
+        .request(
+            http::Request::get(url(0))
+                .body(Full::default())
+                .expect("request"),
+        )
+        .await
+        .expect("again");
+    read_to_end(response).await.expect("body");
+    let back = known(0).expect("known again");
+    assert_eq!(
+        (back.source, back.timeout),
+        (Source::Header, Duration::from_secs(5))
+    );
+    origin.shutdown().await;
+}

@@ -2,7 +2,7 @@
 //! connections share: the per-origin idle estimators, the one expiry queue
 //! and the one driver task that retires idle connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -93,6 +93,9 @@ pub struct Stats {
     /// `Connector::new(https)` (see the [crate docs](crate#tls)). The
     /// first one is also logged as a `tracing` warning.
     pub wrong_order: u64,
+    /// Origins the connector keeps an estimate for: every one with a
+    /// connection, and the 256 whose connections went most recently.
+    pub origins: usize,
 }
 
 #[derive(Debug, Default)]
@@ -198,13 +201,30 @@ struct OriginState {
     conns: Vec<Weak<ConnShared>>,
     /// `conns` is pruned of dead entries when it grows past this.
     prune_at: usize,
+    /// Connections of this origin alive (made and not yet dropped).
+    live: usize,
+    /// Which emptying of the origin its entry in [`State::emptied`] is for.
+    emptied: u64,
 }
 
+/// How many origins with no connection left keep their estimate (as the
+/// native pool's bound): one that comes back keeps what was learned.
+const REMEMBERED: usize = 256;
+
 struct State {
-    /// Where each origin's estimator is. Origins are never forgotten, as
-    /// in hyper-util's pool.
+    /// Where each origin's estimator is: those with a connection, and the
+    /// [`REMEMBERED`] most recently emptied ones. The rest are forgotten,
+    /// so a connector facing many origins (a proxy) stays bounded.
     origins: HashMap<OriginKey, Slot>,
-    origin_states: Vec<OriginState>,
+    /// Places of origins; `None` where one was forgotten (reused by the
+    /// next new origin).
+    origin_states: Vec<Option<OriginState>>,
+    free: Vec<usize>,
+    /// Origins whose last connection went, oldest first, with which
+    /// emptying each was for (an origin that got a connection since, or
+    /// emptied again, has a newer one).
+    emptied: VecDeque<(Slot, u64, OriginKey)>,
+    emptyings: u64,
     /// Every idle connection's retire time, at most one entry per
     /// connection. The entries hold only a `Weak`: a connection hyper
     /// dropped is simply skipped.
@@ -226,6 +246,9 @@ impl Shared {
             state: Mutex::new(State {
                 origins: HashMap::new(),
                 origin_states: Vec::new(),
+                free: Vec::new(),
+                emptied: VecDeque::new(),
+                emptyings: 0,
                 queue: ExpiryQueue::new(),
             }),
             config,
@@ -250,7 +273,7 @@ impl Shared {
         }
         let slack = self.driver.lateness();
         let mut state = self.lock();
-        let Some(o) = state.origin_states.get_mut(slot.0) else {
+        let Some(o) = state.origin_state(slot) else {
             return;
         };
         let before = o.estimator.retire_after(now, slack);
@@ -292,18 +315,26 @@ impl Shared {
         let slot = match state.origins.get(origin) {
             Some(&slot) => slot,
             None => {
-                let slot = Slot(state.origin_states.len());
-                state.origin_states.push(OriginState {
-                    estimator: IdleEstimator::new(self.config),
-                    shared: Arc::new(OriginShared::new()),
-                    conns: Vec::new(),
-                    prune_at: 16,
-                });
+                let slot = match state.free.pop() {
+                    Some(at) => Slot(at),
+                    None => {
+                        state.origin_states.push(None);
+                        Slot(state.origin_states.len() - 1)
+                    }
+                };
                 state.origins.insert(origin.clone(), slot);
                 slot
             }
         };
-        let o = &mut state.origin_states[slot.0];
+        let o = state.origin_states[slot.0].get_or_insert_with(|| OriginState {
+            estimator: IdleEstimator::new(self.config),
+            shared: Arc::new(OriginShared::new()),
+            conns: Vec::new(),
+            prune_at: 16,
+            live: 0,
+            emptied: 0,
+        });
+        o.live += 1;
         if o.conns.len() >= o.prune_at {
             o.conns.retain(|c| c.strong_count() > 0);
             o.prune_at = (o.conns.len() * 2).max(16);
@@ -313,12 +344,46 @@ impl Shared {
         (slot, Arc::clone(&o.shared))
     }
 
+    /// A connection of `origin` (in `slot`) went. Once an origin has none,
+    /// it is remembered among the [`REMEMBERED`] most recently emptied;
+    /// the oldest beyond that is forgotten.
+    pub(crate) fn disconnected(&self, origin: &OriginKey, slot: Slot) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(o) = state.origin_states.get_mut(slot.0).and_then(Option::as_mut) else {
+            return;
+        };
+        o.live = o.live.saturating_sub(1);
+        if o.live > 0 {
+            return;
+        }
+        state.emptyings += 1;
+        o.emptied = state.emptyings;
+        state.emptied.push_back((slot, o.emptied, origin.clone()));
+        while state.emptied.len() > REMEMBERED {
+            let Some((slot, emptying, key)) = state.emptied.pop_front() else {
+                break;
+            };
+            let Some(place) = state.origin_states.get_mut(slot.0) else {
+                continue;
+            };
+            if place
+                .as_ref()
+                .is_some_and(|o| o.live == 0 && o.emptied == emptying)
+            {
+                *place = None;
+                state.origins.remove(&key);
+                state.free.push(slot.0);
+            }
+        }
+    }
+
     /// A round trip a connection measured (its request's last byte to its
     /// response's head), for the margin.
     pub(crate) fn observe_round_trip(&self, slot: Slot, sample: Duration, now: Instant) {
         let slack = self.driver.lateness();
         let mut state = self.lock();
-        if let Some(o) = state.origin_states.get_mut(slot.0) {
+        if let Some(o) = state.origin_state(slot) {
             o.estimator.observe_round_trip(sample);
             o.shared.publish(&o.estimator, now, slack);
         }
@@ -384,7 +449,14 @@ impl Shared {
             server_closes: self.counters.server_closes.load(Ordering::Relaxed),
             untracked: self.counters.untracked.load(Ordering::Relaxed),
             wrong_order: self.counters.wrong_order.load(Ordering::Relaxed),
+            origins: self.lock().origins.len(),
         }
+    }
+}
+
+impl State {
+    fn origin_state(&mut self, slot: Slot) -> Option<&mut OriginState> {
+        self.origin_states.get_mut(slot.0)?.as_mut()
     }
 }
 
@@ -520,7 +592,7 @@ impl<C> Connector<C> {
         let origin = OriginKey::of(uri);
         let state = self.shared.lock();
         let slot = state.origins.get(&origin)?;
-        state.origin_states.get(slot.0).map(f)
+        state.origin_states.get(slot.0)?.as_ref().map(f)
     }
 }
 

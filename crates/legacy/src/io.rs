@@ -655,6 +655,7 @@ impl<T: Connection> Connection for TrackedIo<T> {
 impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
         self.unschedule();
+        self.shared.disconnected(&self.origin, self.slot);
     }
 }
 
