@@ -576,14 +576,17 @@ impl<C> Connector<C> {
     }
 
     /// The current estimate of the idle timeout of `uri`'s origin (scheme,
-    /// host and port), or `None` if no connection was made to it yet.
+    /// host and port), or `None` if no connection was made to it yet (or it
+    /// has had none for long enough to be forgotten: see
+    /// [`Stats::origins`]).
     pub fn estimate(&self, uri: &Uri) -> Option<Estimate> {
         self.with_origin(uri, |o| o.estimator.estimate(now()))
     }
 
     /// How long an idle connection to `uri`'s origin may stay idle now
     /// before the adapter retires it (the estimate less the margin), or
-    /// `None` if no connection was made to it yet.
+    /// `None` if the origin is not known, as for
+    /// [`estimate`](Self::estimate).
     pub fn retire_after(&self, uri: &Uri) -> Option<Duration> {
         self.with_origin(uri, |o| o.shared.retire_after())
     }
