@@ -20,14 +20,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use freshpool_benches::{
-    Contender, SendOne, Sender, Sending, client_runtime, drive, fixed_server, interleave,
+    Contender, Sender, Sending, bare_sender, client_runtime, drive, fixed_server, interleave,
     make_sender,
 };
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 type Body = Empty<Bytes>;
 
@@ -66,33 +65,6 @@ fn hyper_util_sender(client: LegacyClient<HttpConnector, Body>, uri: http::Uri) 
                 .expect("hyper-util body");
         })
     })
-}
-
-/// One task's own connection, no pool: the ceiling.
-struct Bare(SendRequest<Body>);
-
-impl SendOne for Bare {
-    fn send_one(&mut self) -> Sending<'_> {
-        Box::pin(async move {
-            self.0.ready().await.expect("ready");
-            let req = http::Request::get("/")
-                .header("host", "bench")
-                .body(Body::new())
-                .expect("request");
-            let response = self.0.send_request(req).await.expect("bare request");
-            response.into_body().collect().await.expect("bare body");
-        })
-    }
-}
-
-async fn bare_sender(addr: std::net::SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (tx, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    Box::new(Bare(tx))
 }
 
 fn freshpool_client() -> freshpool::Client<HttpConnector, Body> {

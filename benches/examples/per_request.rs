@@ -23,40 +23,13 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use freshpool_benches::{SendOne, Sender, Sending};
+use freshpool_benches::{Sender, Sending, bare_sender};
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 type Body = Empty<Bytes>;
-
-struct Bare(SendRequest<Body>);
-
-impl SendOne for Bare {
-    fn send_one(&mut self) -> Sending<'_> {
-        Box::pin(async move {
-            self.0.ready().await.expect("ready");
-            let req = http::Request::get("/")
-                .header("host", "bench")
-                .body(Body::new())
-                .expect("request");
-            let response = self.0.send_request(req).await.expect("request");
-            response.into_body().collect().await.expect("body");
-        })
-    }
-}
-
-async fn bare(addr: SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (tx, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    Box::new(Bare(tx))
-}
 
 fn legacy<C>(client: Client<C, Body>, uri: http::Uri) -> Sender
 where
@@ -120,7 +93,7 @@ fn main() {
             let (hu, adapter, fp) = (hu.clone(), adapter.clone(), fp.clone());
             async move {
                 match kind.as_str() {
-                    "bare" => bare(addr).await,
+                    "bare" => bare_sender(addr).await,
                     "hyper-util" => legacy(hu, uri),
                     "adapter" => legacy(adapter, uri),
                     "freshpool" => freshpool(fp, uri),

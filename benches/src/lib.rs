@@ -254,3 +254,35 @@ async fn round(senders: &mut Vec<Sender>, time: Duration) -> f64 {
     }
     total as f64 / start.elapsed().as_secs_f64()
 }
+
+/// A bare hyper HTTP/1 connection to `addr`, no pool: the ceiling the
+/// pooled clients are measured against. Each request is `GET /`.
+pub async fn bare_sender(addr: std::net::SocketAddr) -> Sender {
+    use http_body_util::{BodyExt, Empty};
+    type Body = Empty<bytes::Bytes>;
+
+    struct Bare(hyper::client::conn::http1::SendRequest<Body>);
+
+    impl SendOne for Bare {
+        fn send_one(&mut self) -> Sending<'_> {
+            Box::pin(async move {
+                self.0.ready().await.expect("ready");
+                let req = http::Request::get("/")
+                    .header("host", "bench")
+                    .body(Body::new())
+                    .expect("request");
+                let response = self.0.send_request(req).await.expect("bare request");
+                response.into_body().collect().await.expect("bare body");
+            })
+        }
+    }
+
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (tx, conn) = hyper::client::conn::http1::handshake::<_, Body>(io)
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    Box::new(Bare(tx))
+}
