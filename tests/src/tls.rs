@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use freshpool::{Liveness, Probe};
 use freshpool_origin::Origin;
@@ -183,4 +184,114 @@ impl<T: Write + Unpin> Write for HeldIo<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
+}
+
+/// A client whose connections' reads the test holds while idle, and the
+/// hold: what the pool-over-TLS scenarios below run on, for any TLS stack.
+pub type HeldClient<C> = (
+    freshpool::Client<HeldConnector<C>, http_body_util::Empty<bytes::Bytes>>,
+    Arc<Hold>,
+);
+
+/// A `GET /` through `client`; returns the origin's connection id.
+pub async fn get_through<C: freshpool::Connect>(
+    client: &freshpool::Client<C, http_body_util::Empty<bytes::Bytes>>,
+    origin: &Origin,
+) -> String {
+    use http_body_util::BodyExt;
+    let url = format!("{}/", origin.base_url());
+    let response = client
+        .get(url.parse().expect("valid URL"))
+        .await
+        .expect("a response");
+    let connection = response
+        .headers()
+        .get("x-connection-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    response.into_body().collect().await.expect("the body");
+    connection
+}
+
+/// The origin in its TLS mode, from `builder`.
+pub async fn tls_origin(builder: freshpool_origin::Builder) -> Origin {
+    builder.tls(true).start().await.expect("TLS origin starts")
+}
+
+/// A TLS 1.3 KeyUpdate pending on an idle connection is not a close: the
+/// pool reuses the connection.
+pub async fn the_pool_reuses_a_connection_with_a_key_update_pending<C>(
+    held_client: impl Fn(&Origin) -> HeldClient<C>,
+) where
+    HeldConnector<C>: freshpool::Connect,
+{
+    let origin = tls_origin(
+        Origin::builder()
+            .idle_timeout(Duration::from_secs(5))
+            .tls_key_update_when_idle(Duration::from_millis(10)),
+    )
+    .await;
+    let (client, hold) = held_client(&origin);
+    let first = get_through(&client, &origin).await;
+    hold.hold_reads();
+    // The KeyUpdate arrives at 10 ms and stays on the socket: hyper's
+    // reads are held until the next request is written.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = get_through(&client, &origin).await;
+    assert_eq!(first, second, "the same connection served both");
+    let total = client.stats().total;
+    assert_eq!(total.reused, 1, "{total:?}");
+    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
+    assert_eq!(origin.stats().connections_accepted, 1);
+    origin.shutdown().await;
+}
+
+/// A `close_notify` and FIN pending on an idle connection: the probe
+/// rejects it as closed, and a fresh connection serves the request.
+pub async fn the_pool_rejects_a_connection_with_close_notify_and_fin_pending_as_closed<C>(
+    held_client: impl Fn(&Origin) -> HeldClient<C>,
+) where
+    HeldConnector<C>: freshpool::Connect,
+{
+    let origin = tls_origin(
+        Origin::builder()
+            .idle_timeout(Duration::from_millis(30))
+            .tls_close(freshpool_origin::TlsClose::Notify),
+    )
+    .await;
+    let (client, hold) = held_client(&origin);
+    let first = get_through(&client, &origin).await;
+    hold.hold_reads();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = get_through(&client, &origin).await;
+    assert_ne!(first, second, "a fresh connection served the second");
+    let total = client.stats().total;
+    assert_eq!(total.probe_rejected_closed, 1, "{total:?}");
+    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
+    assert_eq!(total.reused, 0, "{total:?}");
+    origin.shutdown().await;
+}
+
+/// A reset TLS connection is rejected as reset.
+pub async fn the_pool_rejects_a_reset_tls_connection_as_reset<C>(
+    held_client: impl Fn(&Origin) -> HeldClient<C>,
+) where
+    HeldConnector<C>: freshpool::Connect,
+{
+    let origin = tls_origin(
+        Origin::builder()
+            .idle_timeout(Duration::from_millis(30))
+            .close_mode(freshpool_origin::CloseMode::Rst),
+    )
+    .await;
+    let (client, hold) = held_client(&origin);
+    get_through(&client, &origin).await;
+    hold.hold_reads();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    get_through(&client, &origin).await;
+    let total = client.stats().total;
+    assert_eq!(total.probe_rejected_reset, 1, "{total:?}");
+    assert_eq!(total.reused, 0, "{total:?}");
+    origin.shutdown().await;
 }

@@ -7,11 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use freshpool::{Liveness, Probe};
-use freshpool_origin::{CloseMode, Origin, TlsClose};
-use freshpool_tests::tls::{HeldConnector, Hold, http_for_tls};
-use http_body_util::{BodyExt, Empty};
+use freshpool_origin::{Origin, TlsClose};
+use freshpool_tests::tls::{self, HeldConnector, Hold, http_for_tls, tls_origin};
 use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,9 +25,7 @@ fn tls_connector(origin: &Origin) -> native_tls::TlsConnector {
         .expect("a native-tls connector")
 }
 
-type Held = HeldConnector<HttpsConnector<HttpConnector>>;
-
-fn held_client(origin: &Origin) -> (freshpool::Client<Held, Empty<Bytes>>, Arc<Hold>) {
+fn held_client(origin: &Origin) -> tls::HeldClient<HttpsConnector<HttpConnector>> {
     let https = HttpsConnector::from((http_for_tls(), tls_connector(origin).into()));
     let hold = Arc::new(Hold::default());
     let client = freshpool::Client::builder()
@@ -38,81 +34,20 @@ fn held_client(origin: &Origin) -> (freshpool::Client<Held, Empty<Bytes>>, Arc<H
     (client, hold)
 }
 
-async fn get(client: &freshpool::Client<Held, Empty<Bytes>>, origin: &Origin) -> String {
-    let url = format!("{}/", origin.base_url());
-    let response = client
-        .get(url.parse().expect("valid URL"))
-        .await
-        .expect("a response");
-    let connection = response
-        .headers()
-        .get("x-connection-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    response.into_body().collect().await.expect("the body");
-    connection
-}
-
-async fn tls_origin(builder: freshpool_origin::Builder) -> Origin {
-    builder.tls(true).start().await.expect("TLS origin starts")
-}
-
 #[tokio::test]
 async fn key_update_pending_is_reused() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_secs(5))
-            .tls_key_update_when_idle(Duration::from_millis(10)),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    let first = get(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = get(&client, &origin).await;
-    assert_eq!(first, second);
-    let total = client.stats().total;
-    assert_eq!(total.reused, 1, "{total:?}");
-    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
-    origin.shutdown().await;
+    tls::the_pool_reuses_a_connection_with_a_key_update_pending(held_client).await;
 }
 
 #[tokio::test]
 async fn close_notify_and_fin_pending_is_closed() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_millis(30))
-            .tls_close(TlsClose::Notify),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    let first = get(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = get(&client, &origin).await;
-    assert_ne!(first, second);
-    let total = client.stats().total;
-    assert_eq!(total.probe_rejected_closed, 1, "{total:?}");
-    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
-    origin.shutdown().await;
+    tls::the_pool_rejects_a_connection_with_close_notify_and_fin_pending_as_closed(held_client)
+        .await;
 }
 
 #[tokio::test]
 async fn rst_pending_is_reset() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_millis(30))
-            .close_mode(CloseMode::Rst),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    get(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    get(&client, &origin).await;
-    assert_eq!(client.stats().total.probe_rejected_reset, 1);
-    origin.shutdown().await;
+    tls::the_pool_rejects_a_reset_tls_connection_as_reset(held_client).await;
 }
 
 #[tokio::test]

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use freshpool::{Liveness, Probe};
 use freshpool_origin::{CloseMode, Origin, TlsClose};
-use freshpool_tests::tls::{HeldConnector, Hold, connect, https_connector};
-use http_body_util::{BodyExt, Empty};
+use freshpool_tests::tls::{
+    self, HeldConnector, Hold, connect, get_through, https_connector, tls_origin,
+};
+use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,10 +55,6 @@ async fn settled(probe: impl Fn() -> Liveness) -> Liveness {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-async fn tls_origin(builder: freshpool_origin::Builder) -> Origin {
-    builder.tls(true).start().await.expect("TLS origin starts")
 }
 
 #[tokio::test]
@@ -147,11 +145,9 @@ async fn rst_is_reset() {
 }
 
 /// hyper-rustls's connector, with reads the test can hold.
-type Held = HeldConnector<HttpsConnector<HttpConnector>>;
-
 /// A freshpool client over hyper-rustls whose connections' reads the test
 /// holds while idle, so the pool's probe meets what the server sent.
-fn held_client(origin: &Origin) -> (freshpool::Client<Held, Empty<Bytes>>, Arc<Hold>) {
+fn held_client(origin: &Origin) -> tls::HeldClient<HttpsConnector<HttpConnector>> {
     let hold = Arc::new(Hold::default());
     let connector = HeldConnector::new(https_connector(origin), Arc::clone(&hold));
     let client = freshpool::Client::builder()
@@ -160,86 +156,20 @@ fn held_client(origin: &Origin) -> (freshpool::Client<Held, Empty<Bytes>>, Arc<H
     (client, hold)
 }
 
-async fn get_through<C: freshpool::Connect>(
-    client: &freshpool::Client<C, Empty<Bytes>>,
-    origin: &Origin,
-) -> String {
-    let url = format!("{}/", origin.base_url());
-    let response = client
-        .get(url.parse().expect("valid URL"))
-        .await
-        .expect("a response");
-    let connection = response
-        .headers()
-        .get("x-connection-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    response.into_body().collect().await.expect("the body");
-    connection
-}
-
 #[tokio::test]
 async fn the_pool_reuses_a_connection_with_a_key_update_pending() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_secs(5))
-            .tls_key_update_when_idle(Duration::from_millis(10)),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    let first = get_through(&client, &origin).await;
-    hold.hold_reads();
-    // The KeyUpdate arrives at 10 ms and stays on the socket: hyper's
-    // reads are held until the next request is written.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = get_through(&client, &origin).await;
-    assert_eq!(first, second, "the same connection served both");
-    let total = client.stats().total;
-    assert_eq!(total.reused, 1, "{total:?}");
-    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
-    assert_eq!(origin.stats().connections_accepted, 1);
-    origin.shutdown().await;
+    tls::the_pool_reuses_a_connection_with_a_key_update_pending(held_client).await;
 }
 
 #[tokio::test]
 async fn the_pool_rejects_a_connection_with_close_notify_and_fin_pending_as_closed() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_millis(30))
-            .tls_close(TlsClose::Notify),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    let first = get_through(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = get_through(&client, &origin).await;
-    assert_ne!(first, second, "a fresh connection served the second");
-    let total = client.stats().total;
-    assert_eq!(total.probe_rejected_closed, 1, "{total:?}");
-    assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
-    assert_eq!(total.reused, 0, "{total:?}");
-    origin.shutdown().await;
+    tls::the_pool_rejects_a_connection_with_close_notify_and_fin_pending_as_closed(held_client)
+        .await;
 }
 
 #[tokio::test]
 async fn the_pool_rejects_a_reset_tls_connection_as_reset() {
-    let origin = tls_origin(
-        Origin::builder()
-            .idle_timeout(Duration::from_millis(30))
-            .close_mode(CloseMode::Rst),
-    )
-    .await;
-    let (client, hold) = held_client(&origin);
-    get_through(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    get_through(&client, &origin).await;
-    let total = client.stats().total;
-    assert_eq!(total.probe_rejected_reset, 1, "{total:?}");
-    assert_eq!(total.reused, 0, "{total:?}");
-    origin.shutdown().await;
+    tls::the_pool_rejects_a_reset_tls_connection_as_reset(held_client).await;
 }
 
 #[tokio::test]
