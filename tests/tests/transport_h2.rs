@@ -14,6 +14,37 @@ fn h2_client() -> TestClient {
         .expect("settings")
 }
 
+/// Sends `count` requests at once, each with its own `x-request-id`
+/// (`prefix-i`) and a response delayed `delay_ms`; panics naming `what`
+/// if one fails.
+async fn at_once(
+    client: &TestClient,
+    method: Method,
+    url: &str,
+    count: usize,
+    (prefix, delay_ms): (&str, &str),
+    what: &str,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (client, method, url) = (client.clone(), method.clone(), url.to_owned());
+        let id = format!("{prefix}-{i}");
+        let delay = delay_ms.to_owned();
+        tasks.spawn(async move {
+            send(
+                &client,
+                method,
+                &url,
+                &[("x-request-id", &id), ("x-delay-ms", &delay)],
+            )
+            .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect(what);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_one_connection() {
     let origin = Origin::builder()
@@ -26,24 +57,7 @@ async fn concurrent_requests_share_one_connection() {
     send(&client, Method::GET, &url, &[])
         .await
         .expect("first request");
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..50 {
-        let client = client.clone();
-        let url = url.clone();
-        tasks.spawn(async move {
-            let id = format!("h2-{i}");
-            send(
-                &client,
-                Method::POST,
-                &url,
-                &[("x-request-id", &id), ("x-delay-ms", "10")],
-            )
-            .await
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("task").expect("request");
-    }
+    at_once(&client, Method::POST, &url, 50, ("h2", "10"), "request").await;
     let stats = origin.stats();
     assert_eq!(stats.connections_accepted, 1, "{stats:?}");
     assert_eq!(stats.h2_connections, 1);
@@ -100,24 +114,7 @@ async fn a_full_connection_opens_another_and_first_requests_wait_for_one() {
     let url = format!("{}/h2", origin.base_url());
     // Twelve requests at once, none connected yet: they must not open
     // twelve connections, and four streams fill a connection.
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        let client = client.clone();
-        let url = url.clone();
-        tasks.spawn(async move {
-            let id = format!("s-{i}");
-            send(
-                &client,
-                Method::GET,
-                &url,
-                &[("x-request-id", &id), ("x-delay-ms", "50")],
-            )
-            .await
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("task").expect("request");
-    }
+    at_once(&client, Method::GET, &url, 12, ("s", "50"), "request").await;
     let stats = origin.stats();
     assert!(
         (3..=4).contains(&stats.connections_accepted),
@@ -150,24 +147,15 @@ async fn a_stream_that_ends_wakes_a_request_waiting_for_one() {
         .await
         .expect("connect");
     let started = tokio::time::Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..6 {
-        let client = client.clone();
-        let url = url.clone();
-        tasks.spawn(async move {
-            let id = format!("wait-{i}");
-            send(
-                &client,
-                Method::GET,
-                &url,
-                &[("x-request-id", &id), ("x-delay-ms", "100")],
-            )
-            .await
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("task").expect("woken when a stream ended");
-    }
+    at_once(
+        &client,
+        Method::GET,
+        &url,
+        6,
+        ("wait", "100"),
+        "woken when a stream ended",
+    )
+    .await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < timeout,
