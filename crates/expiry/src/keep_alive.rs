@@ -216,13 +216,8 @@ where
     let mut keep_alive: Option<KeepAlive> = None;
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(trim_ows) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive_token = true;
-                }
-            }
+            close |= connection_has(value, b"close");
+            keep_alive_token |= connection_has(value, b"keep-alive");
         } else if name.eq_ignore_ascii_case(b"keep-alive")
             && let Some(hint) = KeepAlive::parse(value)
         {
@@ -235,6 +230,27 @@ where
         reusable: persistent && allowed,
         keep_alive,
     }
+}
+
+/// Whether a `Connection` header value (a comma-separated list) holds
+/// `token`, compared case-insensitively after trimming spaces and tabs:
+/// hyper's own test (`headers::connection_has`), so that a client that
+/// asks agrees with hyper about the connection. As in hyper, which reads
+/// values with `HeaderValue::to_str`, a value holding any byte but visible
+/// ASCII, space and tab holds no token.
+///
+/// ```
+/// use freshpool_expiry::connection_has;
+///
+/// assert!(connection_has(b"Upgrade, Close", b"close"));
+/// assert!(!connection_has(b"closed", b"close"));
+/// assert!(!connection_has(b"close\xff", b"close"));
+/// ```
+pub fn connection_has(value: &[u8], token: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
+        && value
+            .split(|&b| b == b',')
+            .any(|item| trim_ows(item).eq_ignore_ascii_case(token))
 }
 
 /// Parses a non-negative decimal integer, token or quoted string. `None`

@@ -66,7 +66,7 @@ pub use estimator::{
     CHANGE_SPAN, CONFIRM_REFRESH, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator,
     MASS_SPREAD, MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
 };
-pub use keep_alive::{KeepAlive, Reuse, response_reuse};
+pub use keep_alive::{KeepAlive, Reuse, connection_has, response_reuse};
 pub use lifetime::Lifetime;
 pub use margin::{Margin, Rtt};
 pub use queue::{ExpiryQueue, Key};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use freshpool_expiry::{Evidence, response_reuse};
+use freshpool_expiry::{Evidence, connection_has, response_reuse};
 use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
@@ -231,7 +231,7 @@ where
                 .headers
                 .get_all(CONNECTION)
                 .iter()
-                .any(|v| has_token(v.as_bytes(), b"close"));
+                .any(|v| connection_has(v.as_bytes(), b"close"));
         let config = &self.inner.config;
         Ok(Pending {
             origin,
@@ -560,12 +560,6 @@ fn set_uri_form<B>(parts: &mut Parts, conn: &Conn<B>) {
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::from(path);
-}
-
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// The future of a response, from [`Client::request`].

@@ -153,15 +153,6 @@ fn as_visible_ascii(value: &[u8]) -> Option<&str> {
     }
 }
 
-/// Mirrors hyper's `headers::connection_has`: a comma-separated list holds
-/// `token`, compared case-insensitively after trimming whitespace.
-pub(super) fn has_token(value: &[u8], token: &str) -> bool {
-    as_visible_ascii(value).is_some_and(|s| {
-        s.split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case(token))
-    })
-}
-
 /// Mirrors hyper's `headers::is_chunked_`: the last coding of the value is
 /// `chunked`. hyper only looks at the last `Transfer-Encoding` line.
 pub(super) fn is_chunked(value: &[u8]) -> bool {

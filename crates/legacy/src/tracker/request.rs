@@ -3,8 +3,11 @@
 
 use std::mem::MaybeUninit;
 
+use freshpool_expiry::connection_has;
+
 use super::StopReason;
-use super::head::{ContentLength, MAX_HEADERS, has_token, is_chunked};
+
+use super::head::{ContentLength, MAX_HEADERS, is_chunked};
 use super::memo::{BodyStart, RequestSummary};
 use super::scan::{self, Field, Fields};
 
@@ -62,8 +65,8 @@ fn decide<'a>(
     for (field, value) in fields {
         match field {
             Field::Connection => {
-                close |= has_token(value, "close");
-                keep_alive_token |= has_token(value, "keep-alive");
+                close |= connection_has(value, b"close");
+                keep_alive_token |= connection_has(value, b"keep-alive");
             }
             Field::TransferEncoding => transfer_encoding = Some(value),
             Field::ContentLength => content_length.add(value),

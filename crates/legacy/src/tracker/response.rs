@@ -3,11 +3,11 @@
 
 use std::mem::MaybeUninit;
 
+use freshpool_expiry::connection_has;
+
 use super::StopReason;
 use super::body::{Body, Chunked};
-use super::head::{
-    ContentLength, Invalid, MAX_HEADER_NAME_LEN, MAX_HEADERS, has_token, is_chunked,
-};
+use super::head::{ContentLength, Invalid, MAX_HEADER_NAME_LEN, MAX_HEADERS, is_chunked};
 use super::request::Method;
 use super::scan::{self, Field, Fields};
 
@@ -141,11 +141,11 @@ fn decide<'a>(
             Field::Connection => {
                 // hyper: once any `Connection` line says close, a later
                 // keep-alive cannot undo it; HTTP/1.0 needs an explicit one.
-                if saw_close || has_token(value, "close") {
+                if saw_close || connection_has(value, b"close") {
                     saw_close = true;
                     last.keep_alive = false;
                 } else if !last.keep_alive {
-                    last.keep_alive = has_token(value, "keep-alive");
+                    last.keep_alive = connection_has(value, b"keep-alive");
                 }
                 append(&mut last.connection, &mut connection_seen, value);
             }
