@@ -109,3 +109,48 @@ fn discover_finds_nginx_keepalive_timeout_within_ten_percent() {
     assert!(within(found, 200.0, 0.10), "found {found} ms: {doc:#}");
     assert_eq!(doc["reuse_check_ok"], true, "{doc:#}");
 }
+
+/// Against nginx, with gaps spread around its timeout, freshpool's clients
+/// fail nothing once the timeout is known and still take the reuse that is
+/// safe: their efficiency (reuse ÷ the oracle's, in the same run) stays
+/// near hyper-util's, which reuses everything it can.
+#[test]
+fn against_nginx_freshpool_keeps_the_safe_reuse() {
+    let _serial = one_at_a_time();
+    let Some(nginx) = start("reuse") else {
+        return skip();
+    };
+    let doc = poolbench_json(&[
+        "race",
+        "--target",
+        &nginx.url(),
+        "--interval",
+        "200ms",
+        "--gaps",
+        "uniform:0.5..1.5",
+        "--senders",
+        "10",
+        "--requests",
+        "200",
+        "--json",
+    ]);
+    let reference = client(&doc, "hyper-util");
+    let oracle = reference["oracle_requests"].as_u64().expect("an oracle");
+    assert!(
+        oracle >= 40,
+        "too few safe reuses to measure: {reference:#}"
+    );
+    for c in doc["clients"].as_array().expect("clients") {
+        if c["freshpool"] != true {
+            continue;
+        }
+        assert_eq!(c["errors_once_timeout_known"], 0, "{c:#}");
+        let efficiency = c["efficiency"].as_f64().expect("efficiency");
+        assert!(
+            efficiency >= 0.85,
+            "{} reused {efficiency:.2} of the safe reuse (hyper-util {}): {c:#}",
+            c["name"],
+            reference["efficiency"]
+        );
+    }
+}
