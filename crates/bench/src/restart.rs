@@ -156,6 +156,11 @@ pub(crate) fn run(args: &RestartArgs) -> Result<(), Failure> {
                 return Event { from, until: None };
             };
             origin.set_idle_timeout(Some(args.early));
+            // The origin applies the order as each idle connection's task
+            // next runs, and serves a request whose bytes came first (as a
+            // real server does): the overload is counted from one early
+            // close after the order, when every idle connection has closed.
+            let from = from + args.early;
             tokio::time::sleep_until(start + args.at + overload).await;
             origin.set_idle_timeout(None);
             Event {
