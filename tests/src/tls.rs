@@ -219,6 +219,27 @@ pub async fn tls_origin(builder: freshpool_origin::Builder) -> Origin {
     builder.tls(true).start().await.expect("TLS origin starts")
 }
 
+/// Two `GET`s through a fresh client on a fresh TLS origin from `builder`,
+/// `idle` apart, with hyper's reads held in between so that the pool's
+/// probe meets what the server sent: the connection ids of the two, the
+/// client's totals, and the origin.
+async fn two_gets_held_apart<C>(
+    builder: freshpool_origin::Builder,
+    idle: Duration,
+    held_client: impl Fn(&Origin) -> HeldClient<C>,
+) -> (String, String, freshpool::OriginStats, Origin)
+where
+    HeldConnector<C>: freshpool::Connect,
+{
+    let origin = tls_origin(builder).await;
+    let (client, hold) = held_client(&origin);
+    let first = get_through(&client, &origin).await;
+    hold.hold_reads();
+    tokio::time::sleep(idle).await;
+    let second = get_through(&client, &origin).await;
+    (first, second, client.stats().total, origin)
+}
+
 /// A TLS 1.3 KeyUpdate pending on an idle connection is not a close: the
 /// pool reuses the connection.
 pub async fn the_pool_reuses_a_connection_with_a_key_update_pending<C>(
@@ -226,21 +247,17 @@ pub async fn the_pool_reuses_a_connection_with_a_key_update_pending<C>(
 ) where
     HeldConnector<C>: freshpool::Connect,
 {
-    let origin = tls_origin(
+    // The KeyUpdate arrives at 10 ms and stays on the socket: hyper's
+    // reads are held until the next request is written.
+    let (first, second, total, origin) = two_gets_held_apart(
         Origin::builder()
             .idle_timeout(Duration::from_secs(5))
             .tls_key_update_when_idle(Duration::from_millis(10)),
+        Duration::from_millis(100),
+        held_client,
     )
     .await;
-    let (client, hold) = held_client(&origin);
-    let first = get_through(&client, &origin).await;
-    hold.hold_reads();
-    // The KeyUpdate arrives at 10 ms and stays on the socket: hyper's
-    // reads are held until the next request is written.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = get_through(&client, &origin).await;
     assert_eq!(first, second, "the same connection served both");
-    let total = client.stats().total;
     assert_eq!(total.reused, 1, "{total:?}");
     assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
     assert_eq!(origin.stats().connections_accepted, 1);
@@ -254,19 +271,15 @@ pub async fn the_pool_rejects_a_connection_with_close_notify_and_fin_pending_as_
 ) where
     HeldConnector<C>: freshpool::Connect,
 {
-    let origin = tls_origin(
+    let (first, second, total, origin) = two_gets_held_apart(
         Origin::builder()
             .idle_timeout(Duration::from_millis(30))
             .tls_close(freshpool_origin::TlsClose::Notify),
+        Duration::from_millis(150),
+        held_client,
     )
     .await;
-    let (client, hold) = held_client(&origin);
-    let first = get_through(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = get_through(&client, &origin).await;
     assert_ne!(first, second, "a fresh connection served the second");
-    let total = client.stats().total;
     assert_eq!(total.probe_rejected_closed, 1, "{total:?}");
     assert_eq!(total.probe_rejected_unexpected, 0, "{total:?}");
     assert_eq!(total.reused, 0, "{total:?}");
@@ -279,18 +292,14 @@ pub async fn the_pool_rejects_a_reset_tls_connection_as_reset<C>(
 ) where
     HeldConnector<C>: freshpool::Connect,
 {
-    let origin = tls_origin(
+    let (_, _, total, origin) = two_gets_held_apart(
         Origin::builder()
             .idle_timeout(Duration::from_millis(30))
             .close_mode(freshpool_origin::CloseMode::Rst),
+        Duration::from_millis(150),
+        held_client,
     )
     .await;
-    let (client, hold) = held_client(&origin);
-    get_through(&client, &origin).await;
-    hold.hold_reads();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    get_through(&client, &origin).await;
-    let total = client.stats().total;
     assert_eq!(total.probe_rejected_reset, 1, "{total:?}");
     assert_eq!(total.reused, 0, "{total:?}");
     origin.shutdown().await;
