@@ -1,5 +1,7 @@
 //! The client: request validation, the attempt loop, retries.
 
+mod attempt;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -7,26 +9,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use freshpool_expiry::{Evidence, connection_has, response_reuse};
+use freshpool_expiry::connection_has;
 use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use hyper::rt::{Read, Write};
 use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::body::{Body, Checkin, Holding, Returning};
+use crate::body::Body;
 use crate::builder::{Builder, Config};
 use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
 use crate::info::CaptureSender;
-use crate::pool::{Checkout, Conn, Learned, OriginKey, PoolShared, Retry};
+use crate::pool::{Checkout, Conn, OriginKey, PoolShared, Retry, Waiting};
+
 use crate::replay::ReplayBody;
 use crate::retry::{Facts, Retries};
 use crate::stats::{Event, Stats};
+use attempt::{Failure, FirstAttempt, Landing, Sent};
 
 /// A pooled HTTP client that never hands a request to a connection the
 /// server is closing.
@@ -139,9 +143,32 @@ where
     /// Dropping the future abandons the request; the connection it was
     /// using is closed, never returned to the pool mid-message.
     pub fn request(&self, req: Request<B>) -> ResponseFuture {
-        ResponseFuture {
-            inner: Box::pin(self.clone().send(req)),
-        }
+        let mut request = match self.begin(req) {
+            Ok(request) => request,
+            Err(e) => {
+                return ResponseFuture {
+                    inner: Box::pin(std::future::ready(Err(e))),
+                };
+            }
+        };
+        // The common case, an idle connection at hand, is handed to hyper
+        // here and now: the future then only waits for the response, and
+        // carries none of the connecting and retrying states.
+        let host = request.needs_host.then_some(&mut request.host);
+        let inner: Pin<Box<dyn Future<Output = _> + Send>> =
+            match self.inner.pool.checkout_now(&request.origin, host, None) {
+                Ok(Checkout::Reused(conn, idle_for)) => {
+                    let span = attempt_span(&request, true, idle_for);
+                    match self.launch(&mut request, conn, true, idle_for) {
+                        Ok(landing) => {
+                            Box::pin(FirstAttempt::new(self.clone(), request, landing, span))
+                        }
+                        Err(e) => Box::pin(std::future::ready(Err(e))),
+                    }
+                }
+                next => Box::pin(self.clone().send(request, next)),
+            };
+        ResponseFuture { inner }
     }
 
     /// A snapshot of the pool's counters, per origin and in total.
@@ -149,17 +176,31 @@ where
         self.inner.pool.stats()
     }
 
-    async fn send(self, req: Request<B>) -> Result<Response<Body>, Error> {
-        let mut request = self.begin(req)?;
+    /// The attempt loop, from a checkout that did not give an idle
+    /// connection at once, or for a retry.
+    async fn send(
+        self,
+        mut request: Pending<B>,
+        mut next: Result<Checkout<B>, Waiting<B>>,
+    ) -> Result<Response<Body>, Error> {
         loop {
-            let host = (request.needs_host && request.host.is_none()).then_some(&mut request.host);
-            let checkout = self
-                .inner
-                .pool
-                .checkout(&request.origin, host, request.retry);
-            let (conn, reused, idle_for) = match checkout.await {
-                Ok(Checkout::Reused(conn, idle)) => (conn, true, idle),
-                Ok(Checkout::Connect(slot, h2_connecting)) => {
+            let checkout = match next {
+                Ok(checkout) => checkout,
+                Err(waiting) => {
+                    let waited = self
+                        .inner
+                        .pool
+                        .wait(&request.origin, waiting, request.retry)
+                        .await;
+                    match waited {
+                        Ok(checkout) => checkout,
+                        Err(e) => return Err(self.fail(&request, e)),
+                    }
+                }
+            };
+            let (conn, reused, idle_for) = match checkout {
+                Checkout::Reused(conn, idle) => (conn, true, idle),
+                Checkout::Connect(slot, h2_connecting) => {
                     let connector = self.inner.connector.clone();
                     // Boxed: connecting is the rare path, and its future
                     // is large; every request's future would carry it.
@@ -178,36 +219,25 @@ where
                         Err(e) => return Err(self.fail(&request, e)),
                     }
                 }
-                Err(e) => return Err(self.fail(&request, e)),
             };
-            let span = tracing::debug_span!(
-                "request",
-                origin = %request.origin,
-                reused,
-                idle_ms = idle_for.as_millis() as u64,
-                attempt = request.retries.attempt(),
-            );
-            let req = self.prepare(&mut request, &conn, reused)?;
-            let attempt = self.attempt(
-                conn,
-                req,
-                &request.origin,
-                &request.method,
-                request.closes,
-                reused.then_some(idle_for),
-            );
-            // Entering a span costs even when nobody listens: only wrap
-            // the attempt when a subscriber wants it.
-            let outcome = if span.is_disabled() {
-                attempt.await
-            } else {
-                attempt.instrument(span.clone()).await
-            };
+            let span = attempt_span(&request, reused, idle_for);
+            let landing = self.launch(&mut request, conn, reused, idle_for)?;
+            let (conn, sent, reused_after) = landing.instrument(span.clone()).await;
+            let outcome = span.in_scope(|| self.on_sent(&request, conn, sent, reused_after));
             match outcome {
                 Ok(response) => return Ok(response),
                 Err(failure) => self.after_failure(&mut request, failure, reused, &span)?,
             }
+            next = self.retry_checkout(&mut request);
         }
+    }
+
+    /// The checkout for a retry (which fills in `Host` if no attempt has).
+    fn retry_checkout(&self, request: &mut Pending<B>) -> Result<Checkout<B>, Waiting<B>> {
+        let host = (request.needs_host && request.host.is_none()).then_some(&mut request.host);
+        self.inner
+            .pool
+            .checkout_now(&request.origin, host, request.retry)
     }
 
     /// Checks `req` and sets up its attempts.
@@ -246,6 +276,20 @@ where
             failed_on: 0,
             retry: None,
         })
+    }
+
+    /// Hands the next attempt's request to hyper on `conn`.
+    fn launch(
+        &self,
+        request: &mut Pending<B>,
+        mut conn: Conn<B>,
+        reused: bool,
+        idle_for: Duration,
+    ) -> Result<Landing<B, impl Future<Output = Sent<B>> + Send + use<C, B>>, Error> {
+        let req = self.prepare(request, &conn, reused)?;
+        conn.state.begin_attempt();
+        let response = conn.send(req);
+        Ok(Landing::new(conn, response, reused.then_some(idle_for)))
     }
 
     /// The request for the next attempt, on `conn`.
@@ -351,121 +395,27 @@ where
         }
     }
 
-    /// One attempt on one connection.
-    async fn attempt(
-        &self,
-        mut conn: Conn<B>,
-        req: Request<ReplayBody<B>>,
-        origin: &OriginKey,
-        method: &Method,
-        request_closes: bool,
-        reused_after: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
-        conn.state.begin_attempt();
-        let result = conn.send(req).await;
-        let response = match result {
-            Ok(response) => response,
-            Err(mut error) => {
-                let returned = error.take_message().map(|req| req.into_parts().0);
-                let returned_unsent = returned.is_some();
-                let error = error.into_error();
-                // An HTTP/2 connection carries other streams: its byte
-                // counts say nothing about this request, and no response
-                // head arrived or `send` would have succeeded.
-                let (bytes_written, response_started, refused) = if conn.is_http2() {
-                    (u64::MAX, false, refused_unprocessed(&error))
-                } else {
-                    (
-                        conn.state.bytes_written(),
-                        conn.state.bytes_read() > 0,
-                        false,
-                    )
-                };
-                // Learned only from a close the socket itself reported (an
-                // EOF, a reset, a broken pipe): never from the caller's own
-                // body error, which fails the request the same way.
-                if let (Some(idle_for), false, false, Some((_, kind))) = (
-                    reused_after,
-                    response_started,
-                    conn.is_http2(),
-                    conn.state.closed(),
-                ) {
-                    self.inner
-                        .pool
-                        .observe(origin, Evidence::Crossed { idle_for, kind });
-                }
-                return Err(Failure {
-                    returned,
-                    returned_unsent,
-                    refused,
-                    bytes_written,
-                    response_started,
-                    error,
-                });
-            }
-        };
-        let (mut parts, incoming) = response.into_parts();
-        conn.info.get_extras(&mut parts.extensions);
-        if conn.is_http2() {
-            // The handle counts as an open stream until the body ends.
-            let stream: Box<dyn Checkin> = Box::new(Holding(conn));
-            return Ok(Response::from_parts(
-                parts,
-                Body::new(incoming, Some(stream)),
-            ));
-        }
-
-        let status = parts.status;
-        let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
-            || (method == Method::CONNECT && status.is_success());
-        let reuse = response_reuse(
-            parts.version == Version::HTTP_10,
-            parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-        );
-        let mut learned = Learned {
-            hint: None,
-            // A response came on a connection idle this long.
-            survived: reused_after,
-        };
-        if let Some(hint) = reuse.keep_alive {
-            if hint.timeout.is_some() {
-                learned.hint = Some(hint);
-            }
-            if let Some(max) = hint.max {
-                conn.remaining = Some(conn.remaining.map_or(max, |r| r.min(max)));
-            }
-        }
-        let checkin: Option<Box<dyn Checkin>> = if reuse.reusable && !upgraded && !request_closes {
-            Some(Box::new(Returning {
-                pool: Arc::clone(&self.inner.pool),
-                origin: origin.clone(),
-                conn,
-                learned,
-            }))
-        } else {
-            tracing::debug!(%status, "connection not reusable after this response");
-            // No check-in to carry what it taught.
-            if let Some(hint) = learned.hint {
-                self.inner.pool.observe(origin, Evidence::KeepAlive(hint));
-            }
-            if let Some(idle_for) = learned.survived {
-                self.inner
-                    .pool
-                    .observe(origin, Evidence::Survived(idle_for));
-            }
-            None
-        };
-        Ok(Response::from_parts(parts, Body::new(incoming, checkin)))
-    }
-
     /// Counts a request that failed, and says on which attempt.
     fn fail(&self, request: &Pending<B>, error: Error) -> Error {
         self.inner.pool.count(&request.origin, Event::Error);
         error.with_attempts(request.retries.attempt())
     }
+}
+
+/// The span of one attempt (disabled, and nearly free, without a
+/// subscriber that wants it).
+fn attempt_span<B: http_body::Body>(
+    request: &Pending<B>,
+    reused: bool,
+    idle_for: Duration,
+) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        origin = %request.origin,
+        reused,
+        idle_ms = idle_for.as_millis() as u64,
+        attempt = request.retries.attempt(),
+    )
 }
 
 /// One request on its way through its attempts.
@@ -495,40 +445,6 @@ enum Kept {
     Nothing,
     Head(Parts),
     Uri(Uri),
-}
-
-/// What went wrong in one attempt, and what the client knows about it.
-struct Failure {
-    /// The head of a request hyper handed back unsent.
-    returned: Option<Parts>,
-    returned_unsent: bool,
-    refused: bool,
-    bytes_written: u64,
-    response_started: bool,
-    error: hyper::Error,
-}
-
-impl Failure {
-    fn into_error(self, reused: bool, attempts: u32) -> Error {
-        Error::new(Kind::Request)
-            .with(self.error)
-            .with_attempts(attempts)
-            .with_reused(reused)
-    }
-}
-
-/// Whether an HTTP/2 error proves the server did not process the stream:
-/// `REFUSED_STREAM`, or a `GOAWAY` that excluded it (RFC 9113 §8.7).
-fn refused_unprocessed(error: &hyper::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
-                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// The request target's form, as hyper-util's Client chooses it (RFC 9112

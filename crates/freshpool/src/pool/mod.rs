@@ -115,6 +115,14 @@ enum Found<B> {
     WaitH2(oneshot::Receiver<()>),
 }
 
+/// What a checkout that could not finish at once waits for.
+pub(crate) enum Waiting<B> {
+    /// A connection or a slot from a waiter queue.
+    Handoff(oneshot::Receiver<Handoff<B>>),
+    /// Another request's HTTP/2 connection.
+    H2(oneshot::Receiver<()>),
+}
+
 /// Why an idle connection was not handed out.
 enum Dead {
     Expired,
@@ -240,31 +248,36 @@ impl<B> PoolShared<B> {
 }
 
 impl<B: Send + 'static> PoolShared<B> {
-    /// Finds a usable idle connection for `key`, or a slot to connect, or
-    /// waits for either.
+    /// Finds a usable idle connection for `key`, or a slot to connect,
+    /// without waiting: `Err` when the request must wait for either (see
+    /// [`wait`](Self::wait)).
     ///
     /// The socket probe runs outside the pool's lock: one syscall per
     /// checkout must not serialise every other checkout behind it.
     ///
-    /// # Errors
-    ///
-    /// A checkout timeout when the host's connection limit stays reached,
-    /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
-    ///
     /// With `host`, also fills in the origin's `Host` header. With `retry`,
     /// only a fresh connection will do (or, for HTTP/2, another connection
     /// than the one that failed); a retry is not counted as a request.
-    pub(crate) async fn checkout(
+    pub(crate) fn checkout_now(
         self: &Arc<Self>,
         key: &OriginKey,
+        host: Option<&mut Option<HeaderValue>>,
+        retry: Option<Retry>,
+    ) -> Result<Checkout<B>, Waiting<B>> {
+        self.checkout_from(key, retry.is_none(), host, retry)
+    }
+
+    /// [`checkout_now`](Self::checkout_now), counting the request or not.
+    fn checkout_from(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        mut count_request: bool,
         mut host: Option<&mut Option<HeaderValue>>,
         retry: Option<Retry>,
-    ) -> Result<Checkout<B>, Error> {
-        let timeout = self.config.checkout_timeout;
-        let mut first = retry.is_none();
+    ) -> Result<Checkout<B>, Waiting<B>> {
         loop {
-            let found = self.find(key, first, host.take(), retry);
-            first = false;
+            let found = self.find(key, count_request, host.take(), retry);
+            count_request = false;
             match found {
                 Found::Done(checkout) => return Ok(checkout),
                 Found::Probe(mut idle) => {
@@ -293,9 +306,30 @@ impl<B: Send + 'static> PoolShared<B> {
                         self.driver.schedule(self, at);
                     }
                 }
-                // Waiting is the slow path: its timer stays out of every
-                // request's future.
-                Found::Wait(waiter) => {
+                Found::Wait(waiter) => return Err(Waiting::Handoff(waiter)),
+                Found::WaitH2(connected) => return Err(Waiting::H2(connected)),
+            }
+        }
+    }
+
+    /// Waits for what [`checkout_now`](Self::checkout_now) could not give
+    /// at once. Waiting is the slow path: its timer stays out of every
+    /// request's future.
+    ///
+    /// # Errors
+    ///
+    /// A checkout timeout when the host's connection limit stays reached,
+    /// or [`Kind::PoolClosed`] if the pool goes away while waiting.
+    pub(crate) async fn wait(
+        self: &Arc<Self>,
+        key: &OriginKey,
+        mut waiting: Waiting<B>,
+        retry: Option<Retry>,
+    ) -> Result<Checkout<B>, Error> {
+        let timeout = self.config.checkout_timeout;
+        loop {
+            match waiting {
+                Waiting::Handoff(waiter) => {
                     return match Box::pin(tokio::time::timeout(timeout, waiter)).await {
                         Ok(Ok(Handoff::Conn(conn))) => {
                             self.count(key, Event::Reused);
@@ -306,7 +340,7 @@ impl<B: Send + 'static> PoolShared<B> {
                         Err(_) => Err(Error::new(Kind::CheckoutTimeout(timeout))),
                     };
                 }
-                Found::WaitH2(connected) => {
+                Waiting::H2(connected) => {
                     // Whether it connected or failed, look again.
                     if Box::pin(tokio::time::timeout(timeout, connected))
                         .await
@@ -315,6 +349,10 @@ impl<B: Send + 'static> PoolShared<B> {
                         return Err(Error::new(Kind::CheckoutTimeout(timeout)));
                     }
                 }
+            }
+            match self.checkout_from(key, false, None, retry) {
+                Ok(checkout) => return Ok(checkout),
+                Err(again) => waiting = again,
             }
         }
     }

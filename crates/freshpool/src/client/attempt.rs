@@ -1,0 +1,301 @@
+//! One attempt of a request: handed to hyper, then its response head (or
+//! its failure) turned into what the client returns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use freshpool_expiry::{Evidence, response_reuse};
+use freshpool_probe::Probe;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::Connection;
+use tower_service::Service;
+
+use super::{Client, Pending};
+use crate::body::{Body, Checkin, Holding, Returning};
+use crate::error::{BoxError, Error, Kind};
+use crate::pool::{Conn, Learned};
+use crate::replay::ReplayBody;
+
+/// What hyper's future for one attempt gives.
+pub(super) type Sent<B> = Result<Response<Incoming>, TrySendError<Request<ReplayBody<B>>>>;
+
+/// The future returned by a boxed attempt loop.
+type Boxed = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// An attempt handed to hyper, until hyper answers: its connection,
+    /// the future of its response, and how long the connection had been
+    /// idle, if it was reused.
+    pub(super) struct Landing<B, F> {
+        #[pin]
+        response: F,
+        conn: Option<Conn<B>>,
+        reused_after: Option<Duration>,
+    }
+}
+
+impl<B, F> Landing<B, F> {
+    pub(super) fn new(conn: Conn<B>, response: F, reused_after: Option<Duration>) -> Self {
+        Landing {
+            response,
+            conn: Some(conn),
+            reused_after,
+        }
+    }
+}
+
+impl<B, F> Future for Landing<B, F>
+where
+    F: Future<Output = Sent<B>>,
+{
+    type Output = (Conn<B>, Sent<B>, Option<Duration>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let sent = ready!(this.response.poll(cx));
+        match this.conn.take() {
+            Some(conn) => Poll::Ready((conn, sent, *this.reused_after)),
+            // hyper's future would have panicked first.
+            None => unreachable!("Landing polled after completion"),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's first attempt, launched on an idle connection by
+    /// [`Client::request`]; the attempt loop if it fails.
+    ///
+    /// A struct, not an `async fn`: every request's future is one
+    /// allocation of this size, and the loop's states (connecting,
+    /// waiting, retrying) are boxed only when a request needs them.
+    pub(super) struct FirstAttempt<C, B, F> {
+        #[pin]
+        landing: Landing<B, F>,
+        client: Client<C, B>,
+        request: Option<Pending<B>>,
+        span: tracing::Span,
+        retrying: Option<Boxed>,
+    }
+}
+
+impl<C, B, F> FirstAttempt<C, B, F> {
+    pub(super) fn new(
+        client: Client<C, B>,
+        request: Pending<B>,
+        landing: Landing<B, F>,
+        span: tracing::Span,
+    ) -> Self {
+        FirstAttempt {
+            landing,
+            client,
+            request: Some(request),
+            span,
+            retrying: None,
+        }
+    }
+}
+
+impl<C, B, F> Future for FirstAttempt<C, B, F>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    F: Future<Output = Sent<B>>,
+{
+    type Output = Result<Response<Body>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(retrying) = this.retrying {
+            return retrying.as_mut().poll(cx);
+        }
+        // Entering a span costs even when nobody listens.
+        let entered = (!this.span.is_disabled()).then(|| this.span.enter());
+        let (conn, sent, reused_after) = ready!(this.landing.poll(cx));
+        let Some(mut request) = this.request.take() else {
+            unreachable!("FirstAttempt polled after completion")
+        };
+        let failure = match this.client.on_sent(&request, conn, sent, reused_after) {
+            Ok(response) => return Poll::Ready(Ok(response)),
+            Err(failure) => failure,
+        };
+        if let Err(error) = this
+            .client
+            .after_failure(&mut request, failure, true, this.span)
+        {
+            return Poll::Ready(Err(error));
+        }
+        drop(entered);
+        let next = this.client.retry_checkout(&mut request);
+        let retrying = this
+            .retrying
+            .insert(Box::pin(this.client.clone().send(request, next)));
+        retrying.as_mut().poll(cx)
+    }
+}
+
+impl<C, B> Client<C, B>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// What hyper's answer to an attempt on `conn` makes: the response, its
+    /// body set to give the connection back, or what went wrong.
+    pub(super) fn on_sent(
+        &self,
+        request: &Pending<B>,
+        mut conn: Conn<B>,
+        sent: Sent<B>,
+        reused_after: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
+        let origin = &request.origin;
+        let method = &request.method;
+        let request_closes = request.closes;
+        let response = match sent {
+            Ok(response) => response,
+            Err(mut error) => {
+                let returned = error.take_message().map(|req| req.into_parts().0);
+                let returned_unsent = returned.is_some();
+                let error = error.into_error();
+                // An HTTP/2 connection carries other streams: its byte
+                // counts say nothing about this request, and no response
+                // head arrived or `send` would have succeeded.
+                let (bytes_written, response_started, refused) = if conn.is_http2() {
+                    (u64::MAX, false, refused_unprocessed(&error))
+                } else {
+                    (
+                        conn.state.bytes_written(),
+                        conn.state.bytes_read() > 0,
+                        false,
+                    )
+                };
+                // Learned only from a close the socket itself reported (an
+                // EOF, a reset, a broken pipe): never from the caller's own
+                // body error, which fails the request the same way.
+                if let (Some(idle_for), false, false, Some((_, kind))) = (
+                    reused_after,
+                    response_started,
+                    conn.is_http2(),
+                    conn.state.closed(),
+                ) {
+                    self.inner
+                        .pool
+                        .observe(origin, Evidence::Crossed { idle_for, kind });
+                }
+                return Err(Failure {
+                    returned,
+                    returned_unsent,
+                    refused,
+                    bytes_written,
+                    response_started,
+                    error,
+                });
+            }
+        };
+        let (mut parts, incoming) = response.into_parts();
+        conn.info.get_extras(&mut parts.extensions);
+        if conn.is_http2() {
+            // The handle counts as an open stream until the body ends.
+            let stream: Box<dyn Checkin> = Box::new(Holding(conn));
+            return Ok(Response::from_parts(
+                parts,
+                Body::new(incoming, Some(stream)),
+            ));
+        }
+
+        let status = parts.status;
+        let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
+            || (method == Method::CONNECT && status.is_success());
+        let reuse = response_reuse(
+            parts.version == Version::HTTP_10,
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+        );
+        let mut learned = Learned {
+            hint: None,
+            // A response came on a connection idle this long.
+            survived: reused_after,
+        };
+        if let Some(hint) = reuse.keep_alive {
+            if hint.timeout.is_some() {
+                learned.hint = Some(hint);
+            }
+            if let Some(max) = hint.max {
+                conn.remaining = Some(conn.remaining.map_or(max, |r| r.min(max)));
+            }
+        }
+        let checkin: Option<Box<dyn Checkin>> = if reuse.reusable && !upgraded && !request_closes {
+            Some(Box::new(Returning {
+                pool: Arc::clone(&self.inner.pool),
+                origin: origin.clone(),
+                conn,
+                learned,
+            }))
+        } else {
+            tracing::debug!(%status, "connection not reusable after this response");
+            // No check-in to carry what it taught.
+            if let Some(hint) = learned.hint {
+                self.inner.pool.observe(origin, Evidence::KeepAlive(hint));
+            }
+            if let Some(idle_for) = learned.survived {
+                self.inner
+                    .pool
+                    .observe(origin, Evidence::Survived(idle_for));
+            }
+            None
+        };
+        Ok(Response::from_parts(parts, Body::new(incoming, checkin)))
+    }
+}
+
+/// What went wrong in one attempt, and what the client knows about it.
+pub(super) struct Failure {
+    /// The head of a request hyper handed back unsent.
+    pub(super) returned: Option<Parts>,
+    pub(super) returned_unsent: bool,
+    pub(super) refused: bool,
+    pub(super) bytes_written: u64,
+    pub(super) response_started: bool,
+    pub(super) error: hyper::Error,
+}
+
+impl Failure {
+    pub(super) fn into_error(self, reused: bool, attempts: u32) -> Error {
+        Error::new(Kind::Request)
+            .with(self.error)
+            .with_attempts(attempts)
+            .with_reused(reused)
+    }
+}
+
+/// Whether an HTTP/2 error proves the server did not process the stream:
+/// `REFUSED_STREAM`, or a `GOAWAY` that excluded it (RFC 9113 §8.7).
+fn refused_unprocessed(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && (h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM));
+        }
+        source = e.source();
+    }
+    false
+}
