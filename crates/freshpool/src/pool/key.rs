@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::ops::Range;
+use std::sync::Arc;
 
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Uri};
@@ -66,7 +67,9 @@ pub struct Origin {
 /// [`OriginKey::of`]).
 #[derive(Clone)]
 pub(crate) struct OriginKey {
-    origin: Origin,
+    /// Shared: a key is cloned into every request, its check-in and the
+    /// pool's maps, and an `Arc` clone is one increment.
+    origin: Arc<Origin>,
     hash: u64,
 }
 
@@ -107,7 +110,20 @@ impl OriginKey {
     pub(crate) fn of(uri: &Uri, keys: &RandomState) -> Result<OriginKey, Error> {
         let origin = Origin::of(uri)?;
         let hash = keys.hash_one(&origin);
-        Ok(OriginKey { origin, hash })
+        Ok(OriginKey {
+            origin: Arc::new(origin),
+            hash,
+        })
+    }
+}
+
+impl OriginKey {
+    /// Whether `uri` has this key's scheme and authority, byte for byte
+    /// (so the same origin, without parsing the authority again).
+    pub(crate) fn is_spelled_as(&self, uri: &Uri) -> bool {
+        uri.authority()
+            .is_some_and(|a| a.as_str() == self.origin.authority.as_str())
+            && uri.scheme() == Some(&self.origin.scheme)
     }
 }
 
@@ -318,7 +334,8 @@ impl fmt::Debug for Origin {
 
 impl PartialEq for OriginKey {
     fn eq(&self, other: &OriginKey) -> bool {
-        self.hash == other.hash && self.origin == other.origin
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.origin, &other.origin) || self.origin == other.origin)
     }
 }
 

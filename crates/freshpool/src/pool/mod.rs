@@ -90,6 +90,9 @@ pub(crate) struct PoolShared<B> {
     state: Mutex<State<B>>,
     /// Random keys for hashing origins (see [`OriginKey::of`]).
     keys: RandomState,
+    /// The key made last: most requests go to the origin the one before
+    /// went to, and a URI spelled the same way needs no second parse.
+    last_key: Mutex<Option<OriginKey>>,
     pub(crate) config: Arc<Config>,
     driver: Driver,
 }
@@ -148,6 +151,7 @@ impl<B> PoolShared<B> {
                 queue: ExpiryQueue::new(),
             }),
             keys: RandomState::new(),
+            last_key: Mutex::new(None),
             config,
             driver: Driver::new(),
         })
@@ -155,7 +159,13 @@ impl<B> PoolShared<B> {
 
     /// The pool key of a request URI, or why it has none.
     pub(crate) fn key(&self, uri: &http::Uri) -> Result<OriginKey, Error> {
-        OriginKey::of(uri, &self.keys)
+        let mut last = self.last_key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = last.as_ref().filter(|key| key.is_spelled_as(uri)) {
+            return Ok(key.clone());
+        }
+        let key = OriginKey::of(uri, &self.keys)?;
+        *last = Some(key.clone());
+        Ok(key)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<B>> {
