@@ -3,10 +3,12 @@
 //! connection task's end never scan the list under the pool's lock.
 //!
 //! Parking and taking the latest, which every request does, are a `Vec`
-//! push and pop and one insert and removal in an id map with a trivial
-//! hash. Taking a connection out of the middle leaves a hole; holes at
-//! the top are trimmed at once, and the rest are compacted away once they
-//! outnumber the connections, which keeps every operation amortised O(1).
+//! push and pop. A list that has grown past a handful of slots also keeps
+//! an id map with a trivial hash (one insert and removal per request); a
+//! shorter one is scanned instead. Taking a connection out of the middle
+//! leaves a hole; holes at the top are trimmed at once, and the rest are
+//! compacted away once they outnumber the connections, which keeps every
+//! operation amortised O(1).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -37,11 +39,20 @@ impl<B> Parked for Idle<B> {
     }
 }
 
+/// How many slots a list scans for a connection id before it keeps an id
+/// map: an origin's handful of idle connections (the usual case: most
+/// lists hold none or one between requests) costs no map operations.
+const SCAN: usize = 16;
+
 /// Idle connections in the order they were parked in (holes where one was
-/// taken out of the middle), and each one's place by connection id.
+/// taken out of the middle), and, once the list grew past [`SCAN`] slots,
+/// each one's place by connection id.
 pub(super) struct IdleList<T> {
     slots: Vec<Option<T>>,
-    place: HashMap<u64, usize, BuildU64Hasher>,
+    /// Kept from the first time the list reaches [`SCAN`] slots until it
+    /// empties.
+    place: Option<HashMap<u64, usize, BuildU64Hasher>>,
+    len: usize,
     /// Steps taken over slots, for the complexity test.
     #[cfg(test)]
     steps: usize,
@@ -51,7 +62,8 @@ impl<T> Default for IdleList<T> {
     fn default() -> Self {
         IdleList {
             slots: Vec::new(),
-            place: HashMap::default(),
+            place: None,
+            len: 0,
             #[cfg(test)]
             steps: 0,
         }
@@ -60,39 +72,52 @@ impl<T> Default for IdleList<T> {
 
 impl<T: Parked> IdleList<T> {
     pub(super) fn len(&self) -> usize {
-        self.place.len()
+        self.len
     }
 
     /// Parks `idle` as the most recently used.
     pub(super) fn push(&mut self, idle: T) {
         // A connection is parked once at a time; be safe anyway.
         self.remove(idle.id());
-        self.place.insert(idle.id(), self.slots.len());
+        if self.place.is_none() && self.slots.len() >= SCAN {
+            self.index();
+        }
+        if let Some(place) = &mut self.place {
+            place.insert(idle.id(), self.slots.len());
+        }
         self.slots.push(Some(idle));
+        self.len += 1;
     }
 
     /// Takes the most recently used.
     pub(super) fn pop_latest(&mut self) -> Option<T> {
         // The top slot is never a hole (`remove` trims them).
         let idle = self.slots.pop()??;
-        self.place.remove(&idle.id());
+        if let Some(place) = &mut self.place {
+            place.remove(&idle.id());
+        }
+        self.len -= 1;
         self.trim();
         Some(idle)
     }
 
     /// The connection `id`, if it is parked here.
     pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        let at = *self.place.get(&id)?;
+        let at = self.find(id)?;
         self.slots.get_mut(at)?.as_mut()
     }
 
     /// Takes the connection `id` out, if it is parked here.
     pub(super) fn remove(&mut self, id: u64) -> Option<T> {
-        let at = self.place.remove(&id)?;
+        let at = self.find(id)?;
+        if let Some(place) = &mut self.place {
+            place.remove(&id);
+        }
         let idle = self.slots.get_mut(at)?.take();
+        self.len -= 1;
         self.trim();
-        let holes = self.slots.len() - self.place.len();
-        if holes > self.place.len().max(KEEP_CAPACITY) {
+        let holes = self.slots.len() - self.len;
+        if holes > self.len.max(KEEP_CAPACITY) {
             self.compact();
         }
         idle
@@ -102,6 +127,36 @@ impl<T: Parked> IdleList<T> {
         self.slots.iter_mut().flatten()
     }
 
+    /// Where the connection `id` is: from the map if there is one, else by
+    /// scanning at most [`SCAN`] slots.
+    fn find(&mut self, id: u64) -> Option<usize> {
+        if let Some(place) = &self.place {
+            return place.get(&id).copied();
+        }
+        #[cfg(test)]
+        {
+            self.steps += self.slots.len();
+        }
+        self.slots
+            .iter()
+            .rposition(|slot| slot.as_ref().is_some_and(|idle| idle.id() == id))
+    }
+
+    /// Makes the id map of a list grown past [`SCAN`] slots.
+    fn index(&mut self) {
+        #[cfg(test)]
+        {
+            self.steps += self.slots.len();
+        }
+        let place = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(at, slot)| slot.as_ref().map(|idle| (idle.id(), at)))
+            .collect();
+        self.place = Some(place);
+    }
+
     /// Drops the holes at the top, and gives back what a burst grew once
     /// the list is empty.
     fn trim(&mut self) {
@@ -109,9 +164,11 @@ impl<T: Parked> IdleList<T> {
             self.slots.pop();
             self.step();
         }
-        if self.slots.is_empty() && self.slots.capacity() > KEEP_CAPACITY {
-            self.slots = Vec::new();
-            self.place = HashMap::default();
+        if self.slots.is_empty() {
+            self.place = None;
+            if self.slots.capacity() > KEEP_CAPACITY {
+                self.slots = Vec::new();
+            }
         }
     }
 
@@ -123,13 +180,15 @@ impl<T: Parked> IdleList<T> {
             self.steps += self.slots.len();
         }
         self.slots.retain(Option::is_some);
-        for (at, idle) in self.slots.iter().enumerate() {
-            if let Some(idle) = idle {
-                self.place.insert(idle.id(), at);
+        if let Some(place) = &mut self.place {
+            for (at, idle) in self.slots.iter().enumerate() {
+                if let Some(idle) = idle {
+                    place.insert(idle.id(), at);
+                }
             }
+            place.shrink_to(self.len.max(KEEP_CAPACITY));
         }
         self.slots.shrink_to(self.slots.len().max(KEEP_CAPACITY));
-        self.place.shrink_to(self.place.len().max(KEEP_CAPACITY));
     }
 
     #[inline]

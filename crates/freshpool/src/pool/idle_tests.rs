@@ -64,7 +64,7 @@ fn removing_a_burst_in_any_order_is_linear() {
     );
     // And an emptied list gives back what the burst grew.
     assert!(list.slots.capacity() <= KEEP_CAPACITY);
-    assert!(list.place.capacity() <= 2 * KEEP_CAPACITY);
+    assert!(list.place.is_none());
 }
 
 #[test]
@@ -84,4 +84,25 @@ fn compaction_keeps_the_order() {
         popped.push(e.0);
     }
     assert_eq!(popped, expected.into_iter().rev().collect::<Vec<_>>());
+}
+
+#[test]
+fn short_lists_scan_and_long_ones_keep_a_map_until_empty() {
+    let mut list = IdleList::default();
+    for id in 0..SCAN as u64 {
+        list.push(Entry(id));
+    }
+    assert!(list.place.is_none(), "{SCAN} slots are scanned");
+    list.push(Entry(100));
+    assert!(list.place.is_some(), "past {SCAN} slots, ids are mapped");
+    // Found by id through the map, holes and all.
+    assert_eq!(list.remove(3), Some(Entry(3)));
+    assert_eq!(list.get_mut(100).map(|e| e.0), Some(100));
+    assert_eq!(list.len(), SCAN);
+    while list.pop_latest().is_some() {}
+    assert!(list.place.is_none(), "an emptied list drops its map");
+    list.push(Entry(7));
+    list.push(Entry(8));
+    assert_eq!(list.remove(7), Some(Entry(7)));
+    assert_eq!(ids(&mut list), [8]);
 }
