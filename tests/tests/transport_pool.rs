@@ -43,6 +43,44 @@ async fn back_to_back_requests_reuse_one_connection() {
     origin.shutdown().await;
 }
 
+/// A request goes out when its future is first polled, not when it is
+/// made: a future dropped unpolled sends nothing and leaves the idle
+/// connection in the pool, and one made early is sent when awaited, on
+/// that same connection.
+#[tokio::test]
+async fn a_request_is_sent_when_its_future_is_first_polled() {
+    let origin = origin(Duration::from_secs(5)).await;
+    let client = client();
+    let url = format!("{}/a", origin.base_url());
+    let (_, first, _) = send(&client, Method::GET, &url, &[])
+        .await
+        .expect("request");
+    let unpolled = client.request(get(&url));
+    let later = client.request(get(&url));
+    // Long enough for a request handed to the connection to be served.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(unpolled);
+    assert_eq!(origin.stats().requests_processed, 1, "sent unpolled");
+    assert_eq!(client.stats().total.idle, 1, "the idle connection stays");
+    let response = later.await.expect("request");
+    let conn = response.headers()["x-connection-id"]
+        .to_str()
+        .map(str::to_owned);
+    http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body");
+    assert_eq!(conn.ok(), Some(first.to_string()), "reused");
+    assert_eq!(origin.stats().requests_processed, 2);
+    assert_eq!(origin.stats().connections_accepted, 1);
+    origin.shutdown().await;
+}
+
+fn get(url: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::get(url)
+        .body(http_body_util::Full::default())
+        .expect("request")
+}
+
 #[tokio::test]
 async fn connection_close_response_is_not_pooled() {
     let origin = origin(Duration::from_secs(5)).await;

@@ -30,7 +30,7 @@ use crate::pool::{Checkout, Conn, OriginKey, PoolShared, Retry, Waiting};
 use crate::replay::ReplayBody;
 use crate::retry::{Facts, Retries};
 use crate::stats::{Event, Stats};
-use attempt::{Failure, FirstAttempt, Landing, Sent};
+use attempt::{Failure, Landing, Requesting, Start};
 
 /// A pooled HTTP client that never hands a request to a connection the
 /// server is closing.
@@ -143,37 +143,39 @@ where
     /// Dropping the future abandons the request; the connection it was
     /// using is closed, never returned to the pool mid-message.
     pub fn request(&self, req: Request<B>) -> ResponseFuture {
-        let mut request = match self.begin(req) {
-            Ok(request) => request,
-            Err(e) => {
-                return ResponseFuture {
-                    inner: Box::pin(std::future::ready(Err(e))),
-                };
-            }
-        };
-        // The common case, an idle connection at hand, is handed to hyper
-        // here and now: the future then only waits for the response, and
-        // carries none of the connecting and retrying states.
-        let host = request.needs_host.then_some(&mut request.host);
-        let inner: Pin<Box<dyn Future<Output = _> + Send>> =
-            match self.inner.pool.checkout_now(&request.origin, host, None) {
-                Ok(Checkout::Reused(conn, idle_for)) => {
-                    let span = attempt_span(&request, true, idle_for);
-                    match self.launch(&mut request, conn, true, idle_for) {
-                        Ok(landing) => {
-                            Box::pin(FirstAttempt::new(self.clone(), request, landing, span))
-                        }
-                        Err(e) => Box::pin(std::future::ready(Err(e))),
-                    }
-                }
-                next => Box::pin(self.clone().send(request, next)),
-            };
-        ResponseFuture { inner }
+        ResponseFuture {
+            inner: Box::pin(Requesting::new(self.clone(), req, Conn::send)),
+        }
     }
 
     /// A snapshot of the pool's counters, per origin and in total.
     pub fn stats(&self) -> Stats {
         self.inner.pool.stats()
+    }
+
+    /// The request's first attempt, made when its future is first polled
+    /// (a request is not sent before it is awaited): launched at once on
+    /// an idle connection, or the attempt loop, boxed, for a request that
+    /// must wait or connect.
+    fn start<S, F>(&self, req: Request<B>, send: S) -> Start<B, F>
+    where
+        S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
+    {
+        let mut request = match self.begin(req) {
+            Ok(request) => request,
+            Err(error) => return Start::Failed(error),
+        };
+        let host = request.needs_host.then_some(&mut request.host);
+        match self.inner.pool.checkout_now(&request.origin, host, None) {
+            Ok(Checkout::Reused(conn, idle_for)) => {
+                let span = attempt_span(&request, true, idle_for);
+                match self.launch(&mut request, conn, true, idle_for, send) {
+                    Ok(landing) => Start::Launched(request, landing, span),
+                    Err(error) => Start::Failed(error),
+                }
+            }
+            next => Start::Looping(Box::pin(self.clone().send(request, next))),
+        }
     }
 
     /// The attempt loop, from a checkout that did not give an idle
@@ -221,7 +223,7 @@ where
                 }
             };
             let span = attempt_span(&request, reused, idle_for);
-            let landing = self.launch(&mut request, conn, reused, idle_for)?;
+            let landing = self.launch(&mut request, conn, reused, idle_for, Conn::send)?;
             let (conn, sent, reused_after) = landing.instrument(span.clone()).await;
             let outcome = span.in_scope(|| self.on_sent(&request, conn, sent, reused_after));
             match outcome {
@@ -271,24 +273,29 @@ where
             closes,
             method: parts.method.clone(),
             retries: Retries::new(config.retry, body, config.replay_cap),
-            template: Some(parts),
-            kept: Kept::Nothing,
+            head: Head::Next(parts),
             failed_on: 0,
             retry: None,
         })
     }
 
-    /// Hands the next attempt's request to hyper on `conn`.
-    fn launch(
+    /// Hands the next attempt's request to hyper on `conn`, with `send`
+    /// ([`Conn::send`]; a parameter so that the type of hyper's future can
+    /// be named, as `F`, by [`Requesting`]).
+    fn launch<S, F>(
         &self,
         request: &mut Pending<B>,
         mut conn: Conn<B>,
         reused: bool,
         idle_for: Duration,
-    ) -> Result<Landing<B, impl Future<Output = Sent<B>> + Send + use<C, B>>, Error> {
+        send: S,
+    ) -> Result<Landing<B, F>, Error>
+    where
+        S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
+    {
         let req = self.prepare(request, &conn, reused)?;
         conn.state.begin_attempt();
-        let response = conn.send(req);
+        let response = send(&mut conn, req);
         Ok(Landing::new(conn, response, reused.then_some(idle_for)))
     }
 
@@ -299,7 +306,7 @@ where
         conn: &Conn<B>,
         reused: bool,
     ) -> Result<Request<ReplayBody<B>>, Error> {
-        let Some(mut parts) = request.template.take() else {
+        let Head::Next(mut parts) = std::mem::replace(&mut request.head, Head::Nothing) else {
             return Err(self.fail(request, Error::new(Kind::Request)));
         };
         // A request hyper hands back unsent comes back whole; any other
@@ -307,10 +314,10 @@ where
         // connection, or a stream an HTTP/2 server refused, can use. Copied
         // before `Host` goes in: a retry puts it back.
         let may_retry = self.inner.config.retry.retries > 0;
-        request.kept = if may_retry && (reused || conn.is_http2()) {
-            Kept::Head(parts.clone())
+        request.head = if may_retry && (reused || conn.is_http2()) {
+            Head::Kept(parts.clone())
         } else {
-            Kept::Uri(parts.uri.clone())
+            Head::Uri(parts.uri.clone())
         };
         request.failed_on = conn.id;
         if request.needs_host {
@@ -337,22 +344,22 @@ where
     fn after_failure(
         &self,
         request: &mut Pending<B>,
-        mut failure: Failure,
+        mut failure: Box<Failure>,
         reused: bool,
         span: &tracing::Span,
     ) -> Result<(), Error> {
         // Handed back unsent: the request itself, with its absolute URI
         // again (and without `Host`, which the next attempt sets).
-        let keep = match std::mem::replace(&mut request.kept, Kept::Nothing) {
-            Kept::Head(parts) => Some(parts),
-            Kept::Uri(uri) => failure.returned.take().map(|mut parts| {
+        let keep = match std::mem::replace(&mut request.head, Head::Nothing) {
+            Head::Kept(parts) => Some(parts),
+            Head::Uri(uri) => failure.returned.take().map(|mut parts| {
                 parts.uri = uri;
                 if request.needs_host {
                     parts.headers.remove(HOST);
                 }
                 parts
             }),
-            Kept::Nothing => None,
+            Head::Next(_) | Head::Nothing => None,
         };
         let empty = http::HeaderMap::new();
         let facts = Facts {
@@ -375,7 +382,7 @@ where
                 span.in_scope(|| {
                     tracing::debug!(%rule, error = %failure.error, "retrying on a fresh connection");
                 });
-                request.template = keep;
+                request.head = keep.map_or(Head::Nothing, Head::Next);
                 request.retry = Some(Retry {
                     failed: request.failed_on,
                 });
@@ -428,23 +435,24 @@ struct Pending<B> {
     closes: bool,
     method: Method,
     retries: Retries<B>,
-    /// The head of the next attempt.
-    template: Option<Parts>,
-    /// What the attempt in flight kept for a retry.
-    kept: Kept,
+    head: Head,
     /// The connection the attempt in flight runs on.
     failed_on: u64,
     /// Set once an attempt failed: the retry goes on a fresh connection.
     retry: Option<Retry>,
 }
 
-/// What an attempt keeps of its request for a retry: a copy of the head
-/// where a retry could need one, else only the URI, for a request hyper
-/// hands back unsent (whose URI the attempt rewrote to origin form).
-enum Kept {
-    Nothing,
-    Head(Parts),
+/// A request's head: the next attempt's, or what the attempt in flight
+/// keeps of it for a retry.
+enum Head {
+    /// The head of the next attempt.
+    Next(Parts),
+    /// A copy of the head, where a retry could need one.
+    Kept(Parts),
+    /// Only the URI, for a request hyper hands back unsent (whose URI the
+    /// attempt rewrote to origin form).
     Uri(Uri),
+    Nothing,
 }
 
 /// The request target's form, as hyper-util's Client chooses it (RFC 9112

@@ -68,41 +68,66 @@ where
     }
 }
 
+/// How [`Client::start`] left a request.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per request and taken apart at once"
+)]
+pub(super) enum Start<B, F> {
+    /// Launched on an idle connection.
+    Launched(Pending<B>, Landing<B, F>, tracing::Span),
+    /// In the attempt loop (waiting, or connecting).
+    Looping(Boxed),
+    Failed(Error),
+}
+
 pin_project_lite::pin_project! {
-    /// A request's first attempt, launched on an idle connection by
-    /// [`Client::request`]; the attempt loop if it fails.
-    ///
-    /// A struct, not an `async fn`: every request's future is one
-    /// allocation of this size, and the loop's states (connecting,
-    /// waiting, retrying) are boxed only when a request needs them.
-    pub(super) struct FirstAttempt<C, B, F> {
-        #[pin]
-        landing: Landing<B, F>,
-        client: Client<C, B>,
-        request: Option<Pending<B>>,
-        span: tracing::Span,
-        retrying: Option<Boxed>,
+    #[project = StageProj]
+    enum Stage<B, F> {
+        /// Not polled yet.
+        Unsent { req: Option<Request<B>> },
+        /// The first attempt, on an idle connection.
+        Landing { #[pin] landing: Landing<B, F> },
+        /// The attempt loop.
+        Looping { looping: Boxed },
+        Done,
     }
 }
 
-impl<C, B, F> FirstAttempt<C, B, F> {
-    pub(super) fn new(
+pin_project_lite::pin_project! {
+    /// A request, from [`Client::request`] to its response.
+    ///
+    /// A struct, not an `async fn`: every request's future is one
+    /// allocation of about a kilobyte, moved once, and the attempt loop's
+    /// states (connecting, waiting, retrying) are boxed only for a request
+    /// that needs them. `S` is [`Conn::send`], whose return type is hyper's
+    /// future, `F`.
+    pub(super) struct Requesting<C, B, S, F> {
+        #[pin]
+        stage: Stage<B, F>,
         client: Client<C, B>,
-        request: Pending<B>,
-        landing: Landing<B, F>,
+        send: Option<S>,
+        request: Option<Pending<B>>,
         span: tracing::Span,
-    ) -> Self {
-        FirstAttempt {
-            landing,
+    }
+}
+
+impl<C, B, S, F> Requesting<C, B, S, F>
+where
+    S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
+{
+    pub(super) fn new(client: Client<C, B>, req: Request<B>, send: S) -> Self {
+        Requesting {
+            stage: Stage::Unsent { req: Some(req) },
             client,
-            request: Some(request),
-            span,
-            retrying: None,
+            send: Some(send),
+            request: None,
+            span: tracing::Span::none(),
         }
     }
 }
 
-impl<C, B, F> Future for FirstAttempt<C, B, F>
+impl<C, B, S, F> Future for Requesting<C, B, S, F>
 where
     C: Service<Uri> + Clone + Send + Sync + 'static,
     C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
@@ -111,37 +136,64 @@ where
     B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
+    S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
     F: Future<Output = Sent<B>>,
 {
     type Output = Result<Response<Body>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(retrying) = this.retrying {
-            return retrying.as_mut().poll(cx);
+        let mut this = self.project();
+        loop {
+            match this.stage.as_mut().project() {
+                StageProj::Unsent { req } => {
+                    let (Some(req), Some(send)) = (req.take(), this.send.take()) else {
+                        unreachable!("a request is started once")
+                    };
+                    match this.client.start(req, send) {
+                        Start::Launched(request, landing, span) => {
+                            *this.request = Some(request);
+                            *this.span = span;
+                            this.stage.set(Stage::Landing { landing });
+                        }
+                        Start::Looping(looping) => this.stage.set(Stage::Looping { looping }),
+                        Start::Failed(error) => {
+                            this.stage.set(Stage::Done);
+                            return Poll::Ready(Err(error));
+                        }
+                    }
+                }
+                StageProj::Landing { landing } => {
+                    // Entering a span costs even when nobody listens.
+                    let entered = (!this.span.is_disabled()).then(|| this.span.enter());
+                    let (conn, sent, reused_after) = ready!(landing.poll(cx));
+                    let Some(request) = this.request.as_mut() else {
+                        unreachable!("a launched request has its attempts")
+                    };
+                    let failure = match this.client.on_sent(request, conn, sent, reused_after) {
+                        Ok(response) => {
+                            drop(entered);
+                            this.stage.set(Stage::Done);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Err(failure) => failure,
+                    };
+                    let decided = this.client.after_failure(request, failure, true, this.span);
+                    drop(entered);
+                    if let Err(error) = decided {
+                        this.stage.set(Stage::Done);
+                        return Poll::Ready(Err(error));
+                    }
+                    let next = this.client.retry_checkout(request);
+                    let Some(request) = this.request.take() else {
+                        unreachable!("borrowed above")
+                    };
+                    let looping = Box::pin(this.client.clone().send(request, next));
+                    this.stage.set(Stage::Looping { looping });
+                }
+                StageProj::Looping { looping } => return looping.as_mut().poll(cx),
+                StageProj::Done => panic!("ResponseFuture polled after completion"),
+            }
         }
-        // Entering a span costs even when nobody listens.
-        let entered = (!this.span.is_disabled()).then(|| this.span.enter());
-        let (conn, sent, reused_after) = ready!(this.landing.poll(cx));
-        let Some(mut request) = this.request.take() else {
-            unreachable!("FirstAttempt polled after completion")
-        };
-        let failure = match this.client.on_sent(&request, conn, sent, reused_after) {
-            Ok(response) => return Poll::Ready(Ok(response)),
-            Err(failure) => failure,
-        };
-        if let Err(error) = this
-            .client
-            .after_failure(&mut request, failure, true, this.span)
-        {
-            return Poll::Ready(Err(error));
-        }
-        drop(entered);
-        let next = this.client.retry_checkout(&mut request);
-        let retrying = this
-            .retrying
-            .insert(Box::pin(this.client.clone().send(request, next)));
-        retrying.as_mut().poll(cx)
     }
 }
 
@@ -163,7 +215,7 @@ where
         mut conn: Conn<B>,
         sent: Sent<B>,
         reused_after: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, Box<Failure>> {
         let origin = &request.origin;
         let method = &request.method;
         let request_closes = request.closes;
@@ -198,14 +250,14 @@ where
                         .pool
                         .observe(origin, Evidence::Crossed { idle_for, kind });
                 }
-                return Err(Failure {
+                return Err(Box::new(Failure {
                     returned,
                     returned_unsent,
                     refused,
                     bytes_written,
                     response_started,
                     error,
-                });
+                }));
             }
         };
         let (mut parts, incoming) = response.into_parts();
