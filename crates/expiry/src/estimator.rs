@@ -1,6 +1,7 @@
 //! Per-origin estimate of the server's idle timeout, learned from evidence
 //! both ways, and the retire time that follows from it.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -303,6 +304,21 @@ pub struct IdleEstimator {
     /// Measured round trips, smoothed as TCP does, for when the kernel
     /// has no figures.
     measured: Option<Rtt>,
+    /// [`retire_after`](Self::retire_after)'s last answer: asked at every
+    /// check-in, it changes only with the evidence or when a piece of it
+    /// ages out.
+    memo: Cell<Option<Memo>>,
+}
+
+/// A [`retire_after`](IdleEstimator::retire_after) answer, for `slack`,
+/// that holds from `from` until `until` (forever: `None`) unless the
+/// estimator learns something.
+#[derive(Debug, Clone, Copy)]
+struct Memo {
+    slack: Duration,
+    from: Instant,
+    until: Option<Instant>,
+    retire: Duration,
 }
 
 impl IdleEstimator {
@@ -316,6 +332,7 @@ impl IdleEstimator {
             survived: None,
             rtt: None,
             measured: None,
+            memo: Cell::new(None),
         }
     }
 
@@ -327,6 +344,7 @@ impl IdleEstimator {
     /// Sets (or with `None` clears) the user's override of this origin's
     /// idle timeout. An override beats every other source.
     pub fn set_override(&mut self, timeout: Option<Duration>) {
+        self.memo.set(None);
         self.overridden = timeout;
     }
 
@@ -336,6 +354,7 @@ impl IdleEstimator {
         if !self.is_news(&evidence, now) {
             return None;
         }
+        self.memo.set(None);
         let before = self.estimate(now);
         self.forget_old(now);
         match evidence {
@@ -452,6 +471,7 @@ impl IdleEstimator {
     /// Records the kernel's round-trip figures for the path to the origin
     /// (`TCP_INFO`); the latest wins, as the kernel smooths them already.
     pub fn observe_rtt(&mut self, rtt: Rtt) {
+        self.memo.set(None);
         self.rtt = Some(rtt);
     }
 
@@ -463,6 +483,7 @@ impl IdleEstimator {
     /// most [`MAX_DEVIATION`]: a response that took a second is the
     /// server's second, not the path's. Used only without kernel figures.
     pub fn observe_round_trip(&mut self, sample: Duration) {
+        self.memo.set(None);
         self.measured = Some(match self.measured {
             None => Rtt {
                 srtt: sample,
@@ -543,6 +564,45 @@ impl IdleEstimator {
     /// exceeds the client's own
     /// [`default_timeout`](EstimatorConfig::default_timeout).
     pub fn retire_after(&self, now: Instant, slack: Duration) -> Duration {
+        if let Some(memo) = self.memo.get()
+            && memo.slack == slack
+            && memo.from <= now
+            && memo.until.is_none_or(|until| now < until)
+        {
+            return memo.retire;
+        }
+        let retire = self.compute_retire_after(now, slack);
+        self.memo.set(Some(Memo {
+            slack,
+            from: now,
+            until: self.unchanged_until(now),
+            retire,
+        }));
+        retire
+    }
+
+    /// Until when nothing the estimate rests on at `now` ages out (`None`:
+    /// never). Time changes the estimate only that way: evidence stops
+    /// counting once it is older than its time to live (see
+    /// [`fresh`](Self::fresh) and [`remembered`](Self::remembered)).
+    fn unchanged_until(&self, now: Instant) -> Option<Instant> {
+        let ttl = self.config.observation_ttl;
+        let header = self.header.map(|(_, at)| (at, ttl));
+        let survived = self.survived.map(|(_, at)| (at, ttl));
+        let closes = self.closes.iter().map(|c| {
+            let ttl = if c.exact { ttl } else { ttl.min(CHANGE_SPAN) };
+            (c.at, ttl)
+        });
+        header
+            .into_iter()
+            .chain(survived)
+            .chain(closes)
+            .filter_map(|(at, ttl)| at.checked_add(ttl))
+            .filter(|ends| *ends > now)
+            .min()
+    }
+
+    fn compute_retire_after(&self, now: Instant, slack: Duration) -> Duration {
         let estimate = self.estimate(now);
         let retire = match estimate.source {
             Source::Default => estimate.timeout,

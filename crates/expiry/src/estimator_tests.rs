@@ -518,3 +518,52 @@ fn a_recent_confirmation_is_not_news_and_observing_it_changes_nothing() {
     e.observe(Evidence::Survived(ms(299)), later);
     assert_eq!(e.survived(later + secs(299)), Some(ms(300)));
 }
+
+/// The remembered retire time is the one computed afresh at every moment:
+/// as evidence arrives, as each piece of it ages out (header, survival,
+/// exact and crossing closes have their own times to live), and for
+/// another slack.
+#[test]
+fn the_remembered_retire_time_is_always_the_fresh_one() {
+    let t0 = Instant::now();
+    let mut e = fresh();
+    let mut now = t0;
+    let check = |e: &IdleEstimator, now: Instant| {
+        assert_eq!(
+            e.retire_after(now, ms(1)),
+            e.compute_retire_after(now, ms(1)),
+            "at {:?}",
+            now - t0
+        );
+    };
+    let evidence = [
+        hint(10),
+        Evidence::Survived(secs(3)),
+        closed(ms(2500)),
+        closed(ms(2510)),
+        Evidence::Crossed {
+            idle_for: ms(900),
+            kind: CloseKind::Reset,
+        },
+        hint(4),
+    ];
+    for (i, piece) in evidence.into_iter().enumerate() {
+        e.observe(piece, now);
+        check(&e, now);
+        now += secs(40 * (i as u64 + 1));
+        check(&e, now);
+    }
+    // Past every time to live, in steps that cross each one.
+    for _ in 0..40 {
+        now += secs(17);
+        check(&e, now);
+    }
+    assert_eq!(
+        e.retire_after(now, ms(40)),
+        e.compute_retire_after(now, ms(40))
+    );
+    e.set_override(Some(secs(2)));
+    check(&e, now);
+    e.observe_round_trip(ms(30));
+    check(&e, now);
+}
