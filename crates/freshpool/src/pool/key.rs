@@ -61,10 +61,12 @@ pub struct Origin {
 
 /// An [`Origin`] with the pool's keyed hash of it, computed once.
 ///
-/// One is made for every request and looked up in the pool two or three
+/// Every request needs one, and looks it up in the pool two or three
 /// times, so it is built to be cheap: the host is found in the authority
 /// once, and hashed once (with the pool's random keys; see
-/// [`OriginKey::of`]).
+/// [`OriginKey::of`]), and a request whose URI spells its origin as the
+/// previous one did takes a clone of that key (see
+/// [`OriginKey::is_spelled_as`]).
 #[derive(Clone)]
 pub(crate) struct OriginKey {
     /// Shared: a key is cloned into every request, its check-in and the
