@@ -1,4 +1,4 @@
-//! Configuration of a [`Client`](crate::Client).
+//! Configuration of a [`Client`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl H2Settings {
     }
 }
 
-/// Builds a [`Client`](crate::Client).
+/// Builds a [`Client`].
 ///
 /// Option names follow hyper-util's legacy `Builder` where the two overlap;
 /// each setter documents its default. [`build`](Builder::build) validates

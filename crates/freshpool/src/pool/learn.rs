@@ -2,7 +2,7 @@
 //! estimate reaches the connections already parked.
 //!
 //! Every piece of evidence goes through [`PoolShared::observe_in`], under
-//! the pool's lock: the estimator ([`IdleEstimator::observe`]) weighs it,
+//! the pool's lock: the estimator ([`IdleEstimator::observe`](freshpool_expiry::IdleEstimator::observe)) weighs it,
 //! and when the retire time went down, the origin's idle connections are
 //! rescheduled at once instead of keeping the deadline they were parked
 //! with.
