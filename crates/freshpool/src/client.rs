@@ -157,24 +157,33 @@ where
     /// (a request is not sent before it is awaited): launched at once on
     /// an idle connection, or the attempt loop, boxed, for a request that
     /// must wait or connect.
-    fn start<S, F>(&self, req: Request<B>, send: S) -> Start<B, F>
+    fn start<S, F>(
+        &self,
+        req: Request<B>,
+        send: S,
+        slot: &mut Option<Pending<B>>,
+        span: &mut tracing::Span,
+    ) -> Start<B, F>
     where
         S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
     {
-        let mut request = match self.begin(req) {
-            Ok(request) => request,
+        let request = match self.begin(req) {
+            Ok(request) => slot.insert(request),
             Err(error) => return Start::Failed(error),
         };
         let host = request.needs_host.then_some(&mut request.host);
         match self.inner.pool.checkout_now(&request.origin, host, None) {
             Ok(Checkout::Reused(conn, idle_for)) => {
-                let span = attempt_span(&request, true, idle_for);
-                match self.launch(&mut request, conn, true, idle_for, send) {
-                    Ok(landing) => Start::Launched(request, landing, span),
+                *span = attempt_span(request, true, idle_for);
+                match self.launch(request, conn, true, idle_for, send) {
+                    Ok(landing) => Start::Launched(landing),
                     Err(error) => Start::Failed(error),
                 }
             }
-            next => Start::Looping(Box::pin(self.clone().send(request, next))),
+            next => match slot.take() {
+                Some(request) => Start::Looping(Box::pin(self.clone().send(request, next))),
+                None => unreachable!("inserted above"),
+            },
         }
     }
 

@@ -68,14 +68,11 @@ where
     }
 }
 
-/// How [`Client::start`] left a request.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per request and taken apart at once"
-)]
+/// How [`Client::start`] left a request (its [`Pending`] state, if it
+/// has one, is in the slot `start` was given).
 pub(super) enum Start<B, F> {
     /// Launched on an idle connection.
-    Launched(Pending<B>, Landing<B, F>, tracing::Span),
+    Launched(Landing<B, F>),
     /// In the attempt loop (waiting, or connecting).
     Looping(Boxed),
     Failed(Error),
@@ -149,12 +146,8 @@ where
                     let (Some(req), Some(send)) = (req.take(), this.send.take()) else {
                         unreachable!("a request is started once")
                     };
-                    match this.client.start(req, send) {
-                        Start::Launched(request, landing, span) => {
-                            *this.request = Some(request);
-                            *this.span = span;
-                            this.stage.set(Stage::Landing { landing });
-                        }
+                    match this.client.start(req, send, this.request, this.span) {
+                        Start::Launched(landing) => this.stage.set(Stage::Landing { landing }),
                         Start::Looping(looping) => this.stage.set(Stage::Looping { looping }),
                         Start::Failed(error) => {
                             this.stage.set(Stage::Done);
