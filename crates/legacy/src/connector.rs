@@ -156,11 +156,16 @@ impl OriginShared {
         self.retire_after_nanos.load(Ordering::Acquire)
     }
 
-    /// Whether a survival of `idle_for` would tell the estimator more than
-    /// it knows.
+    /// Whether a connection idle from `idle_since` that carried a request
+    /// sent at `sent` survived longer than the estimator knows of: whether
+    /// the survival would tell it something. (Compared as instants, so that
+    /// the usual answer, no, costs no subtraction of instants.)
     #[inline]
-    pub(crate) fn survival_is_news(&self, idle_for: Duration) -> bool {
-        nanos(idle_for) > self.survived_nanos.load(Ordering::Relaxed)
+    pub(crate) fn survival_is_news(&self, idle_since: Instant, sent: Instant) -> bool {
+        let survived = Duration::from_nanos(self.survived_nanos.load(Ordering::Relaxed));
+        idle_since
+            .checked_add(survived)
+            .is_some_and(|known| sent > known)
     }
 
     /// Whether a round trip of `sample` falls outside the published
