@@ -604,43 +604,84 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
+        buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check_mode();
-        match this.mode {
-            Mode::Following => {}
-            Mode::Passthrough | Mode::Unchecked => {
-                return Pin::new(&mut this.inner).poll_read(cx, buf);
-            }
-            Mode::Retired => return Poll::Ready(Ok(())),
+        // Most reads are hyper's reads of an idle connection (several per
+        // request): they take the short way.
+        if this.mode == Mode::Following && this.tracker.is_idle() {
+            this.poll_idle_read(cx, buf)
+        } else {
+            this.poll_other_read(cx, buf)
         }
-        // Only an idle connection is ever ended; a retire request that came
-        // while it was busy is taken when it next becomes idle.
-        let idle = this.tracker.is_idle();
-        if idle && this.idle_read_may_end() && this.end_if_due() {
+    }
+}
+
+impl<T: Read + Unpin> TrackedIo<T> {
+    /// A read of a connection idle between messages: the read that ends it
+    /// when it is due, and that notices the server closing it.
+    #[inline]
+    fn poll_idle_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.idle_read_may_end() && self.end_if_due() {
             return Poll::Ready(Ok(()));
         }
         let wanted = buf.remaining();
         // SAFETY: the inner read only initialises bytes of this slice (a
         // `ReadBuf` never de-initialises memory), as `as_mut` requires.
         let mut read = ReadBuf::uninit(unsafe { buf.as_mut() });
-        let result = Pin::new(&mut this.inner).poll_read(cx, read.unfilled());
+        let result = Pin::new(&mut self.inner).poll_read(cx, read.unfilled());
         let n = read.filled().len();
         match &result {
-            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => this.on_close(CloseKind::Fin),
-            Poll::Ready(Ok(())) => this.on_bytes(read.filled(), idle),
-            Poll::Ready(Err(_)) => this.on_close(CloseKind::Reset),
             Poll::Pending => {
                 // hyper reads while a connection is idle, to notice a close:
                 // this is the read the driver wakes. Check again after
                 // setting a new waker, so that a request made in between is
                 // not missed (one made while the same waker was set woke
                 // it, and is seen on the next read).
-                if idle && this.watch(cx.waker()) && this.retire_if_due() {
+                if self.watch(cx.waker()) && self.retire_if_due() {
                     return Poll::Ready(Ok(()));
                 }
             }
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) => self.on_bytes(read.filled(), true),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+        }
+        // SAFETY: the inner read initialised and filled these `n` bytes.
+        unsafe { buf.advance(n) };
+        result
+    }
+
+    /// Any other read: of a busy connection (a response), or of one not
+    /// followed.
+    #[inline(never)]
+    fn poll_other_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check_mode();
+        match self.mode {
+            Mode::Following if self.tracker.is_idle() => return self.poll_idle_read(cx, buf),
+            Mode::Following => {}
+            Mode::Passthrough | Mode::Unchecked => {
+                return Pin::new(&mut self.inner).poll_read(cx, buf);
+            }
+            Mode::Retired => return Poll::Ready(Ok(())),
+        }
+        let wanted = buf.remaining();
+        // SAFETY: as in `poll_idle_read`.
+        let mut read = ReadBuf::uninit(unsafe { buf.as_mut() });
+        let result = Pin::new(&mut self.inner).poll_read(cx, read.unfilled());
+        let n = read.filled().len();
+        match &result {
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) => self.on_bytes(read.filled(), false),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+            Poll::Pending => {}
         }
         // SAFETY: the inner read initialised and filled these `n` bytes.
         unsafe { buf.advance(n) };

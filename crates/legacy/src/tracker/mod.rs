@@ -166,6 +166,9 @@ pub(crate) struct Tracker {
     has_final_head: bool,
     bytes_written_current: u64,
     messages_completed: u64,
+    /// [`is_idle`](Self::is_idle), worked out after every change of the
+    /// state: the IO wrapper asks on every read and write.
+    idle: bool,
 }
 
 impl Default for Tracker {
@@ -191,6 +194,7 @@ impl Tracker {
             has_final_head: false,
             bytes_written_current: 0,
             messages_completed: 0,
+            idle: true,
         }
     }
 
@@ -212,10 +216,16 @@ impl Tracker {
     /// Only then may the connection be ended without harming a request.
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.stopped.is_none()
+        self.idle
+    }
+
+    /// Works out [`is_idle`](Self::is_idle) again; called by every method
+    /// that changes the state.
+    fn update_idle(&mut self) {
+        self.idle = self.stopped.is_none()
             && self.keep_alive
             && matches!(self.writing, Writing::Idle)
-            && matches!(self.reading, Reading::Idle)
+            && matches!(self.reading, Reading::Idle);
     }
 
     /// Whether the connection can still become idle: tracking, and hyper
@@ -274,6 +284,7 @@ impl Tracker {
     fn stop_with(&mut self, reason: StopReason) {
         if self.stopped.is_none() {
             self.stopped = Some(reason);
+            self.idle = false;
             self.request_head.clear();
             self.response_buf.clear();
         }
@@ -285,6 +296,7 @@ impl Tracker {
         if !self.wrote_repeated_head(buf) {
             self.on_write_general(buf);
         }
+        self.update_idle();
     }
 
     /// The usual write between messages: a whole request head, byte for
@@ -382,10 +394,12 @@ impl Tracker {
     /// Records bytes hyper read (those the inner IO returned).
     #[inline]
     pub(crate) fn on_read(&mut self, buf: &[u8]) -> ReadOutcome {
-        match self.read_repeated_head(buf) {
+        let outcome = match self.read_repeated_head(buf) {
             Some(outcome) => outcome,
             None => self.on_read_general(buf),
-        }
+        };
+        self.update_idle();
+        outcome
     }
 
     /// The usual read of a response: the last final response head parsed
