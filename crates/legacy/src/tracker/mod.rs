@@ -571,6 +571,7 @@ impl Tracker {
         Ok(fed)
     }
 
+    #[inline]
     fn end_message(&mut self) {
         self.reading = Reading::Idle;
         self.messages_completed += 1;
