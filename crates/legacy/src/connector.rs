@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use freshpool::Origin;
 use freshpool_expiry::{
     Driver, Estimate, EstimatorConfig, Evidence, Expire, ExpiryQueue, IdleEstimator, Key,
-    MAX_DEVIATION,
 };
 use http::Uri;
 use hyper::rt::{Read, Write};
@@ -132,9 +131,6 @@ pub(crate) struct OriginShared {
     rttvar_nanos: AtomicU64,
 }
 
-/// [`MAX_DEVIATION`] in nanoseconds.
-const MAX_DEVIATION_NANOS: u64 = MAX_DEVIATION.as_nanos() as u64;
-
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -172,22 +168,14 @@ impl OriginShared {
             .is_some_and(|known| sent > known)
     }
 
-    /// Whether a round trip of `sample` falls outside the published
-    /// `srtt ± rttvar`: only such samples (and a periodic one) are worth
-    /// the lock. A spike always is, so the margin grows with the path's
-    /// (and the runtime's) jitter, up to what the estimator counts of one
-    /// sample ([`MAX_DEVIATION`]): once the jitter is there, a longer
-    /// spike would leave it as it is, and is no news.
+    /// The published `(srtt, rttvar)`, in nanoseconds (`srtt` 0 while
+    /// none is): what [`round_trip::Band`](crate::round_trip::Band) follows.
     #[inline]
-    pub(crate) fn round_trip_is_news(&self, sample: Duration) -> bool {
-        let srtt = self.srtt_nanos.load(Ordering::Relaxed);
-        let rttvar = self.rttvar_nanos.load(Ordering::Relaxed);
-        let sample = nanos(sample);
-        match sample.checked_sub(srtt) {
-            _ if srtt == 0 => true,
-            Some(above) => above.min(MAX_DEVIATION_NANOS) > rttvar,
-            None => srtt - sample > rttvar,
-        }
+    pub(crate) fn round_trip(&self) -> (u64, u64) {
+        (
+            self.srtt_nanos.load(Ordering::Relaxed),
+            self.rttvar_nanos.load(Ordering::Relaxed),
+        )
     }
 
     fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {
@@ -704,30 +692,6 @@ impl<F> fmt::Debug for Connecting<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_round_trip_is_news_outside_the_band_and_below_the_jitter_cap() {
-        let shared = OriginShared::new();
-        let ms = |n: u64| Duration::from_micros(n * 1000);
-        // Nothing published yet: every sample is news.
-        assert!(shared.round_trip_is_news(ms(1)));
-        let publish = |srtt: Duration, rttvar: Duration| {
-            shared.srtt_nanos.store(nanos(srtt), Ordering::Relaxed);
-            shared.rttvar_nanos.store(nanos(rttvar), Ordering::Relaxed);
-        };
-        publish(ms(2), Duration::from_micros(500));
-        assert!(!shared.round_trip_is_news(ms(2)));
-        assert!(!shared.round_trip_is_news(Duration::from_micros(2_400)));
-        assert!(shared.round_trip_is_news(Duration::from_micros(2_600)));
-        assert!(shared.round_trip_is_news(ms(50)));
-        assert!(shared.round_trip_is_news(Duration::from_micros(1_400)));
-        // The jitter at the most one sample adds: a longer spike changes
-        // nothing, a shorter path still does.
-        publish(ms(2), MAX_DEVIATION);
-        assert!(!shared.round_trip_is_news(ms(50)));
-        assert!(!shared.round_trip_is_news(ms(3)));
-        assert!(shared.round_trip_is_news(Duration::from_micros(900)));
-    }
 
     #[test]
     fn origin_keys_are_freshpools_origins_and_other_schemes_as_written() {

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 
 use crate::connector::{OriginKey, OriginShared, Shared, Slot, now};
 use crate::info::{ConnShared, ConnectionInfo};
+use crate::round_trip;
 use crate::tracker::{StopReason, Tracker};
 
 /// How far away "never" is, when a retire time overflows an `Instant`.
@@ -114,6 +115,8 @@ pub struct TrackedIo<T> {
     survival_refresh_at: Option<Instant>,
     /// When this connection reports an ordinary round trip again.
     round_trip_refresh_at: Option<Instant>,
+    /// Which round trips are news, by the origin's published figures.
+    round_trip_band: round_trip::Band,
     /// The first write was checked for a TLS record: a `Connector` wrapped
     /// *inside* a TLS connector sees the ClientHello, not HTTP.
     first_write_checked: bool,
@@ -152,6 +155,7 @@ impl<T> TrackedIo<T> {
             written_at: None,
             survival_refresh_at: None,
             round_trip_refresh_at: None,
+            round_trip_band: round_trip::Band::default(),
             first_write_checked: false,
         };
         // A connection hyper-util parks before its first request ages too
@@ -468,9 +472,10 @@ impl<T> TrackedIo<T> {
             }
         }
         if let Some(written) = self.written_at.take() {
-            let sample = now.saturating_duration_since(written);
             let stale = self.round_trip_refresh_at.is_none_or(|at| now >= at);
-            if stale || self.origin_shared.round_trip_is_news(sample) {
+            self.round_trip_band.follow(self.origin_shared.round_trip());
+            if stale || self.round_trip_band.is_news(written, now) {
+                let sample = now.saturating_duration_since(written);
                 self.shared.observe_round_trip(self.slot, sample, now);
                 self.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));
             }
