@@ -179,8 +179,9 @@ impl<T> TrackedIo<T> {
     /// is now (it may have changed since the connection went idle).
     ///
     /// Computed once per idle period, and again only when the origin's
-    /// published retire time changed: the idle reads that ask cost one
-    /// atomic load and one comparison of instants, not a clock sum each.
+    /// published retire time changed: the idle reads compare it with the
+    /// clock ([`idle_read_may_end`](Self::idle_read_may_end)), with no
+    /// clock sum each.
     #[inline]
     fn due_at(&mut self) -> Instant {
         if self.origin_shared.retire_after_nanos() != self.due_basis {
@@ -295,7 +296,8 @@ impl<T> TrackedIo<T> {
     /// Ends the connection if a retire request is pending, its time has
     /// come, and the connection is idle between messages.
     fn retire_if_due(&mut self) -> bool {
-        // Every read asks; nearly always, no request is pending.
+        // Asked by idle reads only, and only once a cheaper check said
+        // the connection may be due (see `idle_read_may_end`).
         self.conn.take_retire() && self.retire_requested()
     }
 
