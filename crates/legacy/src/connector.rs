@@ -156,22 +156,26 @@ impl OriginShared {
         self.retire_after_nanos.load(Ordering::Acquire)
     }
 
-    /// Whether a survival of `idle_for` would tell the estimator more than
-    /// it knows.
+    /// Whether a connection idle from `idle_since` that carried a request
+    /// sent at `sent` survived longer than the estimator knows of: whether
+    /// the survival would tell it something. (Compared as instants, so that
+    /// the usual answer, no, costs no subtraction of instants.)
     #[inline]
-    pub(crate) fn survival_is_news(&self, idle_for: Duration) -> bool {
-        nanos(idle_for) > self.survived_nanos.load(Ordering::Relaxed)
+    pub(crate) fn survival_is_news(&self, idle_since: Instant, sent: Instant) -> bool {
+        let survived = Duration::from_nanos(self.survived_nanos.load(Ordering::Relaxed));
+        idle_since
+            .checked_add(survived)
+            .is_some_and(|known| sent > known)
     }
 
-    /// Whether a round trip of `sample` falls outside the published
-    /// `srtt ± rttvar`: only such samples (and a periodic one) are worth
-    /// the lock. A spike always is, so the margin grows with the path's
-    /// (and the runtime's) jitter.
+    /// The published `(srtt, rttvar)`, in nanoseconds (`srtt` 0 while
+    /// none is): what [`round_trip::Band`](crate::round_trip::Band) follows.
     #[inline]
-    pub(crate) fn round_trip_is_news(&self, sample: Duration) -> bool {
-        let srtt = self.srtt_nanos.load(Ordering::Relaxed);
-        let rttvar = self.rttvar_nanos.load(Ordering::Relaxed);
-        srtt == 0 || nanos(sample).abs_diff(srtt) > rttvar
+    pub(crate) fn round_trip(&self) -> (u64, u64) {
+        (
+            self.srtt_nanos.load(Ordering::Relaxed),
+            self.rttvar_nanos.load(Ordering::Relaxed),
+        )
     }
 
     fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {

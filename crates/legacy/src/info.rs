@@ -90,6 +90,13 @@ impl ConnShared {
         self.waker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a retire request may be pending (a plain load: the request
+    /// itself is taken with [`take_retire`](Self::take_retire)).
+    #[inline]
+    pub(crate) fn retire_pending(&self) -> bool {
+        self.retire.load(Ordering::Relaxed)
+    }
+
     /// Consumes a pending retire request.
     #[inline]
     pub(crate) fn take_retire(&self) -> bool {

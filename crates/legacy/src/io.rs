@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 
 use crate::connector::{OriginKey, OriginShared, Shared, Slot, now};
 use crate::info::{ConnShared, ConnectionInfo};
+use crate::round_trip;
 use crate::tracker::{StopReason, Tracker};
 
 /// How far away "never" is, when a retire time overflows an `Instant`.
@@ -39,6 +40,10 @@ const FRESH_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// Before the first read or write: whether the inner connector
+    /// negotiated HTTP/2 (which hyper-util's `connected()` call, made before
+    /// either, records) is not looked at yet.
+    Unchecked,
     /// Every byte goes through the tracker.
     Following,
     /// HTTP/2: bytes pass untouched, nothing is counted.
@@ -75,8 +80,6 @@ pub struct TrackedIo<T> {
     origin_shared: Arc<OriginShared>,
     tracker: Tracker,
     mode: Mode,
-    /// Whether the HTTP/2 flag set by `connected()` has been looked at.
-    mode_checked: bool,
     /// Tracking stopped and that was accounted for.
     stop_seen: bool,
     /// When the connection last became idle.
@@ -101,9 +104,10 @@ pub struct TrackedIo<T> {
     in_exchange: bool,
     /// The waker last set in `conn` for the driver to wake.
     watched: Option<Waker>,
-    /// The current request went out on a connection idle this long (it
-    /// had carried a request before): once its response comes, a survival.
-    reused_after: Option<Duration>,
+    /// When the current request began on a connection that had carried a
+    /// request before, idle since `idle_since`: once its response comes, a
+    /// survival. (The idle time is worked out only when it is reported.)
+    reused_at: Option<Instant>,
     /// When the current request's last byte was written, for the round
     /// trip to its response.
     written_at: Option<Instant>,
@@ -111,6 +115,8 @@ pub struct TrackedIo<T> {
     survival_refresh_at: Option<Instant>,
     /// When this connection reports an ordinary round trip again.
     round_trip_refresh_at: Option<Instant>,
+    /// Which round trips are news, by the origin's published figures.
+    round_trip_band: round_trip::Band,
     /// The first write was checked for a TLS record: a `Connector` wrapped
     /// *inside* a TLS connector sees the ClientHello, not HTTP.
     first_write_checked: bool,
@@ -133,8 +139,7 @@ impl<T> TrackedIo<T> {
             slot,
             origin_shared,
             tracker: Tracker::new(),
-            mode: Mode::Following,
-            mode_checked: false,
+            mode: Mode::Unchecked,
             stop_seen: false,
             idle_since: opened,
             due: opened,
@@ -146,10 +151,11 @@ impl<T> TrackedIo<T> {
             exhausted: false,
             in_exchange: false,
             watched: None,
-            reused_after: None,
+            reused_at: None,
             written_at: None,
             survival_refresh_at: None,
             round_trip_refresh_at: None,
+            round_trip_band: round_trip::Band::default(),
             first_write_checked: false,
         };
         // A connection hyper-util parks before its first request ages too
@@ -173,8 +179,9 @@ impl<T> TrackedIo<T> {
     /// is now (it may have changed since the connection went idle).
     ///
     /// Computed once per idle period, and again only when the origin's
-    /// published retire time changed: the idle reads that ask cost one
-    /// atomic load and one comparison of instants, not a clock sum each.
+    /// published retire time changed: the idle reads compare it with the
+    /// clock ([`idle_read_may_end`](Self::idle_read_may_end)), with no
+    /// clock sum each.
     #[inline]
     fn due_at(&mut self) -> Instant {
         if self.origin_shared.retire_after_nanos() != self.due_basis {
@@ -240,11 +247,16 @@ impl<T> TrackedIo<T> {
 
     /// Switches to pass-through if the inner connector negotiated HTTP/2.
     /// hyper-util calls `connected()` before the first read or write.
+    #[inline]
     fn check_mode(&mut self) {
-        if self.mode_checked {
-            return;
+        if self.mode == Mode::Unchecked {
+            self.settle_mode();
         }
-        self.mode_checked = true;
+    }
+
+    #[cold]
+    fn settle_mode(&mut self) {
+        self.mode = Mode::Following;
         if self.conn.is_h2() {
             self.mode = Mode::Passthrough;
             self.tracker.stop();
@@ -260,10 +272,32 @@ impl<T> TrackedIo<T> {
         }
     }
 
+    /// Whether an idle read has to look closer at retiring: a retire
+    /// request is pending, the origin published another retire time, or the
+    /// connection's own retire time has come. Nearly always `false`, after
+    /// one clock reading and three comparisons; [`end_if_due`] decides.
+    ///
+    /// [`end_if_due`]: Self::end_if_due
+    #[inline]
+    fn idle_read_may_end(&self) -> bool {
+        self.conn.retire_pending()
+            || self.origin_shared.retire_after_nanos() != self.due_basis
+            || now() >= self.due
+    }
+
+    /// Ends the idle connection if it is due, by a retire request or by its
+    /// retire time: see [`retire_if_due`](Self::retire_if_due) and
+    /// [`retire_if_past_due`](Self::retire_if_past_due).
+    #[cold]
+    fn end_if_due(&mut self) -> bool {
+        self.retire_if_due() || self.retire_if_past_due()
+    }
+
     /// Ends the connection if a retire request is pending, its time has
     /// come, and the connection is idle between messages.
     fn retire_if_due(&mut self) -> bool {
-        // Every read asks; nearly always, no request is pending.
+        // Asked by idle reads only, and only once a cheaper check said
+        // the connection may be due (see `idle_read_may_end`).
         self.conn.take_retire() && self.retire_requested()
     }
 
@@ -291,14 +325,16 @@ impl<T> TrackedIo<T> {
     /// Ends the connection if it is idle and past its retire time, whether
     /// or not the driver has come yet.
     ///
-    /// This is the check that makes retirement exact on a busy runtime.
+    /// This is the check that makes retirement exact on a busy runtime (every
+    /// idle read makes it, through [`idle_read_may_end`]).
     /// hyper's connection task reads before it writes, on every turn: when
     /// a request arrives for an idle connection, this read comes first. An
     /// end-of-file here closes the read side, so hyper hands the request
     /// back unsent and hyper-util retries it on another connection. A
     /// request let through here is written in the same turn, so no
     /// scheduling delay falls between the check and the bytes on the wire.
-    #[inline]
+    ///
+    /// [`idle_read_may_end`]: Self::idle_read_may_end
     fn retire_if_past_due(&mut self) -> bool {
         if !self.tracker.is_idle() {
             return false;
@@ -335,35 +371,39 @@ impl<T> TrackedIo<T> {
         self.unschedule();
     }
 
-    /// Makes sure the driver's retire request wakes `waker`. The waker
-    /// stays set in [`ConnShared`] (waking does not take it), so it is set
-    /// again only when hyper's waker changes: not on every idle read.
-    fn watch(&mut self, waker: &Waker) {
-        if !self
+    /// Makes sure the driver's retire request wakes `waker`; `true` if it
+    /// had to be set. The waker stays set in [`ConnShared`] (waking does
+    /// not take it), so it is set again only when hyper's waker changes:
+    /// not on every idle read.
+    #[inline]
+    fn watch(&mut self, waker: &Waker) -> bool {
+        if self
             .watched
             .as_ref()
             .is_some_and(|set| set.will_wake(waker))
         {
-            self.conn.set_waker(waker);
-            self.watched = Some(waker.clone());
+            return false;
         }
+        self.set_watched(waker);
+        true
+    }
+
+    #[cold]
+    fn set_watched(&mut self, waker: &Waker) {
+        self.conn.set_waker(waker);
+        self.watched = Some(waker.clone());
     }
 
     fn conn_id(&self) -> u64 {
         self.conn.id()
     }
 
-    fn on_bytes(&mut self, bytes: &[u8]) {
-        let was_idle = self.tracker.is_idle();
+    /// Bytes read; `was_idle`: the connection was idle between messages
+    /// before them.
+    fn on_bytes(&mut self, bytes: &[u8], was_idle: bool) {
         let outcome = self.tracker.on_read(bytes);
-        if was_idle && self.tracker.messages_completed() > 0 {
-            // Bytes on an idle connection: a `408` or a desynchronised
-            // response. The tracker stopped; hyper will close it.
-            let now = now();
-            let idle_for = now.saturating_duration_since(self.idle_since);
-            let kind = CloseKind::Unexpected;
-            let evidence = Evidence::Closed { idle_for, kind };
-            self.shared.observe(&self.origin, self.slot, evidence, now);
+        if was_idle {
+            self.on_unexpected_bytes();
         }
         match outcome.message_end {
             Some(end) => {
@@ -392,6 +432,19 @@ impl<T> TrackedIo<T> {
         self.check_stopped();
     }
 
+    /// Bytes on an idle connection: a `408` or a desynchronised response.
+    /// The tracker stopped; hyper will close it.
+    #[cold]
+    fn on_unexpected_bytes(&mut self) {
+        if self.tracker.messages_completed() > 0 {
+            let now = now();
+            let idle_for = now.saturating_duration_since(self.idle_since);
+            let kind = CloseKind::Unexpected;
+            let evidence = Evidence::Closed { idle_for, kind };
+            self.shared.observe(&self.origin, self.slot, evidence, now);
+        }
+    }
+
     /// What a response head says about the origin: its `Keep-Alive` hint,
     /// the survival of a reused connection, the round trip. Each is passed
     /// to the estimator only when it says something new, or to refresh it
@@ -411,18 +464,20 @@ impl<T> TrackedIo<T> {
         }
         // Each refresh time is a sum made when reporting, so that the usual
         // response, which reports nothing, only compares instants.
-        if let Some(idle_for) = self.reused_after.take() {
+        if let Some(sent) = self.reused_at.take() {
             let stale = self.survival_refresh_at.is_none_or(|at| now >= at);
-            if stale || self.origin_shared.survival_is_news(idle_for) {
+            if stale || self.origin_shared.survival_is_news(self.idle_since, sent) {
+                let idle_for = sent.saturating_duration_since(self.idle_since);
                 let evidence = Evidence::Survived(idle_for);
                 self.shared.observe(&self.origin, self.slot, evidence, now);
                 self.survival_refresh_at = Some(refresh_at(now, HINT_REFRESH));
             }
         }
         if let Some(written) = self.written_at.take() {
-            let sample = now.saturating_duration_since(written);
             let stale = self.round_trip_refresh_at.is_none_or(|at| now >= at);
-            if stale || self.origin_shared.round_trip_is_news(sample) {
+            self.round_trip_band.follow(self.origin_shared.round_trip());
+            if stale || self.round_trip_band.is_news(written, now) {
+                let sample = now.saturating_duration_since(written);
                 self.shared.observe_round_trip(self.slot, sample, now);
                 self.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));
             }
@@ -467,8 +522,9 @@ impl<T> TrackedIo<T> {
             // it says anything about the idle timer).
             let now = now();
             let idle_for = self
-                .reused_after
-                .unwrap_or_else(|| now.saturating_duration_since(self.idle_since));
+                .reused_at
+                .unwrap_or(now)
+                .saturating_duration_since(self.idle_since);
             let evidence = Evidence::Crossed { idle_for, kind };
             self.shared.observe(&self.origin, self.slot, evidence, now);
         }
@@ -476,13 +532,8 @@ impl<T> TrackedIo<T> {
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
-        // A ClientHello here means this adapter is inside the TLS layer,
-        // where it can follow nothing.
-        if !self.first_write_checked && !bytes.is_empty() {
-            self.first_write_checked = true;
-            if crate::connector::is_tls_record(bytes) {
-                self.shared.count_wrong_order(&self.origin);
-            }
+        if !self.first_write_checked {
+            self.check_first_write(bytes);
         }
         let was_idle = self.tracker.is_idle();
         let was_writing = !self.tracker.request_written();
@@ -497,8 +548,7 @@ impl<T> TrackedIo<T> {
         if began {
             self.in_exchange = true;
             if self.tracker.messages_completed() > 0 {
-                let now = now();
-                self.reused_after = Some(now.saturating_duration_since(self.idle_since));
+                self.reused_at = Some(now());
             }
         }
         if (was_writing || began) && self.tracker.request_written() {
@@ -513,12 +563,29 @@ impl<T> TrackedIo<T> {
         }
     }
 
+    /// A ClientHello here means this adapter is inside the TLS layer, where
+    /// it can follow nothing.
+    #[cold]
+    fn check_first_write(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.first_write_checked = true;
+            if crate::connector::is_tls_record(bytes) {
+                self.shared.count_wrong_order(&self.origin);
+            }
+        }
+    }
+
     /// Accounts for the tracker stopping: a connection it stopped following
     /// for any reason other than its end is never touched again.
+    #[inline]
     fn check_stopped(&mut self) {
-        if self.stop_seen || self.tracker.is_tracking() {
-            return;
+        if !(self.stop_seen || self.tracker.is_tracking()) {
+            self.on_stopped();
         }
+    }
+
+    #[cold]
+    fn on_stopped(&mut self) {
         let Some(reason) = self.tracker.stop_reason() else {
             return;
         };
@@ -544,40 +611,84 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
+        buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check_mode();
-        match this.mode {
-            Mode::Following => {}
-            Mode::Passthrough => return Pin::new(&mut this.inner).poll_read(cx, buf),
-            Mode::Retired => return Poll::Ready(Ok(())),
+        // Most reads are hyper's reads of an idle connection (several per
+        // request): they take the short way.
+        if this.mode == Mode::Following && this.tracker.is_idle() {
+            this.poll_idle_read(cx, buf)
+        } else {
+            this.poll_other_read(cx, buf)
         }
-        if this.retire_if_due() || this.retire_if_past_due() {
+    }
+}
+
+impl<T: Read + Unpin> TrackedIo<T> {
+    /// A read of a connection idle between messages: the read that ends it
+    /// when it is due, and that notices the server closing it.
+    #[inline]
+    fn poll_idle_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.idle_read_may_end() && self.end_if_due() {
             return Poll::Ready(Ok(()));
         }
         let wanted = buf.remaining();
         // SAFETY: the inner read only initialises bytes of this slice (a
         // `ReadBuf` never de-initialises memory), as `as_mut` requires.
         let mut read = ReadBuf::uninit(unsafe { buf.as_mut() });
-        let result = Pin::new(&mut this.inner).poll_read(cx, read.unfilled());
+        let result = Pin::new(&mut self.inner).poll_read(cx, read.unfilled());
         let n = read.filled().len();
         match &result {
-            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => this.on_close(CloseKind::Fin),
-            Poll::Ready(Ok(())) => this.on_bytes(read.filled()),
-            Poll::Ready(Err(_)) => this.on_close(CloseKind::Reset),
             Poll::Pending => {
-                if this.tracker.is_idle() {
-                    // hyper reads while a connection is idle, to notice a
-                    // close: this is the read the driver wakes. Check again
-                    // after setting the waker, so a request made in between
-                    // is not missed.
-                    this.watch(cx.waker());
-                    if this.retire_if_due() {
-                        return Poll::Ready(Ok(()));
-                    }
+                // hyper reads while a connection is idle, to notice a close:
+                // this is the read the driver wakes. Check again after
+                // setting a new waker, so that a request made in between is
+                // not missed (one made while the same waker was set woke
+                // it, and is seen on the next read).
+                if self.watch(cx.waker()) && self.retire_if_due() {
+                    return Poll::Ready(Ok(()));
                 }
             }
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) => self.on_bytes(read.filled(), true),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+        }
+        // SAFETY: the inner read initialised and filled these `n` bytes.
+        unsafe { buf.advance(n) };
+        result
+    }
+
+    /// Any other read: of a busy connection (a response), or of one not
+    /// followed.
+    #[inline(never)]
+    fn poll_other_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check_mode();
+        match self.mode {
+            Mode::Following if self.tracker.is_idle() => return self.poll_idle_read(cx, buf),
+            Mode::Following => {}
+            Mode::Passthrough | Mode::Unchecked => {
+                return Pin::new(&mut self.inner).poll_read(cx, buf);
+            }
+            Mode::Retired => return Poll::Ready(Ok(())),
+        }
+        let wanted = buf.remaining();
+        // SAFETY: as in `poll_idle_read`.
+        let mut read = ReadBuf::uninit(unsafe { buf.as_mut() });
+        let result = Pin::new(&mut self.inner).poll_read(cx, read.unfilled());
+        let n = read.filled().len();
+        match &result {
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) => self.on_bytes(read.filled(), false),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+            Poll::Pending => {}
         }
         // SAFETY: the inner read initialised and filled these `n` bytes.
         unsafe { buf.advance(n) };

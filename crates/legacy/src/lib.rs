@@ -136,6 +136,7 @@ mod info;
 mod io;
 mod layer;
 mod retry;
+mod round_trip;
 mod tracker;
 
 pub use connector::{Connecting, Connector, Stats};

@@ -89,6 +89,13 @@ impl<T: Copy> Kept<T> {
             .then_some((self.bytes.len(), said))
     }
 
+    /// What the kept head said, if `input` is exactly that head.
+    #[inline]
+    pub(super) fn get_exact(&self, input: &[u8]) -> Option<T> {
+        let said = self.said?;
+        (input == self.bytes.as_slice()).then_some(said)
+    }
+
     /// Keeps `head`, which said `said`.
     pub(super) fn keep(&mut self, head: &[u8], said: T) {
         if head.len() > MAX_KEPT_LEN {

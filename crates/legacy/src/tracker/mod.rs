@@ -166,6 +166,9 @@ pub(crate) struct Tracker {
     has_final_head: bool,
     bytes_written_current: u64,
     messages_completed: u64,
+    /// [`is_idle`](Self::is_idle), worked out after every change of the
+    /// state: the IO wrapper asks on every read and write.
+    idle: bool,
 }
 
 impl Default for Tracker {
@@ -191,6 +194,7 @@ impl Tracker {
             has_final_head: false,
             bytes_written_current: 0,
             messages_completed: 0,
+            idle: true,
         }
     }
 
@@ -212,10 +216,16 @@ impl Tracker {
     /// Only then may the connection be ended without harming a request.
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.stopped.is_none()
+        self.idle
+    }
+
+    /// Works out [`is_idle`](Self::is_idle) again; called by every method
+    /// that changes the state.
+    fn update_idle(&mut self) {
+        self.idle = self.stopped.is_none()
             && self.keep_alive
             && matches!(self.writing, Writing::Idle)
-            && matches!(self.reading, Reading::Idle)
+            && matches!(self.reading, Reading::Idle);
     }
 
     /// Whether the connection can still become idle: tracking, and hyper
@@ -274,13 +284,52 @@ impl Tracker {
     fn stop_with(&mut self, reason: StopReason) {
         if self.stopped.is_none() {
             self.stopped = Some(reason);
+            self.idle = false;
             self.request_head.clear();
             self.response_buf.clear();
         }
     }
 
     /// Records bytes hyper wrote (those the inner IO accepted).
+    #[inline]
     pub(crate) fn on_write(&mut self, buf: &[u8]) {
+        if !self.wrote_repeated_head(buf) {
+            self.on_write_general(buf);
+        }
+        self.update_idle();
+    }
+
+    /// The usual write between messages: a whole request head, byte for
+    /// byte the last one parsed whole. Does to the state exactly what
+    /// [`write`](Self::write) does with it, after one comparison; `false`,
+    /// having done nothing, for any other write.
+    #[inline]
+    fn wrote_repeated_head(&mut self, buf: &[u8]) -> bool {
+        if !(self.stopped.is_none()
+            && matches!(self.writing, Writing::Idle)
+            && matches!(self.reading, Reading::Idle)
+            && self.request_head.is_empty())
+        {
+            return false;
+        }
+        let Some(head) = self.kept_request.get_exact(buf) else {
+            return false;
+        };
+        self.bytes_written_current = buf.len() as u64;
+        self.reading = Reading::Head;
+        self.method = head.method;
+        self.keep_alive &= head.keep_alive;
+        if head.http10_close && self.has_final_head && self.last.http10 {
+            self.keep_alive = false;
+        }
+        self.writing = match head.body {
+            BodyStart::Length(0) => Writing::Idle,
+            body => Writing::Body(body.body()),
+        };
+        true
+    }
+
+    fn on_write_general(&mut self, buf: &[u8]) {
         let mut rest = buf;
         if self.stopped.is_none()
             && let Err(reason) = self.write(&mut rest)
@@ -343,7 +392,56 @@ impl Tracker {
     }
 
     /// Records bytes hyper read (those the inner IO returned).
+    #[inline]
     pub(crate) fn on_read(&mut self, buf: &[u8]) -> ReadOutcome {
+        let outcome = match self.read_repeated_head(buf) {
+            Some(outcome) => outcome,
+            None => self.on_read_general(buf),
+        };
+        self.update_idle();
+        outcome
+    }
+
+    /// The usual read of a response: the last final response head parsed
+    /// whole, again, answering the same method, with a `Content-Length`
+    /// body that the read holds all of or the start of. Does to the state
+    /// exactly what [`read`](Self::read) does with it, after one
+    /// comparison; `None`, having done nothing, for any other read.
+    #[inline]
+    fn read_repeated_head(&mut self, buf: &[u8]) -> Option<ReadOutcome> {
+        if !(self.stopped.is_none()
+            && matches!(self.reading, Reading::Head)
+            && !matches!(self.writing, Writing::Head)
+            && self.response_buf.is_empty())
+        {
+            return None;
+        }
+        let (consumed, said) = self.kept_response.get(buf)?;
+        let BodyStart::Length(length) = said.body else {
+            return None;
+        };
+        let rest = (buf.len() - consumed) as u64;
+        if said.method != self.method || rest > length {
+            return None;
+        }
+        // `last` already holds what this head says.
+        self.has_final_head = true;
+        self.keep_alive &= self.last.keep_alive;
+        let left = length - rest;
+        let message_end = if left == 0 {
+            self.end_message();
+            Some(buf.len())
+        } else {
+            self.reading = Reading::Body(Body::Length(left));
+            None
+        };
+        Some(ReadOutcome {
+            response_head: true,
+            message_end,
+        })
+    }
+
+    fn on_read_general(&mut self, buf: &[u8]) -> ReadOutcome {
         let mut outcome = ReadOutcome::default();
         if self.stopped.is_none()
             && let Err(reason) = self.read(buf, &mut outcome)
@@ -473,6 +571,7 @@ impl Tracker {
         Ok(fed)
     }
 
+    #[inline]
     fn end_message(&mut self) {
         self.reading = Reading::Idle;
         self.messages_completed += 1;

@@ -585,3 +585,54 @@ fn a_head_that_set_the_last_head_in_pieces_is_not_kept() {
     let head = tracker.response_head().expect("a final head");
     assert_eq!(head.keep_alive_header, Some(&b"timeout=5"[..]));
 }
+
+#[test]
+fn a_repeated_head_leaves_the_state_a_parsed_one_would() {
+    // Fed whole, the second and later exchanges take the repeated-head
+    // paths; fed in pieces, every head is parsed. Both must agree on
+    // everything the IO wrapper asks, after every call.
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc";
+    let post: &[u8] = b"POST / HTTP/1.1\r\ncontent-length: 4\r\n\r\n";
+    let close = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc";
+    let steps: [(bool, &[u8]); 12] = [
+        (true, GET),
+        (false, ok),
+        (true, GET),
+        (false, &ok[..ok.len() - 1]),
+        (false, &ok[ok.len() - 1..]),
+        (true, post),
+        (false, ok),
+        (true, b"data"),
+        (true, HEAD),
+        (false, &ok[..ok.len() - 3]),
+        (true, GET),
+        (false, close),
+    ];
+    let state = |t: &Tracker| {
+        let head = t
+            .response_head()
+            .map(|h| (h.status, h.keep_alive, h.connection));
+        let head = head.map(|(s, k, c)| (s, k, c.map(<[u8]>::to_vec)));
+        (
+            t.is_idle(),
+            t.is_reusable(),
+            t.request_written(),
+            t.messages_completed(),
+            t.bytes_written_current(),
+            head,
+        )
+    };
+    let (mut whole, mut split) = (Tracker::new(), Tracker::new());
+    for (i, (is_write, bytes)) in steps.into_iter().enumerate() {
+        if is_write {
+            whole.on_write(bytes);
+            write(&mut split, bytes, Split::Pieces(5));
+        } else {
+            let end = whole.on_read(bytes).message_end;
+            let (ends, _) = read(&mut split, bytes, Split::Pieces(5));
+            assert_eq!(end, ends.first().copied(), "step {i}");
+        }
+        assert_eq!(state(&whole), state(&split), "step {i}");
+    }
+    assert!(whole.is_tracking() && !whole.is_reusable());
+}
