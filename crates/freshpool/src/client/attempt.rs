@@ -95,7 +95,7 @@ pin_project_lite::pin_project! {
     /// A request, from [`Client::request`] to its response.
     ///
     /// A struct, not an `async fn`: every request's future is one
-    /// allocation of about a kilobyte, moved once, and the attempt loop's
+    /// allocation of under a kilobyte, moved once, and the attempt loop's
     /// states (connecting, waiting, retrying) are boxed only for a request
     /// that needs them. `S` is [`Conn::send`], whose return type is hyper's
     /// future, `F`.
