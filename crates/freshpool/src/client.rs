@@ -10,13 +10,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use freshpool_expiry::connection_has;
-use freshpool_probe::Probe;
 use http::header::{CONNECTION, HOST};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, Uri, Version};
-use hyper::rt::{Read, Write};
-use hyper_util::client::legacy::connect::Connection;
 use tower_service::Service;
 use tracing::Instrument;
 
@@ -26,6 +23,7 @@ use crate::connect::connect;
 use crate::error::{BoxError, Error, Kind};
 use crate::info::CaptureSender;
 use crate::pool::{Checkout, Conn, OriginKey, PoolShared, Retry, Waiting};
+use crate::{Connect, RequestBody};
 
 use crate::replay::ReplayBody;
 use crate::retry::{Facts, Retries};
@@ -37,7 +35,7 @@ use attempt::{Failure, Landing, Requesting, Start};
 ///
 /// A drop-in for `hyper_util::client::legacy::Client`: it takes the same
 /// connectors (`C` is any `tower::Service<Uri>` whose IO is
-/// `hyper::rt::Read + Write + Connection`, and [`Probe`]), and cloning it is
+/// `hyper::rt::Read + Write + Connection`, and [`Probe`](crate::Probe); the [`Connect`] bound), and cloning it is
 /// cheap: clones share one pool.
 ///
 /// ```no_run
@@ -103,13 +101,8 @@ impl<C, B> Client<C, B> {
 
 impl<C, B> Client<C, B>
 where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    C: Connect,
+    B: RequestBody,
 {
     /// Sends a `GET` request to `uri`.
     ///
@@ -517,13 +510,8 @@ impl fmt::Debug for ResponseFuture {
 
 impl<C, B> Service<Request<B>> for Client<C, B>
 where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    C: Connect,
+    B: RequestBody,
 {
     type Response = Response<Body>;
     type Error = Error;
@@ -540,13 +528,8 @@ where
 
 impl<C, B> Service<Request<B>> for &'_ Client<C, B>
 where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    C: Connect,
+    B: RequestBody,
 {
     type Response = Response<Body>;
     type Error = Error;

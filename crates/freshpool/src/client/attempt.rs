@@ -8,20 +8,17 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use freshpool_expiry::{Evidence, response_reuse};
-use freshpool_probe::Probe;
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
-use hyper::rt::{Read, Write};
-use hyper_util::client::legacy::connect::Connection;
-use tower_service::Service;
 
 use super::{Client, Pending};
 use crate::body::{Body, Checkin, Holding, Returning};
-use crate::error::{BoxError, Error, Kind};
+use crate::error::{Error, Kind};
 use crate::pool::{Conn, Learned};
 use crate::replay::ReplayBody;
+use crate::{Connect, RequestBody};
 
 /// What hyper's future for one attempt gives.
 pub(super) type Sent<B> = Result<Response<Incoming>, TrySendError<Request<ReplayBody<B>>>>;
@@ -126,13 +123,8 @@ where
 
 impl<C, B, S, F> Future for Requesting<C, B, S, F>
 where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    C: Connect,
+    B: RequestBody,
     S: FnOnce(&mut Conn<B>, Request<ReplayBody<B>>) -> F,
     F: Future<Output = Sent<B>>,
 {
@@ -192,13 +184,8 @@ where
 
 impl<C, B> Client<C, B>
 where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: Read + Write + Connection + Probe + Unpin + Send + 'static,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    C: Connect,
+    B: RequestBody,
 {
     /// What hyper's answer to an attempt on `conn` makes: the response, its
     /// body set to give the connection back, or what went wrong.
