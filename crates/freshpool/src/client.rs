@@ -35,8 +35,8 @@ use attempt::{Failure, Landing, Requesting, Start};
 ///
 /// A drop-in for `hyper_util::client::legacy::Client`: it takes the same
 /// connectors (`C` is any `tower::Service<Uri>` whose IO is
-/// `hyper::rt::Read + Write + Connection`, and [`Probe`](crate::Probe); the [`Connect`] bound), and cloning it is
-/// cheap: clones share one pool.
+/// `hyper::rt::Read + Write + Connection`, and [`Probe`](crate::Probe):
+/// the [`Connect`] bound), and cloning it is cheap: clones share one pool.
 ///
 /// ```no_run
 /// use bytes::Bytes;
