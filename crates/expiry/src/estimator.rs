@@ -299,6 +299,10 @@ pub struct IdleEstimator {
     closes: Vec<Close>,
     /// The longest recent survival, and when it was last confirmed.
     survived: Option<(Duration, Instant)>,
+    /// What [`is_news`](Self::is_news) compares a survival with, worked
+    /// out when `survived` changes: asked at nearly every response, it
+    /// is then two comparisons.
+    survival_marks: Option<SurvivalMarks>,
     /// The kernel's figures for the path.
     rtt: Option<Rtt>,
     /// Measured round trips, smoothed as TCP does, for when the kernel
@@ -308,6 +312,18 @@ pub struct IdleEstimator {
     /// check-in, it changes only with the evidence or when a piece of it
     /// ages out.
     memo: Cell<Option<Memo>>,
+}
+
+/// When the longest survival stops counting, and what it makes news.
+#[derive(Debug, Clone, Copy)]
+struct SurvivalMarks {
+    /// A survival shorter than this (the longest less its early
+    /// tolerance) confirms nothing; `None`: none is that short.
+    below: Option<Duration>,
+    /// The longest is fresh until then (`None`: for ever).
+    fresh_until: Option<Instant>,
+    /// And a confirmation of it recent until then.
+    recent_until: Option<Instant>,
 }
 
 /// A [`retire_after`](IdleEstimator::retire_after) answer, for `slack`,
@@ -330,6 +346,7 @@ impl IdleEstimator {
             header: None,
             closes: Vec::new(),
             survived: None,
+            survival_marks: None,
             rtt: None,
             measured: None,
             memo: Cell::new(None),
@@ -399,10 +416,15 @@ impl IdleEstimator {
         match *evidence {
             // One well below the longest confirms nothing (see
             // `record_survival`); one near it only while it is recent.
-            Evidence::Survived(idle_for) => self.survived.is_none_or(|(longest, at)| {
-                let below = idle_for.saturating_add(early_tolerance(longest)) < longest;
-                !(self.fresh(at, now) && below) && (idle_for > longest || !recent(at))
-            }),
+            Evidence::Survived(idle_for) => match (self.survived, self.survival_marks) {
+                (Some((longest, _)), Some(marks)) => {
+                    let fresh = marks.fresh_until.is_none_or(|until| now < until);
+                    let below = marks.below.is_some_and(|below| idle_for < below);
+                    let recent = marks.recent_until.is_none_or(|until| now < until);
+                    !(fresh && below) && (idle_for > longest || !recent)
+                }
+                _ => true,
+            },
             Evidence::KeepAlive(KeepAlive { timeout: None, .. }) => false,
             Evidence::KeepAlive(KeepAlive {
                 timeout: Some(timeout),
@@ -427,6 +449,14 @@ impl IdleEstimator {
             Some((longest, at)) if self.fresh(at, now) => Some((longest.max(idle_for), now)),
             _ => Some((idle_for, now)),
         };
+        self.survival_marks = self.survived.map(|(longest, at)| {
+            let ttl = self.config.observation_ttl;
+            SurvivalMarks {
+                below: longest.checked_sub(early_tolerance(longest)),
+                fresh_until: at.checked_add(ttl),
+                recent_until: at.checked_add(ttl.min(CONFIRM_REFRESH)),
+            }
+        });
     }
 
     fn record_close(&mut self, idle_for: Duration, kind: CloseKind, exact: bool, now: Instant) {

@@ -567,3 +567,40 @@ fn the_remembered_retire_time_is_always_the_fresh_one() {
     e.observe_round_trip(ms(30));
     check(&e, now);
 }
+
+/// `is_news` for a survival, from its precomputed marks, says what the
+/// rule says worked out afresh: news unless a fresh longest survival is
+/// well above it, or it is near that longest and the longest was confirmed
+/// within the last second.
+#[test]
+fn a_survival_is_news_exactly_as_the_rule_says() {
+    let t0 = Instant::now();
+    let mut e = fresh();
+    let ttl = e.config().observation_ttl;
+    let rule = |e: &IdleEstimator, idle_for: Duration, now: Instant| match e.survived {
+        None => true,
+        Some((longest, at)) => {
+            let age = now.saturating_duration_since(at);
+            let fresh = age < ttl;
+            let below = idle_for.saturating_add(early_tolerance(longest)) < longest;
+            let recent = fresh && age < CONFIRM_REFRESH;
+            !(fresh && below) && (idle_for > longest || !recent)
+        }
+    };
+    let idles = [0, 1, 4, 5, 50, 94, 95, 96, 99, 100, 101, 2000, 2100, 5000];
+    let ages = [0, 1, 999, 1000, 1001, 60_000, 299_999, 300_000, 400_000];
+    for longest in [3, 100, 2000] {
+        e.observe(Evidence::Survived(ms(longest)), t0);
+        for &idle in &idles {
+            for &age in &ages {
+                let now = t0 + ms(age);
+                let evidence = Evidence::Survived(ms(idle));
+                assert_eq!(
+                    e.is_news(&evidence, now),
+                    rule(&e, ms(idle), now),
+                    "longest {longest} ms, survival {idle} ms, {age} ms later"
+                );
+            }
+        }
+    }
+}
