@@ -2,14 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use freshpool_expiry::MAX_DEVIATION;
+
+/// [`MAX_DEVIATION`] in nanoseconds.
+const MAX_DEVIATION_NANOS: u64 = MAX_DEVIATION.as_nanos() as u64;
+
 /// The round trips that are news for an origin's published `srtt` and
 /// `rttvar` (nanoseconds; `srtt` 0 while none is published): those outside
 /// `srtt ± rttvar`. Only such samples (and a periodic one) are worth the
-/// estimator's lock. A spike always is, even once the jitter is at what
-/// the estimator counts of one sample ([`MAX_DEVIATION`](freshpool_expiry::MAX_DEVIATION)) and the figures
-/// stay as they are: reporting it also republishes the retire time with
-/// the driver's latest lateness, which a busy runtime must not wait a
-/// periodic report for.
+/// estimator's lock. A spike always is, so the margin grows with the
+/// path's (and the runtime's) jitter, up to what the estimator counts of
+/// one sample ([`MAX_DEVIATION`]): once the jitter is there, a longer
+/// spike would leave it as it is, and is no news.
 ///
 /// Kept by each connection as offsets from a request's last byte, made
 /// again only when the published figures change, so that the usual
@@ -23,7 +27,7 @@ pub(crate) struct Band {
     /// A response sooner than this is news (a shorter path).
     below: Option<Duration>,
     /// A response later than this is news (more jitter).
-    above: Duration,
+    above: Option<Duration>,
 }
 
 impl Band {
@@ -34,7 +38,8 @@ impl Band {
             published,
             always: srtt == 0,
             below: (srtt > rttvar).then(|| Duration::from_nanos(srtt - rttvar)),
-            above: Duration::from_nanos(srtt.saturating_add(rttvar)),
+            above: (rttvar < MAX_DEVIATION_NANOS)
+                .then(|| Duration::from_nanos(srtt.saturating_add(rttvar))),
         }
     }
 
@@ -51,7 +56,9 @@ impl Band {
     #[inline]
     pub(crate) fn is_news(&self, written: Instant, now: Instant) -> bool {
         self.always
-            || written.checked_add(self.above).is_some_and(|at| now > at)
+            || self
+                .above
+                .is_some_and(|after| written.checked_add(after).is_some_and(|at| now > at))
             || self
                 .below
                 .is_some_and(|before| written.checked_add(before).is_none_or(|at| now < at))
@@ -60,8 +67,6 @@ impl Band {
 
 #[cfg(test)]
 mod tests {
-    use freshpool_expiry::MAX_DEVIATION;
-
     use super::*;
 
     fn nanos(d: Duration) -> u64 {
@@ -69,7 +74,7 @@ mod tests {
     }
 
     #[test]
-    fn a_round_trip_is_news_outside_the_band() {
+    fn a_round_trip_is_news_outside_the_band_and_below_the_jitter_cap() {
         let written = Instant::now();
         let us = Duration::from_micros;
         let news = |band: &Band, sample: Duration| band.is_news(written, written + sample);
@@ -85,11 +90,10 @@ mod tests {
         assert!(news(&band, us(50_000)));
         assert!(!news(&band, us(1_500)));
         assert!(news(&band, us(1_499)));
-        // The jitter at the most one sample adds: a longer spike is still
-        // news (its report republishes the retire time), as is a shorter
-        // path.
+        // The jitter at the most one sample adds: a longer spike changes
+        // nothing, a shorter path still does.
         band.follow((nanos(us(2_000)), nanos(MAX_DEVIATION)));
-        assert!(news(&band, MAX_DEVIATION + us(2_001)));
+        assert!(!news(&band, us(50_000)));
         assert!(!news(&band, us(3_000)));
         assert!(news(&band, us(900)));
         // A jitter as wide as the path: nothing is too short.
