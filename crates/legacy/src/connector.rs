@@ -129,6 +129,8 @@ pub(crate) struct OriginShared {
     /// The smoothed round trip and its deviation, as last published.
     srtt_nanos: AtomicU64,
     rttvar_nanos: AtomicU64,
+    /// The expiry driver's lateness the retire time was published with.
+    slack_nanos: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -142,7 +144,16 @@ impl OriginShared {
             survived_nanos: AtomicU64::new(0),
             srtt_nanos: AtomicU64::new(0),
             rttvar_nanos: AtomicU64::new(0),
+            slack_nanos: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the retire time was published with another lateness of the
+    /// expiry driver than `slack`: a runtime turning busy must reach the
+    /// retire times without waiting for other news.
+    #[inline]
+    pub(crate) fn published_with_other(&self, slack: Duration) -> bool {
+        self.slack_nanos.load(Ordering::Relaxed) != nanos(slack)
     }
 
     #[inline]
@@ -181,6 +192,7 @@ impl OriginShared {
     fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {
         let retire = nanos(estimator.retire_after(now, slack));
         self.retire_after_nanos.store(retire, Ordering::Release);
+        self.slack_nanos.store(nanos(slack), Ordering::Relaxed);
         let survived = estimator.survived(now).map_or(0, nanos);
         self.survived_nanos.store(survived, Ordering::Relaxed);
         if let Some(rtt) = estimator.rtt() {
@@ -380,6 +392,13 @@ impl Shared {
                 state.free.push(slot.0);
             }
         }
+    }
+
+    /// The expiry driver's current lateness (see [`Driver::lateness`]),
+    /// which every published retire time includes.
+    #[inline]
+    pub(crate) fn lateness(&self) -> Duration {
+        self.driver.lateness()
     }
 
     /// A round trip a connection measured (its request's last byte to its
@@ -692,6 +711,21 @@ impl<F> fmt::Debug for Connecting<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A retire time carries the driver's lateness it was published with,
+    /// so that a connection can tell when a new lateness has to get out.
+    #[test]
+    fn a_retire_time_knows_the_lateness_it_was_published_with() {
+        let shared = OriginShared::new();
+        let estimator = IdleEstimator::new(EstimatorConfig::default());
+        let now = Instant::now();
+        let (calm, busy) = (Duration::from_millis(1), Duration::from_millis(40));
+        shared.publish(&estimator, now, calm);
+        assert!(!shared.published_with_other(calm));
+        assert!(shared.published_with_other(busy));
+        shared.publish(&estimator, now, busy);
+        assert!(!shared.published_with_other(busy));
+    }
 
     #[test]
     fn origin_keys_are_freshpools_origins_and_other_schemes_as_written() {

@@ -476,7 +476,13 @@ impl<T> TrackedIo<T> {
         if let Some(written) = self.written_at.take() {
             let stale = self.round_trip_refresh_at.is_none_or(|at| now >= at);
             self.round_trip_band.follow(self.origin_shared.round_trip());
-            if stale || self.round_trip_band.is_news(written, now) {
+            // A report also publishes the retire time again, with the
+            // driver's latest lateness: a spike with the jitter at its cap
+            // changes no figure, but a lateness that moved must get out.
+            let late = self
+                .origin_shared
+                .published_with_other(self.shared.lateness());
+            if stale || late || self.round_trip_band.is_news(written, now) {
                 let sample = now.saturating_duration_since(written);
                 self.shared.observe_round_trip(self.slot, sample, now);
                 self.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));

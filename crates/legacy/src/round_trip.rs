@@ -13,7 +13,9 @@ const MAX_DEVIATION_NANOS: u64 = MAX_DEVIATION.as_nanos() as u64;
 /// estimator's lock. A spike always is, so the margin grows with the
 /// path's (and the runtime's) jitter, up to what the estimator counts of
 /// one sample ([`MAX_DEVIATION`]): once the jitter is there, a longer
-/// spike would leave it as it is, and is no news.
+/// spike would leave it as it is, and is no news. (A report also publishes
+/// the retire time again with the expiry driver's latest lateness; a
+/// connection reports when that lateness moved whatever the band says.)
 ///
 /// Kept by each connection as offsets from a request's last byte, made
 /// again only when the published figures change, so that the usual
