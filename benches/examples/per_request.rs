@@ -18,7 +18,14 @@
 //! Clients: `bare` (a hyper `SendRequest` per task), `hyper-util`,
 //! `freshpool`, `adapter` (hyper-util over `freshpool_legacy::Connector`).
 //! The third argument is the concurrency (tasks on one current-thread
-//! runtime), the fourth the number of requests in all.
+//! runtime), the fourth the number of requests in all. A fifth, `multi`,
+//! runs the tasks on the throughput benches' runtime instead (one worker
+//! thread, [`freshpool_benches::client_runtime`]), for comparing the
+//! clients' CPU time where the benches measure them:
+//!
+//! ```text
+//! /usr/bin/time -f '%U user %S sys' target/release/examples/per_request freshpool ADDR 32 200000 multi
+//! ```
 
 use std::net::SocketAddr;
 
@@ -69,18 +76,30 @@ fn main() {
             std::thread::park();
         }
     }
-    let [kind, addr, concurrency, requests] = args.as_slice() else {
-        eprintln!("usage: per_request serve | per_request CLIENT ADDR CONCURRENCY REQUESTS");
-        std::process::exit(2);
+    let (kind, addr, concurrency, requests, multi) = match args.as_slice() {
+        [kind, addr, concurrency, requests] => (kind, addr, concurrency, requests, false),
+        [kind, addr, concurrency, requests, runtime] if runtime == "multi" => {
+            (kind, addr, concurrency, requests, true)
+        }
+        _ => {
+            eprintln!(
+                "usage: per_request serve | per_request CLIENT ADDR CONCURRENCY REQUESTS [multi]"
+            );
+            std::process::exit(2);
+        }
     };
     let addr: SocketAddr = addr.parse().expect("address");
     let concurrency: u64 = concurrency.parse().expect("concurrency");
     let requests: u64 = requests.parse().expect("requests");
     let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = if multi {
+        freshpool_benches::client_runtime()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     rt.block_on(async {
         let hu: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build(http());
         let adapter: Client<_, Body> =
