@@ -163,14 +163,19 @@ impl Default for EstimatorConfig {
 }
 
 /// The shortest idle time after which a close crossing a request counts as
-/// evidence of the server's idle timer (see [`Evidence::Crossed`]).
-pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(100);
+/// evidence of the server's idle timer (see [`Evidence::Crossed`]): as
+/// [`MIN_LONE_CLOSE`], a 100 ms timer as the client sees it.
+pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(90);
 
 /// The shortest idle timeout one close may teach on its own. Servers with
-/// idle timers this short are rare; a single close this early is far
-/// likelier a restart, a deploy or a load balancer. Shorter values need
+/// idle timers shorter than 100 ms are rare; a single close that early is
+/// far likelier a restart, a deploy or a load balancer. Shorter values need
 /// [agreeing](agree) closes.
-pub const MIN_LONE_CLOSE: Duration = Duration::from_millis(100);
+///
+/// The bound is 90 ms, not 100: the client's idle clock starts when it
+/// reads a response's last byte, after the server's started, so it sees a
+/// 100 ms timer close a connection idle for a little less than 100 ms.
+pub const MIN_LONE_CLOSE: Duration = Duration::from_millis(90);
 
 /// Closes of several connections seen within this long of each other, with
 /// idle times further apart than [`MASS_SPREAD`], are one mass close.
