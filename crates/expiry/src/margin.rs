@@ -38,20 +38,27 @@ impl Rtt {
 ///
 /// ```text
 /// margin = min(cap, max(floor, srtt + 4·rttvar + slack) + share)
+/// share  = learned_permille · timeout + slack    (learned estimates only)
 /// ```
 ///
 /// - `srtt + 4·rttvar` is the path's round trip ([`Rtt::bound`]);
 /// - `slack` is the client's real timer and scheduling lateness, measured
 ///   by the expiry [`Driver`](crate::Driver)
 ///   ([`Driver::lateness`](crate::Driver::lateness));
-/// - `share` is [`learned_permille`](Self::learned_permille) of the
-///   timeout, only for a [learned](Source::Learned) estimate: a close is
-///   read a little after it arrived, so a learned value runs slightly long.
+/// - `share` is only for a [learned](Source::Learned) estimate, which is
+///   the idle time at which a close was *read*: later than the server's
+///   timer by that timer's own lateness and by the client's, so a learned
+///   value runs long. The client's part is at most `slack` (the runtime
+///   that read the close is the one the driver measures), and
+///   [`learned_permille`](Self::learned_permille) of the timeout covers
+///   the server's. One close is often all a client sees (it retires its
+///   connections before the server closes them from then on), so the share
+///   must hold for the latest one, not for an average.
 ///   A `Keep-Alive: timeout=N` value gets no share: servers round it down
 ///   already, and a fixed share on top of it only gives away reuse.
 ///
 /// The defaults (floor 1 ms, share 1%, cap 2 s) retire a learned 200 ms
-/// server about 4 ms early on loopback, and a `Keep-Alive: timeout=5`
+/// server about 4–5 ms early on loopback, and a `Keep-Alive: timeout=5`
 /// server about 1–2 ms early.
 ///
 /// ```
@@ -66,8 +73,8 @@ impl Rtt {
 ///
 /// // 10 ms + 4 × 2 ms of path, 1 ms of slack:
 /// assert_eq!(margin.for_estimate(header, Some(path), ms(1)), ms(19));
-/// // ...plus 1% of a learned timeout:
-/// assert_eq!(margin.for_estimate(learned, Some(path), ms(1)), ms(21));
+/// // ...plus 1% of a learned timeout and the slack again:
+/// assert_eq!(margin.for_estimate(learned, Some(path), ms(1)), ms(22));
 /// // On loopback the floor and the share are most of it.
 /// assert_eq!(margin.for_estimate(learned, None, Duration::ZERO), ms(3));
 /// ```
@@ -97,7 +104,7 @@ impl Margin {
         let share = match estimate.source {
             Source::Learned => {
                 let nanos = estimate.timeout.as_nanos() * u128::from(self.learned_permille) / 1000;
-                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).saturating_add(slack)
             }
             _ => Duration::ZERO,
         };

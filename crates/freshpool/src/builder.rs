@@ -277,8 +277,9 @@ impl Builder {
     /// is retired. Default: [`Margin::default`]: the path's round trip
     /// (the kernel's `srtt + 4·rttvar` over TCP, the connect time
     /// otherwise) plus the runtime's measured scheduling lateness, at least
-    /// 1 ms, plus 1% of a *learned* estimate, at most 2 s. See [`Margin`]
-    /// for why a `Keep-Alive` value gets no percentage.
+    /// 1 ms, plus 1% of a *learned* estimate and the lateness again (the
+    /// close it was learned from was read that late), at most 2 s. See
+    /// [`Margin`] for why a `Keep-Alive` value gets neither.
     pub fn margin(mut self, margin: Margin) -> Builder {
         self.margin = margin;
         self

@@ -566,8 +566,7 @@ impl<C> Connector<C> {
     /// timeout when nothing is known about a server (hyper-util's own
     /// `pool_idle_timeout`), and [`Margin::default`](crate::Margin): the
     /// measured round trip plus the driver's lateness, at least 1 ms, plus
-    /// 1% of a learned estimate,
-    /// at most 2 s.
+    /// 1% of a learned estimate and the lateness again, at most 2 s.
     pub fn new(inner: C) -> Connector<C> {
         Connector::with_config(inner, EstimatorConfig::default())
     }
