@@ -122,12 +122,43 @@ fn retire_time_uses_the_kernels_rtt_or_the_shortest_measured_one() {
             rttvar: Duration::from_nanos(812_500)
         })
     );
-    // The kernel's figures win over a measurement.
-    e.observe_rtt(Rtt {
+    // The kernel's figures and the measured ones: the longer bound counts.
+    let kernel = Rtt {
         srtt: ms(2),
         rttvar: ms(1),
-    });
-    assert_eq!(retire(&e, t), ms(4993));
+    };
+    e.observe_rtt(kernel);
+    assert_eq!(e.rtt().map(|r| r.bound()), Some(ms(7) + ms(1) / 4));
+    let long = Rtt {
+        srtt: ms(20),
+        rttvar: ms(5),
+    };
+    e.observe_rtt(long);
+    assert_eq!(e.rtt(), Some(long));
+    assert_eq!(retire(&e, t), ms(4959), "20 + 4 × 5 + 1 ms");
+}
+
+#[test]
+fn a_round_trip_is_news_outside_the_measured_band() {
+    let us = Duration::from_micros;
+    let mut e = fresh();
+    assert!(e.round_trip_is_news(ms(3)), "nothing measured yet");
+    e.observe_round_trip(ms(2));
+    // srtt 2 ms, rttvar 1 ms (half the first sample): the band is 1..3 ms,
+    // and with the jitter at its cap a longer one is no news either.
+    assert!(!e.round_trip_is_news(ms(1)));
+    assert!(!e.round_trip_is_news(ms(3)));
+    assert!(e.round_trip_is_news(us(999)));
+    assert!(!e.round_trip_is_news(ms(500)));
+    // The jitter decays with samples at the path; then spikes are news.
+    for _ in 0..4 {
+        e.observe_round_trip(ms(2));
+    }
+    let rttvar = e.measured_rtt().expect("measured").rttvar;
+    assert!(rttvar < MAX_DEVIATION);
+    assert!(!e.round_trip_is_news(ms(2) + rttvar));
+    assert!(e.round_trip_is_news(ms(2) + rttvar + us(1)));
+    assert!(e.round_trip_is_news(ms(500)));
 }
 
 #[test]
