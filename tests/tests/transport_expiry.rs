@@ -174,6 +174,66 @@ async fn the_idle_clock_starts_when_the_last_byte_comes_off_the_socket() {
     origin.shutdown().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_margin_covers_the_jitter_of_a_reused_connections_round_trips() {
+    // Two clients, each on one connection it reuses: one server answers at
+    // once every time, the other takes 3 ms every other time (its worker
+    // busy, say). The kernel sees the same loopback path for both; only
+    // the request-to-response time shows the second server's jitter, and
+    // the retire margin must cover it.
+    let (steady_origin, jittery_origin) = (origin().await, origin().await);
+    let steady = ten_second_client(&steady_origin);
+    let jittery = ten_second_client(&jittery_origin);
+    let steady_url = format!("{}/e", steady_origin.base_url());
+    let jittery_url = format!("{}/e", jittery_origin.base_url());
+    for i in 0..12 {
+        send(&steady, Method::GET, &steady_url, &[])
+            .await
+            .expect("steady");
+        let delay = if i % 2 == 1 { "3" } else { "0" };
+        send(
+            &jittery,
+            Method::GET,
+            &jittery_url,
+            &[("x-delay-ms", delay)],
+        )
+        .await
+        .expect("jittery");
+    }
+    settle().await;
+    let (steady_stats, jittery_stats) = (steady.stats().total, jittery.stats().total);
+    for stats in [&steady_stats, &jittery_stats] {
+        assert_eq!(
+            (stats.connections_opened, stats.reused),
+            (1, 11),
+            "{stats:?}"
+        );
+    }
+    let steady_retire = steady.stats().origins[0]
+        .1
+        .retire_after
+        .expect("retire time");
+    let jittery_retire = jittery.stats().origins[0]
+        .1
+        .retire_after
+        .expect("retire time");
+    // srtt 0, and each 3 ms spike adds a quarter of the 1 ms it may count
+    // to rttvar: after six, rttvar is 0.82 ms and the path bound 3.3 ms.
+    assert!(
+        jittery_retire + Duration::from_millis(3) <= steady_retire,
+        "steady {steady_retire:?}, jittery {jittery_retire:?}"
+    );
+    assert!(
+        jittery_retire + Duration::from_millis(5) > steady_retire,
+        "no more than the capped jitter: steady {steady_retire:?}, jittery {jittery_retire:?}"
+    );
+    // The parked connection follows the wider margin: it is retired by then.
+    let stats = after(&jittery, 10_000 - 3).await;
+    assert_eq!((stats.idle, stats.retired_by_expiry), (0, 1), "{stats:?}");
+    steady_origin.shutdown().await;
+    jittery_origin.shutdown().await;
+}
+
 #[tokio::test]
 async fn dropping_the_client_closes_every_connection() {
     let origin = origin().await;

@@ -16,8 +16,11 @@
 //!
 //! [`ConnState`] is what the wrapper reports: bytes written and read during
 //! the current attempt (so a retry decision *knows* whether any of the
-//! request reached the socket), and when and how the server closed the
-//! connection (so the pool can learn the server's idle timeout).
+//! request reached the socket), when and how the server closed the
+//! connection (so the pool can learn the server's idle timeout), and how
+//! long each request took to be answered (so the retire
+//! margin covers both ends' runtimes, which the kernel's round trip does not
+//! see).
 
 use std::io;
 use std::pin::Pin;
@@ -59,6 +62,16 @@ struct IoMarks {
     /// here, when the last byte of a response came off the socket, not
     /// when the caller finished reading the body.
     last_read: AtomicU64,
+    /// When the current request went out, as a stamp (zero: no request
+    /// waiting for its response's first bytes): for a reused connection
+    /// when [`ConnState::past_due`] last let it through, right before it
+    /// was written; for a fresh one at its first write. Cleared by the read
+    /// that brings the response.
+    sent: AtomicU64,
+    /// The latest measured round trip, from `sent` to the first read of
+    /// the response, in nanoseconds plus one (zero: none since the pool
+    /// last took it).
+    round_trip: AtomicU64,
     /// Zero while open; once the server's close is seen, the nanoseconds
     /// after `created` at which it was seen, plus one, shifted left by two,
     /// with the close kind in the low two bits. One word, so the time and
@@ -92,6 +105,8 @@ impl ConnState {
                 written: AtomicU64::new(0),
                 read: AtomicU64::new(0),
                 last_read: AtomicU64::new(0),
+                sent: AtomicU64::new(0),
+                round_trip: AtomicU64::new(0),
                 closed: AtomicU64::new(0),
             },
             attempt: AttemptMarks {
@@ -132,14 +147,36 @@ impl ConnState {
     /// checked out just before its retire time, whose task then ran late,
     /// is caught here. Its read returns end-of-file, hyper hands the
     /// request back unsent, and the client sends it on a fresh connection.
-    /// A request let through is written in the same turn.
+    /// A request let through is written in the same turn, so this is also
+    /// where its round trip starts (see [`take_round_trip`]).
+    ///
+    /// [`take_round_trip`]: Self::take_round_trip
     #[inline]
     fn past_due(&self) -> bool {
         let due = self.attempt.due.load(Ordering::Relaxed);
-        due != 0
-            && self.io.written.load(Ordering::Relaxed)
-                == self.attempt.written_base.load(Ordering::Relaxed)
-            && self.stamp() >= due
+        if due == 0
+            || self.io.written.load(Ordering::Relaxed)
+                != self.attempt.written_base.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let now = self.stamp();
+        self.io.sent.store(now, Ordering::Relaxed);
+        now >= due
+    }
+
+    /// The round trip of the latest request, from right before its first
+    /// byte was written to the first read of its response, if one was
+    /// measured since the last call.
+    ///
+    /// It includes both ends' runtimes (the client's read of the response,
+    /// the server's of the request), which the kernel's round trip does not
+    /// see and the retire margin must cover.
+    pub(crate) fn take_round_trip(&self) -> Option<Duration> {
+        match self.io.round_trip.swap(0, Ordering::Acquire) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos - 1)),
+        }
     }
 
     /// When bytes last came off the socket, if any did.
@@ -395,8 +432,15 @@ impl<T: Read + Unpin> Read for Io<T> {
                         state.record_close(KIND_UNEXPECTED);
                     }
                     if n > 0 {
-                        state.io.last_read.store(state.stamp(), Ordering::Release);
+                        let now = state.stamp();
+                        state.io.last_read.store(now, Ordering::Release);
                         add(&state.io.read, n);
+                        let sent = state.io.sent.load(Ordering::Relaxed);
+                        if sent != 0 {
+                            state.io.sent.store(0, Ordering::Relaxed);
+                            let trip = now.saturating_sub(sent) + 1;
+                            state.io.round_trip.store(trip, Ordering::Release);
+                        }
                     }
                 }
             }
@@ -447,7 +491,21 @@ impl<T: Write + Unpin> Write for Io<T> {
 impl<T> Io<T> {
     fn count(&self, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         match &result {
-            Poll::Ready(Ok(n)) => add(&self.state.io.written, *n),
+            Poll::Ready(Ok(n)) => {
+                let state = &self.state;
+                let written = state.io.written.load(Ordering::Relaxed);
+                if written == state.attempt.written_base.load(Ordering::Relaxed)
+                    && state.attempt.due.load(Ordering::Relaxed) == 0
+                {
+                    // A fresh connection's first request (a reused one's
+                    // was stamped by `past_due`): its round trip starts.
+                    state.io.sent.store(state.stamp(), Ordering::Relaxed);
+                }
+                state
+                    .io
+                    .written
+                    .store(written.wrapping_add(*n as u64), Ordering::Release);
+            }
             Poll::Ready(Err(_)) => self.state.record_close(KIND_RESET),
             Poll::Pending => {}
         }

@@ -195,7 +195,7 @@ impl OriginShared {
         self.slack_nanos.store(nanos(slack), Ordering::Relaxed);
         let survived = estimator.survived(now).map_or(0, nanos);
         self.survived_nanos.store(survived, Ordering::Relaxed);
-        if let Some(rtt) = estimator.rtt() {
+        if let Some(rtt) = estimator.measured_rtt() {
             self.srtt_nanos.store(nanos(rtt.srtt), Ordering::Relaxed);
             self.rttvar_nanos
                 .store(nanos(rtt.rttvar), Ordering::Relaxed);

@@ -5,7 +5,8 @@
 //! the pool's lock: the estimator ([`IdleEstimator::observe`](freshpool_expiry::IdleEstimator::observe)) weighs it,
 //! and when the retire time went down, the origin's idle connections are
 //! rescheduled at once instead of keeping the deadline they were parked
-//! with.
+//! with. A request's measured round trip goes the same way
+//! ([`PoolShared::round_trip_in`]): more jitter is a wider margin.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,10 @@ impl Learned {
 
 /// How far away "never" is, when a retire time overflows an `Instant`.
 pub(super) const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How often an origin takes a measured round trip that is no news, so
+/// that the smoothed figures keep following the path.
+const ROUND_TRIP_REFRESH: Duration = Duration::from_secs(1);
 
 impl<B> PoolShared<B> {
     /// Records `evidence` about `origin`'s server. Returns the earliest
@@ -76,7 +81,19 @@ impl<B> PoolShared<B> {
         if after >= before {
             return None;
         }
-        // Parked connections follow the lower estimate now.
+        Self::reschedule_idle(origin, queue, key, after, now)
+    }
+
+    /// Moves `origin`'s parked connections to the retire time `after` (idle
+    /// time), wherever that is earlier than the one they were parked with.
+    /// Returns the earliest new deadline, for the driver.
+    fn reschedule_idle(
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        after: Duration,
+        now: Instant,
+    ) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         for idle in origin.idle.iter_mut() {
             let at = idle.since.checked_add(after).unwrap_or(now + FAR);
@@ -111,6 +128,38 @@ impl<B> PoolShared<B> {
             .evidence()
             .filter_map(|evidence| self.observe_in(origin, queue, key, evidence, now))
             .min()
+    }
+
+    /// Takes a request's measured round trip (see
+    /// [`ConnState::take_round_trip`](crate::io::ConnState::take_round_trip))
+    /// into the origin's margin when it is news to the estimator, and once
+    /// per [`ROUND_TRIP_REFRESH`] otherwise: most responses change nothing
+    /// and cost no recomputation of the retire time.
+    ///
+    /// When more jitter makes the margin longer, the connections already
+    /// parked move to the earlier retire time at once, as for a lower
+    /// estimate. Returns the earliest deadline that gave, for the driver.
+    pub(super) fn round_trip_in(
+        &self,
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        sample: Duration,
+        now: Instant,
+    ) -> Option<Instant> {
+        let stale = origin.round_trip_refresh_at.is_none_or(|at| now >= at);
+        if !(stale || origin.estimator.round_trip_is_news(sample)) {
+            return None;
+        }
+        origin.round_trip_refresh_at = now.checked_add(ROUND_TRIP_REFRESH);
+        let slack = self.slack();
+        let before = origin.estimator.retire_after(now, slack);
+        origin.estimator.observe_round_trip(sample);
+        let after = origin.estimator.retire_after(now, slack);
+        if after >= before {
+            return None;
+        }
+        Self::reschedule_idle(origin, queue, key, after, now)
     }
 
     /// The scheduling slack the margin covers: how late the expiry driver

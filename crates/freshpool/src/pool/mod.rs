@@ -73,6 +73,9 @@ pub(crate) struct OriginState<B> {
     /// Connections open or connecting, counted against the host limit.
     open: usize,
     estimator: IdleEstimator,
+    /// When a measured round trip that is no news is taken anyway, so that
+    /// the jitter it keeps decays (see [`PoolShared::round_trip_in`]).
+    round_trip_refresh_at: Option<Instant>,
     pub(crate) counters: Counters,
     /// Shared HTTP/2 connections (the templates handles are cloned from).
     h2: Vec<Conn<B>>,
@@ -215,6 +218,7 @@ impl<B> PoolShared<B> {
             counters,
             h2: Vec::new(),
             h2_connecting: false,
+            round_trip_refresh_at: None,
             h2_waiters: Vec::new(),
         }
     }
@@ -322,11 +326,18 @@ impl<B: Send + 'static> PoolShared<B> {
         // The idle clock started when the last byte came off the socket,
         // however long the caller then took to finish reading the body.
         let since = conn.state.last_read().map_or(now, |at| at.min(now));
+        let round_trip = conn.state.take_round_trip();
         let wake = {
             let mut state = self.lock();
             let state = &mut *state;
             let origin = self.origin(&mut state.origins, key);
+            let measured_wake = round_trip
+                .and_then(|sample| self.round_trip_in(origin, &mut state.queue, key, sample, now));
             let learned_wake = self.learn_from(origin, &mut state.queue, key, learned, now);
+            let learned_wake = match (learned_wake, measured_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if !poolable {
                 learned_wake
             } else {
