@@ -275,8 +275,9 @@ impl Builder {
 
     /// How long before the server's estimated idle deadline a connection
     /// is retired. Default: [`Margin::default`]: the path's round trip
-    /// (the kernel's `srtt + 4·rttvar` over TCP, the connect time
-    /// otherwise) plus the runtime's measured scheduling lateness, at least
+    /// (`srtt + 4·rttvar`, the kernel's over TCP or the client's own
+    /// request-to-response times, whichever is longer; the connect time
+    /// before any request) plus the runtime's measured scheduling lateness, at least
     /// 1 ms, plus 1% of a *learned* estimate and the lateness again (the
     /// close it was learned from was read that late), at most 2 s. See
     /// [`Margin`] for why a `Keep-Alive` value gets neither.
