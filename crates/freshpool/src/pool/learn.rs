@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::{CloseKind, Evidence, ExpiryQueue, KeepAlive};
+use freshpool_expiry::{CloseKind, Evidence, ExpiryQueue, IdleEstimator, KeepAlive};
 use freshpool_probe::Liveness;
 
 use super::{Dead, Expiring, Idle, OriginKey, OriginState, PoolShared, unschedule};
@@ -67,33 +67,43 @@ impl<B> PoolShared<B> {
         if !origin.estimator.is_news(&evidence, now) {
             return None;
         }
+        self.reestimate(origin, queue, key, now, |estimator| {
+            let Some(estimate) = estimator.observe(evidence, now) else {
+                return false;
+            };
+            tracing::debug!(
+                origin = %key,
+                ?evidence,
+                estimate = ?estimate.timeout,
+                source = %estimate.source,
+                "idle timeout estimate changed"
+            );
+            true
+        })
+    }
+
+    /// Applies `change` to `origin`'s estimator (`false`: it changed
+    /// nothing). When that brought the retire time down, the parked
+    /// connections move to the earlier time wherever it is earlier than
+    /// the one they were parked with; returns the earliest new deadline,
+    /// for the driver.
+    fn reestimate(
+        &self,
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        now: Instant,
+        change: impl FnOnce(&mut IdleEstimator) -> bool,
+    ) -> Option<Instant> {
         let slack = self.slack();
         let before = origin.estimator.retire_after(now, slack);
-        let estimate = origin.estimator.observe(evidence, now)?;
-        tracing::debug!(
-            origin = %key,
-            ?evidence,
-            estimate = ?estimate.timeout,
-            source = %estimate.source,
-            "idle timeout estimate changed"
-        );
+        if !change(&mut origin.estimator) {
+            return None;
+        }
         let after = origin.estimator.retire_after(now, slack);
         if after >= before {
             return None;
         }
-        Self::reschedule_idle(origin, queue, key, after, now)
-    }
-
-    /// Moves `origin`'s parked connections to the retire time `after` (idle
-    /// time), wherever that is earlier than the one they were parked with.
-    /// Returns the earliest new deadline, for the driver.
-    fn reschedule_idle(
-        origin: &mut OriginState<B>,
-        queue: &mut ExpiryQueue<Expiring>,
-        key: &OriginKey,
-        after: Duration,
-        now: Instant,
-    ) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         for idle in origin.idle.iter_mut() {
             let at = idle.since.checked_add(after).unwrap_or(now + FAR);
@@ -152,14 +162,10 @@ impl<B> PoolShared<B> {
             return None;
         }
         origin.round_trip_refresh_at = now.checked_add(ROUND_TRIP_REFRESH);
-        let slack = self.slack();
-        let before = origin.estimator.retire_after(now, slack);
-        origin.estimator.observe_round_trip(sample);
-        let after = origin.estimator.retire_after(now, slack);
-        if after >= before {
-            return None;
-        }
-        Self::reschedule_idle(origin, queue, key, after, now)
+        self.reestimate(origin, queue, key, now, |estimator| {
+            estimator.observe_round_trip(sample);
+            true
+        })
     }
 
     /// The scheduling slack the margin covers: how late the expiry driver
