@@ -9,6 +9,9 @@
 //! tracks: the clients in 15 interleaved rounds (each client once per
 //! round, the order rotating), and the median of the per-round ratios
 //! freshpool ÷ bare hyper and hyper-util ÷ bare hyper, with their spread.
+//! The rounds also run [`MinimalPool`], a featureless pool with hyper-util's
+//! interface: `MinimalPool ÷ bare hyper` is what that interface alone
+//! costs, and `freshpool ÷ MinimalPool` what freshpool's features cost.
 //! `cargo bench -p freshpool-benches --bench transport -- interleaved`
 //! runs only those rounds. `freshpool-probe-always` is freshpool with
 //! `probe_after(Duration::ZERO)`: what probing a connection that has been
@@ -20,8 +23,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use freshpool_benches::{
-    Contender, Sender, Sending, bare_sender, client_runtime, drive, fixed_server, interleave,
-    make_sender,
+    Contender, MinimalPool, Sender, Sending, bare_sender, client_runtime, drive, fixed_server,
+    interleave, make_sender, minimal_sender,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -155,13 +158,22 @@ fn bench_transport(c: &mut Criterion) {
                     make_sender(move || ready(hyper_util_sender(hu.clone(), uri.clone())))
                 },
             },
+            Contender {
+                name: "minimal pool",
+                make: {
+                    let pool = MinimalPool::new(addr);
+                    make_sender(move || ready(minimal_sender(pool.clone())))
+                },
+            },
         ];
         let rounds = rt.block_on(interleave(&contenders, concurrency, ROUNDS, ROUND_TIME));
         println!(
-            "  c{concurrency}: bare hyper {:.0} req/s, freshpool {:.0}, hyper-util {:.0} (medians)",
+            "  c{concurrency}: bare hyper {:.0} req/s, freshpool {:.0}, hyper-util {:.0}, \
+             minimal pool {:.0} (medians)",
             rounds.median_rate("bare hyper"),
             rounds.median_rate("freshpool"),
             rounds.median_rate("hyper-util"),
+            rounds.median_rate("minimal pool"),
         );
         println!(
             "  c{concurrency}: freshpool / bare hyper   {}",
@@ -170,6 +182,14 @@ fn bench_transport(c: &mut Criterion) {
         println!(
             "  c{concurrency}: hyper-util / bare hyper  {}",
             rounds.ratio("hyper-util", "bare hyper")
+        );
+        println!(
+            "  c{concurrency}: minimal pool / bare hyper {}",
+            rounds.ratio("minimal pool", "bare hyper")
+        );
+        println!(
+            "  c{concurrency}: freshpool / minimal pool {}",
+            rounds.ratio("freshpool", "minimal pool")
         );
     }
     server.shutdown();

@@ -15,8 +15,10 @@
 //!     target/release/examples/per_request freshpool ADDR 1 12000
 //! ```
 //!
-//! Clients: `bare` (a hyper `SendRequest` per task), `hyper-util`,
-//! `freshpool`, `adapter` (hyper-util over `freshpool_legacy::Connector`).
+//! Clients: `bare` (a hyper `SendRequest` per task), `minimal`
+//! ([`freshpool_benches::MinimalPool`]: what hyper-util's interface alone
+//! costs), `hyper-util`, `freshpool`, `adapter` (hyper-util over
+//! `freshpool_legacy::Connector`).
 //! The third argument is the concurrency (tasks on one current-thread
 //! runtime), the fourth the number of requests in all. A fifth, `multi`,
 //! runs the tasks on the throughput benches' runtime instead (one worker
@@ -30,7 +32,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use freshpool_benches::{Sender, Sending, bare_sender};
+use freshpool_benches::{MinimalPool, Sender, Sending, bare_sender, minimal_sender};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
@@ -107,12 +109,15 @@ fn main() {
         let fp = freshpool::Client::builder()
             .build_http::<Body>()
             .expect("settings");
+        let minimal = MinimalPool::new(addr);
         let elapsed = freshpool_benches::drive(requests, concurrency, || {
             let (kind, uri) = (kind.clone(), uri.clone());
             let (hu, adapter, fp) = (hu.clone(), adapter.clone(), fp.clone());
+            let minimal = minimal.clone();
             async move {
                 match kind.as_str() {
                     "bare" => bare_sender(addr).await,
+                    "minimal" => minimal_sender(minimal),
                     "hyper-util" => legacy(hu, uri),
                     "adapter" => legacy(adapter, uri),
                     "freshpool" => freshpool(fp, uri),

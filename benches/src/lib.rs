@@ -13,6 +13,10 @@
 //! measured within a second of each other. The median of those per-round
 //! ratios is what [`Ratio`] reports, with their spread.
 
+mod minimal;
+
+pub use minimal::{Addrs, MinimalPool, Pooled, ResponseFuture, minimal_sender};
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
