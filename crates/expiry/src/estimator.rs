@@ -216,6 +216,17 @@ fn early_tolerance(survived: Duration) -> Duration {
     (survived / 20).max(Duration::from_millis(5))
 }
 
+/// How a close was seen (see [`Evidence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// As it arrived.
+    Arrived,
+    /// Found later, by a probe.
+    Later,
+    /// By a request it crossed.
+    Crossing,
+}
+
 /// A close the estimator remembers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Close {
@@ -224,6 +235,8 @@ struct Close {
     at: Instant,
     /// Seen as it arrived ([`Evidence::Closed`]), not found later.
     exact: bool,
+    /// Met a request on its way ([`Evidence::Crossed`]).
+    crossed: bool,
     /// Part of a mass close.
     mass: bool,
 }
@@ -256,7 +269,12 @@ struct Close {
 ///    agreeing closes at once, and is learned.
 /// 4. **Upper bounds wait for measurements.** A close found later
 ///    ([`Evidence::ClosedWithin`], [`Evidence::Crossed`]) only bounds the
-///    timeout; it is used while no close was seen as it arrived.
+///    timeout; it is used while no close was seen as it arrived. Except
+///    one: a close that crossed a request and [agrees](agree) with one seen
+///    as it arrived is the same timer seen without the lag of reading it
+///    (the request met the close), and counts with it. A client that
+///    learned from one close read late stops failing requests after the
+///    first such crossing.
 ///
 /// The estimate, strongest source first: the user's override; the smallest
 /// learned close that passes the rules if it is below the advertised
@@ -389,10 +407,10 @@ impl IdleEstimator {
                 // The connection was open until the close arrived: whatever
                 // closed it, the timer had not fired before.
                 self.record_survival(idle_for, now);
-                self.record_close(idle_for, kind, true, now);
+                self.record_close(idle_for, kind, Seen::Arrived, now);
             }
             Evidence::ClosedWithin { idle_for, kind } => {
-                self.record_close(idle_for, kind, false, now);
+                self.record_close(idle_for, kind, Seen::Later, now);
             }
             Evidence::Crossed { idle_for, kind } => {
                 // Stray bytes are a response, not a close. A quick one
@@ -401,7 +419,7 @@ impl IdleEstimator {
                 // right after its response fails requests this way far
                 // more often than it is seen idle.
                 if kind != CloseKind::Unexpected {
-                    self.record_close(idle_for, kind, false, now);
+                    self.record_close(idle_for, kind, Seen::Crossing, now);
                 }
             }
             Evidence::Survived(idle_for) => self.record_survival(idle_for, now),
@@ -464,7 +482,7 @@ impl IdleEstimator {
         });
     }
 
-    fn record_close(&mut self, idle_for: Duration, kind: CloseKind, exact: bool, now: Instant) {
+    fn record_close(&mut self, idle_for: Duration, kind: CloseKind, seen: Seen, now: Instant) {
         if self.config.max_observations == 0 {
             return;
         }
@@ -490,7 +508,8 @@ impl IdleEstimator {
             idle_for,
             kind,
             at: now,
-            exact,
+            exact: seen == Seen::Arrived,
+            crossed: seen == Seen::Crossing,
             mass: false,
         };
         for other in &mut self.closes {
@@ -726,11 +745,17 @@ impl IdleEstimator {
             !c.mass && survived.is_none_or(|s| c.idle_for.saturating_add(early_tolerance(s)) >= s)
         };
         // Upper bounds only while nothing was measured.
-        let exact = self.live(now).filter(valid).any(|c| c.exact);
+        let exact_closes = || self.live(now).filter(valid).filter(|c| c.exact);
+        let exact = exact_closes().next().is_some();
+        // A crossing that agrees with a close seen as it arrived refines
+        // it: the request met the close itself, with none of the lag the
+        // read of a close adds.
+        let refines =
+            move |c: &Close| c.crossed && exact_closes().any(|e| agree(e.idle_for, c.idle_for));
         let candidates = || {
             self.live(now)
                 .filter(valid)
-                .filter(move |c| c.exact || !exact)
+                .filter(move |c| c.exact || !exact || refines(c))
         };
         candidates()
             .filter(|c| {

@@ -403,6 +403,36 @@ fn an_upper_bound_is_used_until_a_close_is_measured() {
 }
 
 #[test]
+fn a_crossing_refines_an_agreeing_close_read_late_but_a_probe_does_not() {
+    let t = Instant::now();
+    let crossed = |idle| Evidence::Crossed {
+        idle_for: idle,
+        kind: CloseKind::Fin,
+    };
+    let within = |idle| Evidence::ClosedWithin {
+        idle_for: idle,
+        kind: CloseKind::Fin,
+    };
+    // The one close this client saw was read 6 ms after a 200 ms timer
+    // fired; a request then met the timer at 199 ms.
+    let mut e = fresh();
+    e.observe(closed(ms(206)), t);
+    assert_eq!(e.learned(t), Some(ms(206)));
+    assert!(e.observe(crossed(ms(199)), t + ms(500)).is_some());
+    assert_eq!(e.learned(t + ms(500)), Some(ms(199)));
+    // It counts as long as other upper bounds: then the close read late
+    // is the estimate again.
+    assert_eq!(e.learned(t + CHANGE_SPAN + ms(500)), Some(ms(206)));
+    // A crossing far below the close is no refinement (a restart, say),
+    // and a close a probe found later is still only an upper bound.
+    let mut e = fresh();
+    e.observe(closed(ms(206)), t);
+    assert_eq!(e.observe(crossed(ms(120)), t + ms(500)), None);
+    assert_eq!(e.observe(within(ms(199)), t + ms(600)), None);
+    assert_eq!(e.learned(t + ms(600)), Some(ms(206)));
+}
+
+#[test]
 fn a_close_crossing_a_request_counts_only_after_real_idleness() {
     let t = Instant::now();
     let crossed = |idle, kind| Evidence::Crossed {
