@@ -175,22 +175,16 @@ fn bench_transport(c: &mut Criterion) {
             rounds.median_rate("hyper-util"),
             rounds.median_rate("minimal pool"),
         );
-        println!(
-            "  c{concurrency}: freshpool / bare hyper   {}",
-            rounds.ratio("freshpool", "bare hyper")
-        );
-        println!(
-            "  c{concurrency}: hyper-util / bare hyper  {}",
-            rounds.ratio("hyper-util", "bare hyper")
-        );
-        println!(
-            "  c{concurrency}: minimal pool / bare hyper {}",
-            rounds.ratio("minimal pool", "bare hyper")
-        );
-        println!(
-            "  c{concurrency}: freshpool / minimal pool {}",
-            rounds.ratio("freshpool", "minimal pool")
-        );
+        for (numerator, denominator) in [
+            ("freshpool", "bare hyper"),
+            ("hyper-util", "bare hyper"),
+            ("minimal pool", "bare hyper"),
+            ("freshpool", "minimal pool"),
+        ] {
+            let pair = format!("{numerator} / {denominator}");
+            let ratio = rounds.ratio(numerator, denominator);
+            println!("  c{concurrency}: {pair:<27} {ratio}");
+        }
     }
     server.shutdown();
 }
