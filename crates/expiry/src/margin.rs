@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::estimator::{Estimate, Source};
+use crate::estimator::{Estimate, MAX_DEVIATION, Source};
 
 /// The round trip of the path to an origin, as far as the client knows it.
 ///
@@ -24,6 +24,27 @@ impl Rtt {
     /// server, with the same bound TCP uses for its retransmission timer.
     pub fn bound(&self) -> Duration {
         self.srtt.saturating_add(self.rttvar.saturating_mul(4))
+    }
+
+    /// The measured round trips that are no news for these figures: a
+    /// sample shorter than the first bound, or longer than the second, would
+    /// change them by more than their own jitter. The bounds are
+    /// `srtt ± rttvar`; there is no upper one once `rttvar` is at the most
+    /// one sample adds ([`MAX_DEVIATION`]), and no lower one when the jitter
+    /// is as wide as the path. Callers that see a round trip on every
+    /// response report only the news (and one now and then, so that the
+    /// jitter decays).
+    pub fn quiet_band(&self) -> (Option<Duration>, Option<Duration>) {
+        let below = self.srtt.checked_sub(self.rttvar).filter(|b| !b.is_zero());
+        let above = (self.rttvar < MAX_DEVIATION).then(|| self.srtt.saturating_add(self.rttvar));
+        (below, above)
+    }
+
+    /// Whether a measured round trip `sample` is news for these figures
+    /// (see [`quiet_band`](Self::quiet_band)).
+    pub fn is_news(&self, sample: Duration) -> bool {
+        let (below, above) = self.quiet_band();
+        below.is_some_and(|below| sample < below) || above.is_some_and(|above| sample > above)
     }
 }
 

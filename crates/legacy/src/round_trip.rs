@@ -2,17 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use freshpool_expiry::MAX_DEVIATION;
-
-/// [`MAX_DEVIATION`] in nanoseconds.
-const MAX_DEVIATION_NANOS: u64 = MAX_DEVIATION.as_nanos() as u64;
+use freshpool_expiry::Rtt;
 
 /// The round trips that are news for an origin's published `srtt` and
 /// `rttvar` (nanoseconds; `srtt` 0 while none is published): those outside
-/// `srtt ± rttvar`. Only such samples (and a periodic one) are worth the
+/// `srtt ± rttvar`, by the estimator's own rule ([`Rtt::quiet_band`]). Only such samples (and a periodic one) are worth the
 /// estimator's lock. A spike always is, so the margin grows with the
 /// path's (and the runtime's) jitter, up to what the estimator counts of
-/// one sample ([`MAX_DEVIATION`]): once the jitter is there, a longer
+/// one sample ([`MAX_DEVIATION`](freshpool_expiry::MAX_DEVIATION)): once the jitter is there, a longer
 /// spike would leave it as it is, and is no news. (A report also publishes
 /// the retire time again with the expiry driver's latest lateness; a
 /// connection reports when that lateness moved whatever the band says.)
@@ -36,12 +33,16 @@ impl Band {
     /// The band for `(srtt, rttvar)`, as last published.
     pub(crate) fn of(published: (u64, u64)) -> Band {
         let (srtt, rttvar) = published;
+        let (below, above) = Rtt {
+            srtt: Duration::from_nanos(srtt),
+            rttvar: Duration::from_nanos(rttvar),
+        }
+        .quiet_band();
         Band {
             published,
             always: srtt == 0,
-            below: (srtt > rttvar).then(|| Duration::from_nanos(srtt - rttvar)),
-            above: (rttvar < MAX_DEVIATION_NANOS)
-                .then(|| Duration::from_nanos(srtt.saturating_add(rttvar))),
+            below,
+            above,
         }
     }
 
@@ -70,6 +71,7 @@ impl Band {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freshpool_expiry::MAX_DEVIATION;
 
     fn nanos(d: Duration) -> u64 {
         u64::try_from(d.as_nanos()).unwrap()

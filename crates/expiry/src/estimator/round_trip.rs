@@ -62,19 +62,9 @@ impl IdleEstimator {
         self.measured
     }
 
-    /// Whether a measured round trip would change the smoothed figures by
-    /// more than their own jitter: it is shorter than `srtt − rttvar`, or
-    /// longer than `srtt + rttvar` while `rttvar` is below the most one
-    /// sample adds ([`MAX_DEVIATION`]), or nothing was measured yet. A
-    /// caller may report only those (and one now and then, so that the
-    /// jitter decays).
+    /// Whether a measured round trip is news for the smoothed figures
+    /// ([`Rtt::is_news`]), or nothing was measured yet.
     pub fn round_trip_is_news(&self, sample: Duration) -> bool {
-        match self.measured {
-            None => true,
-            Some(Rtt { srtt, rttvar }) => {
-                sample.saturating_add(rttvar) < srtt
-                    || (rttvar < MAX_DEVIATION && sample > srtt.saturating_add(rttvar))
-            }
-        }
+        self.measured.is_none_or(|rtt| rtt.is_news(sample))
     }
 }
