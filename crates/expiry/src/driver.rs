@@ -105,9 +105,12 @@ struct Shared {
     late_nanos: AtomicU64,
 }
 
-/// The lateness assumed before the first measurement: tokio's timers fire
-/// on millisecond ticks.
+/// The lateness assumed before the first measurement.
 const INITIAL_LATENESS: Duration = Duration::from_millis(1);
+
+/// tokio's timers fire on millisecond ticks: a wake within one tick of its
+/// deadline is on time, and only the rest is the runtime running late.
+const TICK: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -183,13 +186,30 @@ impl Driver {
         runtime.spawn(run(Arc::downgrade(owner), Arc::clone(&self.shared)));
     }
 
-    /// How late the task wakes for its deadlines, as measured: the timer's
-    /// granularity plus the runtime's scheduling delay, a recent maximum
-    /// that decays by an eighth per wake. 1 ms until the first wake.
+    /// Measures [`lateness`](Self::lateness) again now: the task wakes once,
+    /// about a millisecond from now, only to see how late it wakes, and
+    /// then calls `expire` as after any wake (so the owner can apply the
+    /// new figure to what it already scheduled).
+    ///
+    /// A pool calls it when a server's close taught it a timeout. The idle
+    /// time of that close is when the client *read* it, as late as its
+    /// runtime ran then; the driver's last wake may be long ago, and says
+    /// nothing of that. Starts the task like [`schedule`](Self::schedule),
+    /// with the same `owner`.
+    pub fn calibrate<O: Expire>(&self, owner: &Arc<O>) {
+        self.schedule(owner, now());
+    }
+
+    /// How late the task wakes for its deadlines beyond the timer's own
+    /// millisecond tick, as measured: the runtime's scheduling delay, a
+    /// recent maximum that decays by an eighth per wake. 1 ms until the
+    /// first wake.
     ///
     /// A pool adds it to its retire margin (see
-    /// [`Margin`](crate::Margin)): on a busy runtime the task that retires
-    /// a connection, and the request that might reuse it, both run late.
+    /// [`Margin`](crate::Margin)): on a busy runtime the client reads a
+    /// server's close, and a response, late by as much. (Not the tick:
+    /// when a connection stops being reused is decided at the request,
+    /// not by when this task wakes.)
     pub fn lateness(&self) -> Duration {
         Duration::from_nanos(self.shared.late_nanos.load(Ordering::Relaxed))
     }
@@ -284,7 +304,8 @@ async fn run<O: Expire>(owner: Weak<O>, shared: Arc<Shared>) {
             .await
             .is_err()
         {
-            shared.record_lateness(tokio::time::Instant::now().saturating_duration_since(wake));
+            let late = tokio::time::Instant::now().saturating_duration_since(wake);
+            shared.record_lateness(late.saturating_sub(TICK));
         }
         let mut state = shared.lock();
         state.sleeping_until = None;

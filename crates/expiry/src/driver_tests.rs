@@ -102,6 +102,30 @@ async fn an_earlier_deadline_wakes_the_sleeping_task() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn calibrate_measures_how_late_the_runtime_runs_now() {
+    let owner = Owner::new();
+    let t0 = now();
+    owner.insert(1, t0 + Duration::from_secs(60));
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(owner.driver.lateness(), INITIAL_LATENESS);
+    // The runtime runs 8 ms behind the calibration's wake.
+    owner.driver.calibrate(&owner);
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(ms(9)).await;
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    let late = owner.driver.lateness();
+    assert!(late >= ms(7) && late <= ms(9), "{late:?}");
+    // The wake moved no deadline.
+    assert!(owner.fired().is_empty());
+    tokio::time::sleep_until((t0 + Duration::from_secs(61)).into()).await;
+    assert_eq!(owner.fired(), [1]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn restarts_after_running_dry() {
     let owner = Owner::new();
     owner.insert(1, now() + ms(100));
