@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use crate::KeepAlive;
 use crate::margin::{Margin, Rtt};
 
+mod retire;
 mod round_trip;
+
+use retire::Memo;
 
 /// Where an [`Estimate`] came from, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,7 +258,9 @@ struct Close {
 ///
 /// 1. **Survivals outrank closes.** A close clearly below the longest
 ///    recent survival (by 5 ms or 5%) is not an idle-timeout close and
-///    never lowers the estimate. A survival also contradicts closes already
+///    never lowers the estimate. (A close read is a survival too, up to
+///    its reading, but one a late read stretches: it does not outrank a
+///    close that [agrees](agree) with it.) A survival also contradicts closes already
 ///    learned: the estimate recovers at once, not when they age out. Only
 ///    agreeing closes below it that keep coming for [`CHANGE_SPAN`], all
 ///    newer than the survival, say the server's timeout really went down;
@@ -324,6 +329,10 @@ pub struct IdleEstimator {
     closes: Vec<Close>,
     /// The longest recent survival, and when it was last confirmed.
     survived: Option<(Duration, Instant)>,
+    /// The longest survival is only the idle time at which a close was
+    /// read: the lag of that read may have stretched it, so it does not
+    /// outrank a close that [agrees](agree) with it.
+    survived_as_read: bool,
     /// What [`is_news`](Self::is_news) compares a survival with, worked
     /// out when `survived` changes: asked at nearly every response, it
     /// is then two comparisons.
@@ -351,17 +360,6 @@ struct SurvivalMarks {
     recent_until: Option<Instant>,
 }
 
-/// A [`retire_after`](IdleEstimator::retire_after) answer, for `slack`,
-/// that holds from `from` until `until` (forever: `None`) unless the
-/// estimator learns something.
-#[derive(Debug, Clone, Copy)]
-struct Memo {
-    slack: Duration,
-    from: Instant,
-    until: Option<Instant>,
-    retire: Duration,
-}
-
 impl IdleEstimator {
     /// Creates an estimator that knows nothing about its origin yet.
     pub fn new(config: EstimatorConfig) -> Self {
@@ -371,6 +369,7 @@ impl IdleEstimator {
             header: None,
             closes: Vec::new(),
             survived: None,
+            survived_as_read: false,
             survival_marks: None,
             rtt: None,
             measured: None,
@@ -407,8 +406,9 @@ impl IdleEstimator {
             }
             Evidence::Closed { idle_for, kind } => {
                 // The connection was open until the close arrived: whatever
-                // closed it, the timer had not fired before.
-                self.record_survival(idle_for, now);
+                // closed it, the timer had not fired before. (Arrived as
+                // far as the client can tell: it may have been read late.)
+                self.record_survival(idle_for, true, now);
                 self.record_close(idle_for, kind, Seen::Arrived, now);
             }
             Evidence::ClosedWithin { idle_for, kind } => {
@@ -424,7 +424,7 @@ impl IdleEstimator {
                     self.record_close(idle_for, kind, Seen::Crossing, now);
                 }
             }
-            Evidence::Survived(idle_for) => self.record_survival(idle_for, now),
+            Evidence::Survived(idle_for) => self.record_survival(idle_for, false, now),
         }
         let after = self.estimate(now);
         (after != before).then_some(after)
@@ -446,7 +446,9 @@ impl IdleEstimator {
                     let fresh = marks.fresh_until.is_none_or(|until| now < until);
                     let below = marks.below.is_some_and(|below| idle_for < below);
                     let recent = marks.recent_until.is_none_or(|until| now < until);
-                    !(fresh && below) && (idle_for > longest || !recent)
+                    // One as long as a close's reading proves it.
+                    let proves = self.survived_as_read && idle_for >= longest;
+                    !(fresh && below) && (idle_for > longest || proves || !recent)
                 }
                 _ => true,
             },
@@ -463,7 +465,16 @@ impl IdleEstimator {
         }
     }
 
-    fn record_survival(&mut self, idle_for: Duration, now: Instant) {
+    /// `as_read`: the survival is only a close's reading (see the field
+    /// `survived_as_read`).
+    fn record_survival(&mut self, idle_for: Duration, as_read: bool, now: Instant) {
+        let longest = self
+            .survived
+            .filter(|(_, at)| self.fresh(*at, now))
+            .map(|(longest, _)| longest);
+        if longest.is_none_or(|longest| idle_for >= longest) {
+            self.survived_as_read = as_read;
+        }
         self.survived = match self.survived {
             // A survival near the longest one confirms it.
             Some((longest, at))
@@ -571,74 +582,6 @@ impl IdleEstimator {
         }
     }
 
-    /// How long a connection of this origin may stay idle before it must
-    /// be retired, given the client's measured scheduling `slack` (see
-    /// [`Margin`]).
-    ///
-    /// For a server-side estimate this is `estimate − margin` (zero when
-    /// that is shorter than the margin itself); for
-    /// [`Source::Default`] it is the client's own timeout with no margin,
-    /// since that deadline is ours, not the server's. Either way it never
-    /// exceeds the client's own
-    /// [`default_timeout`](EstimatorConfig::default_timeout).
-    pub fn retire_after(&self, now: Instant, slack: Duration) -> Duration {
-        if let Some(memo) = self.memo.get()
-            && memo.slack == slack
-            && memo.from <= now
-            && memo.until.is_none_or(|until| now < until)
-        {
-            return memo.retire;
-        }
-        let retire = self.compute_retire_after(now, slack);
-        self.memo.set(Some(Memo {
-            slack,
-            from: now,
-            until: self.unchanged_until(now),
-            retire,
-        }));
-        retire
-    }
-
-    /// Until when nothing the estimate rests on at `now` ages out (`None`:
-    /// never). Time changes the estimate only that way: evidence stops
-    /// counting once it is older than its time to live (see
-    /// [`fresh`](Self::fresh) and [`remembered`](Self::remembered)).
-    fn unchanged_until(&self, now: Instant) -> Option<Instant> {
-        let ttl = self.config.observation_ttl;
-        let header = self.header.map(|(_, at)| (at, ttl));
-        let survived = self.survived.map(|(_, at)| (at, ttl));
-        let closes = self.closes.iter().map(|c| {
-            let ttl = if c.exact { ttl } else { ttl.min(CHANGE_SPAN) };
-            (c.at, ttl)
-        });
-        header
-            .into_iter()
-            .chain(survived)
-            .chain(closes)
-            .filter_map(|(at, ttl)| at.checked_add(ttl))
-            .filter(|ends| *ends > now)
-            .min()
-    }
-
-    fn compute_retire_after(&self, now: Instant, slack: Duration) -> Duration {
-        let estimate = self.estimate(now);
-        let retire = match estimate.source {
-            Source::Default => estimate.timeout,
-            _ => {
-                let margin = self.config.margin.for_estimate(estimate, self.rtt(), slack);
-                match estimate.timeout.saturating_sub(margin) {
-                    // A window to reuse in that is shorter than the margin
-                    // (the client's own uncertainty) is a gamble on
-                    // scheduling, not reuse: a server that closes at once
-                    // gets no reuse at all.
-                    retire if retire < margin => Duration::ZERO,
-                    retire => retire,
-                }
-            }
-        };
-        retire.min(self.config.default_timeout)
-    }
-
     fn header(&self, now: Instant) -> Option<Duration> {
         self.header
             .filter(|(_, at)| self.fresh(*at, now))
@@ -671,9 +614,22 @@ impl IdleEstimator {
     }
 
     fn learned_against(&self, header: Option<Duration>, now: Instant) -> Option<Duration> {
+        self.learned_close(header, now).map(|(timeout, _)| timeout)
+    }
+
+    /// [`learned_against`](Self::learned_against), and whether another
+    /// close agrees with the one it rests on.
+    fn learned_close(&self, header: Option<Duration>, now: Instant) -> Option<(Duration, bool)> {
         let survived = self.survived_unless_changed(now);
+        // A close near a survival that was itself a close's reading tells
+        // the same timer read with less lag.
+        let as_read = self.survived_as_read;
         let valid = |c: &&Close| {
-            !c.mass && survived.is_none_or(|s| c.idle_for.saturating_add(early_tolerance(s)) >= s)
+            !c.mass
+                && survived.is_none_or(|s| {
+                    c.idle_for.saturating_add(early_tolerance(s)) >= s
+                        || (as_read && agree(c.idle_for, s))
+                })
         };
         // Upper bounds only while nothing was measured.
         let exact_closes = || self.live(now).filter(valid).filter(|c| c.exact);
@@ -688,18 +644,19 @@ impl IdleEstimator {
                 .filter(valid)
                 .filter(move |c| c.exact || !exact || refines(c))
         };
-        candidates()
+        let agreeing = |c: &Close| {
+            self.live(now)
+                .filter(valid)
+                .any(|other| !std::ptr::eq(c, other) && agree(c.idle_for, other.idle_for))
+        };
+        let chosen = candidates()
             .filter(|c| {
                 let alone = c.idle_for >= MIN_LONE_CLOSE
                     && header.is_none_or(|header| c.idle_for >= header);
-                alone
-                    || self
-                        .live(now)
-                        .filter(valid)
-                        .any(|other| !std::ptr::eq(*c, other) && agree(c.idle_for, other.idle_for))
+                alone || agreeing(c)
             })
-            .map(|c| c.idle_for)
-            .min()
+            .min_by_key(|c| c.idle_for)?;
+        Some((chosen.idle_for, agreeing(chosen)))
     }
 
     fn fresh(&self, at: Instant, now: Instant) -> bool {

@@ -77,9 +77,18 @@ impl Rtt {
 ///   must hold for the latest one, not for an average.
 ///   A `Keep-Alive: timeout=N` value gets no share: servers round it down
 ///   already, and a fixed share on top of it only gives away reuse.
+/// - `lone` is for a learned estimate that rests on a single close
+///   ([`for_lone_close`](Self::for_lone_close)): that one reading may be
+///   late by more than the share allows, when the server or the client
+///   ran late just then (a loaded 200 ms nginx closes at 200–205 ms), and
+///   nothing yet says by how much. [`lone_permille`](Self::lone_permille)
+///   of the timeout covers it until a second close agrees: the pools
+///   watch a connection past its retire time for that (see
+///   [`IdleEstimator::watch_after`](crate::IdleEstimator::watch_after)).
 ///
-/// The defaults (floor 1 ms, share 1%, cap 2 s) retire a learned 200 ms
-/// server about 4–5 ms early on loopback, and a `Keep-Alive: timeout=5`
+/// The defaults (floor 1 ms, share 1%, lone share 5%, cap 2 s) retire a
+/// learned 200 ms server about 4–5 ms early on loopback (about 15 ms
+/// while one close is all it rests on), and a `Keep-Alive: timeout=5`
 /// server about 1–2 ms early.
 ///
 /// ```
@@ -98,6 +107,8 @@ impl Rtt {
 /// assert_eq!(margin.for_estimate(learned, Some(path), ms(1)), ms(22));
 /// // On loopback the floor and the share are most of it.
 /// assert_eq!(margin.for_estimate(learned, None, Duration::ZERO), ms(3));
+/// // One close alone: 5% more.
+/// assert_eq!(margin.for_lone_close(learned, None, Duration::ZERO), ms(13));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Margin {
@@ -106,6 +117,9 @@ pub struct Margin {
     /// The share of a learned timeout added on top, in thousandths.
     /// Default 10 (1%).
     pub learned_permille: u32,
+    /// The share added again while the learned timeout rests on one
+    /// close, in thousandths. Default 50 (5%).
+    pub lone_permille: u32,
     /// The largest margin. Default 2 s.
     pub cap: Duration,
 }
@@ -115,6 +129,7 @@ impl Margin {
     pub const ZERO: Margin = Margin {
         floor: Duration::ZERO,
         learned_permille: 0,
+        lone_permille: 0,
         cap: Duration::ZERO,
     };
 
@@ -124,13 +139,37 @@ impl Margin {
         let path = rtt.unwrap_or_default().bound().saturating_add(slack);
         let share = match estimate.source {
             Source::Learned => {
-                let nanos = estimate.timeout.as_nanos() * u128::from(self.learned_permille) / 1000;
-                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).saturating_add(slack)
+                permille(estimate.timeout, self.learned_permille).saturating_add(slack)
             }
             _ => Duration::ZERO,
         };
         path.max(self.floor).saturating_add(share).min(self.cap)
     }
+
+    /// [`for_estimate`](Self::for_estimate) for a learned estimate that
+    /// rests on a single close: [`lone_permille`](Self::lone_permille) of
+    /// the timeout more, within the cap. Any other estimate gets the plain
+    /// margin.
+    pub fn for_lone_close(
+        &self,
+        estimate: Estimate,
+        rtt: Option<Rtt>,
+        slack: Duration,
+    ) -> Duration {
+        let margin = self.for_estimate(estimate, rtt, slack);
+        if estimate.source != Source::Learned {
+            return margin;
+        }
+        margin
+            .saturating_add(permille(estimate.timeout, self.lone_permille))
+            .min(self.cap)
+    }
+}
+
+/// `per_mille` thousandths of `of`, saturating.
+fn permille(of: Duration, per_mille: u32) -> Duration {
+    let nanos = of.as_nanos() * u128::from(per_mille) / 1000;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 impl Default for Margin {
@@ -138,6 +177,7 @@ impl Default for Margin {
         Margin {
             floor: Duration::from_millis(1),
             learned_permille: 10,
+            lone_permille: 50,
             cap: Duration::from_secs(2),
         }
     }
