@@ -25,6 +25,9 @@ use crate::info::ConnShared;
 use crate::io::TrackedIo;
 
 pub(crate) use freshpool_expiry::now;
+pub(crate) use origin_shared::OriginShared;
+
+mod origin_shared;
 
 /// What identifies an origin: freshpool's [`Origin`] (scheme, host
 /// ignoring case, explicit port) for the schemes freshpool serves (`http`,
@@ -114,95 +117,6 @@ pub(crate) fn is_tls_record(first: &[u8]) -> bool {
     matches!(first, [0x14..=0x17, 0x03, ..])
 }
 
-/// What the connections of one origin read on every request, without the
-/// lock: how long an idle connection may live, published by the estimator
-/// whenever it changes, and the figures a connection compares its own
-/// evidence with before it takes the lock to report it.
-///
-/// An estimate can also change by itself, as old evidence ages out; the
-/// next report publishes again.
-#[derive(Debug)]
-pub(crate) struct OriginShared {
-    retire_after_nanos: AtomicU64,
-    /// The longest survival reported (the estimator's, when published).
-    survived_nanos: AtomicU64,
-    /// The smoothed round trip and its deviation, as last published.
-    srtt_nanos: AtomicU64,
-    rttvar_nanos: AtomicU64,
-    /// The expiry driver's lateness the retire time was published with.
-    slack_nanos: AtomicU64,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl OriginShared {
-    fn new() -> OriginShared {
-        OriginShared {
-            retire_after_nanos: AtomicU64::new(0),
-            survived_nanos: AtomicU64::new(0),
-            srtt_nanos: AtomicU64::new(0),
-            rttvar_nanos: AtomicU64::new(0),
-            slack_nanos: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether the retire time was published with another lateness of the
-    /// expiry driver than `slack`: a runtime turning busy must reach the
-    /// retire times without waiting for other news.
-    #[inline]
-    pub(crate) fn published_with_other(&self, slack: Duration) -> bool {
-        self.slack_nanos.load(Ordering::Relaxed) != nanos(slack)
-    }
-
-    #[inline]
-    pub(crate) fn retire_after(&self) -> Duration {
-        Duration::from_nanos(self.retire_after_nanos())
-    }
-
-    /// [`retire_after`](Self::retire_after) in nanoseconds.
-    #[inline]
-    pub(crate) fn retire_after_nanos(&self) -> u64 {
-        self.retire_after_nanos.load(Ordering::Acquire)
-    }
-
-    /// Whether a connection idle from `idle_since` that carried a request
-    /// sent at `sent` survived longer than the estimator knows of: whether
-    /// the survival would tell it something. (Compared as instants, so that
-    /// the usual answer, no, costs no subtraction of instants.)
-    #[inline]
-    pub(crate) fn survival_is_news(&self, idle_since: Instant, sent: Instant) -> bool {
-        let survived = Duration::from_nanos(self.survived_nanos.load(Ordering::Relaxed));
-        idle_since
-            .checked_add(survived)
-            .is_some_and(|known| sent > known)
-    }
-
-    /// The published `(srtt, rttvar)`, in nanoseconds (`srtt` 0 while
-    /// none is): what [`round_trip::Band`](crate::round_trip::Band) follows.
-    #[inline]
-    pub(crate) fn round_trip(&self) -> (u64, u64) {
-        (
-            self.srtt_nanos.load(Ordering::Relaxed),
-            self.rttvar_nanos.load(Ordering::Relaxed),
-        )
-    }
-
-    fn publish(&self, estimator: &IdleEstimator, now: Instant, slack: Duration) {
-        let retire = nanos(estimator.retire_after(now, slack));
-        self.retire_after_nanos.store(retire, Ordering::Release);
-        self.slack_nanos.store(nanos(slack), Ordering::Relaxed);
-        let survived = estimator.survived(now).map_or(0, nanos);
-        self.survived_nanos.store(survived, Ordering::Relaxed);
-        if let Some(rtt) = estimator.measured_rtt() {
-            self.srtt_nanos.store(nanos(rtt.srtt), Ordering::Relaxed);
-            self.rttvar_nanos
-                .store(nanos(rtt.rttvar), Ordering::Relaxed);
-        }
-    }
-}
-
 /// An origin's place in [`State::origin_states`]: connections keep it, so
 /// their updates need no hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +159,9 @@ struct State {
     /// connection. The entries hold only a `Weak`: a connection hyper
     /// dropped is simply skipped.
     queue: ExpiryQueue<Weak<ConnShared>>,
+    /// The driver's lateness when the driver last expired: a higher one
+    /// since is published at once.
+    slack: Duration,
 }
 
 /// What every clone of a [`Connector`] and every one of its connections
@@ -266,6 +183,7 @@ impl Shared {
                 emptied: VecDeque::new(),
                 emptyings: 0,
                 queue: ExpiryQueue::new(),
+                slack: Duration::ZERO,
             }),
             config,
             counters: Counters::default(),
@@ -283,9 +201,41 @@ impl Shared {
     /// and, when the retire time went down, asks every live connection of
     /// the origin to look at it again: a connection parked with the old
     /// estimate retires by the new one.
-    pub(crate) fn observe(&self, origin: &OriginKey, slot: Slot, evidence: Evidence, now: Instant) {
+    ///
+    /// A server's close also has the driver measure its lateness at once
+    /// ([`Driver::calibrate`]): the close was read as late as the runtime
+    /// runs, and the margin must cover that.
+    pub(crate) fn observe(
+        self: &Arc<Self>,
+        origin: &OriginKey,
+        slot: Slot,
+        evidence: Evidence,
+        now: Instant,
+    ) {
         if evidence.is_server_close() {
             self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.learn(origin, slot, evidence, now);
+    }
+
+    /// The server closed a connection already retired for idleness, while
+    /// it was watched for that (see [`IdleEstimator::watch_after`]): a
+    /// reading of its timer like any close, but no close of a connection
+    /// in use, so it counts as retired.
+    pub(crate) fn observe_watched(
+        self: &Arc<Self>,
+        origin: &OriginKey,
+        slot: Slot,
+        evidence: Evidence,
+        now: Instant,
+    ) {
+        self.count_retired();
+        self.learn(origin, slot, evidence, now);
+    }
+
+    fn learn(self: &Arc<Self>, origin: &OriginKey, slot: Slot, evidence: Evidence, now: Instant) {
+        if evidence.is_server_close() {
+            self.driver.calibrate(self);
         }
         let slack = self.driver.lateness();
         let mut state = self.lock();
@@ -485,9 +435,24 @@ impl State {
 
 impl Expire for Shared {
     fn expire(&self, now: Instant) -> Option<Instant> {
+        let slack = self.driver.lateness();
         let mut due = Vec::new();
         let next = {
             let mut state = self.lock();
+            if slack > state.slack {
+                // The runtime runs later than the published retire times
+                // allow for (the driver just measured it): publish them
+                // again, and have the connections of an origin whose time
+                // went down look at it.
+                for o in state.origin_states.iter_mut().flatten() {
+                    let before = o.shared.retire_after_nanos();
+                    o.shared.publish(&o.estimator, now, slack);
+                    if o.shared.retire_after_nanos() < before {
+                        due.extend(o.conns.iter().cloned());
+                    }
+                }
+            }
+            state.slack = slack;
             while let Some((_, conn)) = state.queue.poll_expired(now) {
                 due.push(conn);
             }
@@ -544,8 +509,11 @@ impl Expire for Shared {
 ///
 /// // `Keep-Alive: timeout=1`: the connection is retired just before the
 /// // server would close it (the margin is the round trip and the
-/// // client's scheduling slack, 1 ms at least, here: at 999 ms).
-/// tokio::time::sleep(Duration::from_millis(1000)).await;
+/// // client's scheduling slack, 1 ms at least, here: at 999 ms). From
+/// // then on no request goes out on it; it is watched a little longer,
+/// // and the server's close, another reading of its timer, counts as
+/// // retired too.
+/// tokio::time::sleep(Duration::from_millis(1100)).await;
 /// assert_eq!(connector.stats().retired, 1);
 /// assert_eq!(connector.stats().server_closes, 0);
 ///
@@ -566,7 +534,8 @@ impl<C> Connector<C> {
     /// timeout when nothing is known about a server (hyper-util's own
     /// `pool_idle_timeout`), and [`Margin::default`](crate::Margin): the
     /// measured round trip plus the driver's lateness, at least 1 ms, plus
-    /// 1% of a learned estimate and the lateness again, at most 2 s.
+    /// 1% of a learned estimate and the lateness again (5% more while it
+    /// rests on one close), at most 2 s.
     pub fn new(inner: C) -> Connector<C> {
         Connector::with_config(inner, EstimatorConfig::default())
     }

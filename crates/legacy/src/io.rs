@@ -16,6 +16,8 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use crate::connector::{OriginKey, OriginShared, Shared, Slot, now};
 use crate::info::{ConnShared, ConnectionInfo};
 use crate::round_trip;
+
+mod due;
 use crate::tracker::{StopReason, Tracker};
 
 /// How far away "never" is, when a retire time overflows an `Instant`.
@@ -65,8 +67,10 @@ fn refresh_at(now: Instant, after: Duration) -> Instant {
 /// never writes, buffers or holds back a byte. It differs in one way only:
 /// once the connection's retire time has come *and* the connection is
 /// idle between messages (every request written was fully answered, and
-/// hyper will reuse the connection), the next read returns end-of-file.
-/// hyper then closes the connection, and hyper-util's pool drops it.
+/// hyper will reuse the connection), the next read that finds nothing from
+/// the server returns end-of-file. hyper then closes the connection, and
+/// hyper-util's pool drops it. Until a read comes (a request, or the end of
+/// its watch for the server's close), the connection stays open.
 ///
 /// An HTTP/2 connection (negotiated with ALPN), or one whose exchange the
 /// adapter cannot follow (an upgrade, a `CONNECT` tunnel, a malformed
@@ -90,6 +94,13 @@ pub struct TrackedIo<T> {
     due: Instant,
     due_basis: u64,
     basis_after: Duration,
+    /// Until when a connection past `due` is kept open (never reused) to
+    /// see whether the server closes it: the close tells the server's
+    /// timer again (see [`IdleEstimator::watch_after`]). Its queue entry
+    /// fires then.
+    ///
+    /// [`IdleEstimator::watch_after`]: freshpool_expiry::IdleEstimator::watch_after
+    watch_until: Instant,
     /// The connection's entry in the connector's expiry queue, and when it
     /// fires (`None` once the driver took it out).
     key: Option<Key>,
@@ -143,6 +154,7 @@ impl<T> TrackedIo<T> {
             stop_seen: false,
             idle_since: opened,
             due: opened,
+            watch_until: opened,
             due_basis: 0,
             basis_after: Duration::ZERO,
             key: None,
@@ -175,76 +187,6 @@ impl<T> TrackedIo<T> {
         ConnectionInfo::new(Arc::clone(&self.conn))
     }
 
-    /// When the current idle period ends, by the origin's estimate as it
-    /// is now (it may have changed since the connection went idle).
-    ///
-    /// Computed once per idle period, and again only when the origin's
-    /// published retire time changed: the idle reads compare it with the
-    /// clock ([`idle_read_may_end`](Self::idle_read_may_end)), with no
-    /// clock sum each.
-    #[inline]
-    fn due_at(&mut self) -> Instant {
-        if self.origin_shared.retire_after_nanos() != self.due_basis {
-            self.recompute_due();
-        }
-        self.due
-    }
-
-    /// [`due_at`](Self::due_at) from scratch.
-    fn recompute_due(&mut self) {
-        let basis = self.origin_shared.retire_after_nanos();
-        if basis != self.due_basis {
-            self.due_basis = basis;
-            self.basis_after = Duration::from_nanos(basis);
-        }
-        let after = if self.exhausted {
-            Duration::ZERO
-        } else {
-            self.basis_after
-        };
-        let after = if self.tracker.messages_completed() == 0 {
-            after.max(FRESH_GRACE)
-        } else {
-            after
-        };
-        self.due = self
-            .idle_since
-            .checked_add(after)
-            .unwrap_or_else(|| self.idle_since + FAR);
-    }
-
-    /// The connection is idle between messages from `now` on: schedules
-    /// its retirement by the origin's published estimate.
-    ///
-    /// The queue is only touched when the connection's entry would fire
-    /// too late (there is none, or the estimate shrank). Otherwise the
-    /// entry fires at its old, earlier time, and [`retire_if_due`] moves it
-    /// to the current retire time then: one queue operation per retire
-    /// period instead of one per request. A connection due already (the
-    /// server allows no more requests, or closes idle connections at once)
-    /// is retired by the very next read, without waiting for the driver.
-    ///
-    /// [`retire_if_due`]: Self::retire_if_due
-    fn became_idle(&mut self, now: Instant) {
-        self.idle_since = now;
-        if self.conn.take_retire() {
-            // The entry fired while the connection was busy: it is gone.
-            self.entry_at = None;
-        }
-        self.recompute_due();
-        let at = self.due;
-        if at <= now {
-            self.conn.mark_due();
-        } else if self.entry_at.is_none_or(|entry| entry > at) {
-            self.arm(at);
-        }
-    }
-
-    fn arm(&mut self, at: Instant) {
-        self.shared.schedule(&self.conn, &mut self.key, at);
-        self.entry_at = Some(at);
-    }
-
     /// Switches to pass-through if the inner connector negotiated HTTP/2.
     /// hyper-util calls `connected()` before the first read or write.
     #[inline]
@@ -270,105 +212,6 @@ impl<T> TrackedIo<T> {
         if let Some(key) = self.key.take() {
             self.shared.unschedule(&key);
         }
-    }
-
-    /// Whether an idle read has to look closer at retiring: a retire
-    /// request is pending, the origin published another retire time, or the
-    /// connection's own retire time has come. Nearly always `false`, after
-    /// one clock reading and three comparisons; [`end_if_due`] decides.
-    ///
-    /// [`end_if_due`]: Self::end_if_due
-    #[inline]
-    fn idle_read_may_end(&self) -> bool {
-        self.conn.retire_pending()
-            || self.origin_shared.retire_after_nanos() != self.due_basis
-            || now() >= self.due
-    }
-
-    /// Ends the idle connection if it is due, by a retire request or by its
-    /// retire time: see [`retire_if_due`](Self::retire_if_due) and
-    /// [`retire_if_past_due`](Self::retire_if_past_due).
-    #[cold]
-    fn end_if_due(&mut self) -> bool {
-        self.retire_if_due() || self.retire_if_past_due()
-    }
-
-    /// Ends the connection if a retire request is pending, its time has
-    /// come, and the connection is idle between messages.
-    fn retire_if_due(&mut self) -> bool {
-        // Asked by idle reads only, and only once a cheaper check said
-        // the connection may be due (see `idle_read_may_end`).
-        self.conn.take_retire() && self.retire_requested()
-    }
-
-    /// [`retire_if_due`](Self::retire_if_due), once a request came.
-    #[cold]
-    fn retire_requested(&mut self) -> bool {
-        // The driver took the entry out of the queue.
-        self.entry_at = None;
-        if !self.tracker.is_idle() {
-            // In use: the next idle period schedules it again.
-            return false;
-        }
-        let at = self.due_at();
-        let now = now();
-        if now < at {
-            // Used since the entry was made, or asked to look at a lower
-            // estimate that is not due yet: wait for the current time.
-            self.arm(at);
-            return false;
-        }
-        self.retire(now);
-        true
-    }
-
-    /// Ends the connection if it is idle and past its retire time, whether
-    /// or not the driver has come yet.
-    ///
-    /// This is the check that makes retirement exact on a busy runtime (every
-    /// idle read makes it, through [`idle_read_may_end`]).
-    /// hyper's connection task reads before it writes, on every turn: when
-    /// a request arrives for an idle connection, this read comes first. An
-    /// end-of-file here closes the read side, so hyper hands the request
-    /// back unsent and hyper-util retries it on another connection. A
-    /// request let through here is written in the same turn, so no
-    /// scheduling delay falls between the check and the bytes on the wire.
-    ///
-    /// [`idle_read_may_end`]: Self::idle_read_may_end
-    fn retire_if_past_due(&mut self) -> bool {
-        if !self.tracker.is_idle() {
-            return false;
-        }
-        let now = now();
-        if now < self.due_at() {
-            return false;
-        }
-        self.retire(now);
-        true
-    }
-
-    /// Ends the connection: every later read returns end-of-file.
-    #[cold]
-    fn retire(&mut self, now: Instant) {
-        self.tracker.stop();
-        self.stop_seen = true;
-        self.mode = Mode::Retired;
-        self.shared.count_retired();
-        let idle_for = now.saturating_duration_since(self.idle_since);
-        tracing::debug!(
-            origin = %self.origin,
-            id = self.conn_id(),
-            ?idle_for,
-            "retired idle connection before the server's deadline"
-        );
-        if self.tracker.messages_completed() > 0 {
-            // Still open after idling this long. (A connection that never
-            // carried a request says nothing: servers time out a first
-            // request with another timer.)
-            self.shared
-                .observe(&self.origin, self.slot, Evidence::Survived(idle_for), now);
-        }
-        self.unschedule();
     }
 
     /// Makes sure the driver's retire request wakes `waker`; `true` if it
@@ -501,7 +344,9 @@ impl<T> TrackedIo<T> {
         hint.filter(|hint| hint.timeout.is_some())
     }
 
-    fn on_close(&mut self, kind: CloseKind) {
+    /// The server closed the connection (a FIN, or an error reading);
+    /// `due`: an idle read found it due, and the retire time it had.
+    fn on_close(&mut self, kind: CloseKind, due: Option<Instant>) {
         let was_tracking = self.tracker.is_tracking();
         let outcome = match kind {
             CloseKind::Fin => self.tracker.on_eof(),
@@ -515,7 +360,18 @@ impl<T> TrackedIo<T> {
             let now = now();
             let idle_for = now.saturating_duration_since(self.idle_since);
             let evidence = Evidence::Closed { idle_for, kind };
-            self.shared.observe(&self.origin, self.slot, evidence, now);
+            if due.is_some_and(|due| now >= due) {
+                tracing::debug!(
+                    origin = %self.origin,
+                    id = self.conn_id(),
+                    ?idle_for,
+                    "the server closed a retired idle connection while it was watched"
+                );
+                self.shared
+                    .observe_watched(&self.origin, self.slot, evidence, now);
+            } else {
+                self.shared.observe(&self.origin, self.slot, evidence, now);
+            }
         } else if self.in_exchange
             && was_tracking
             && !outcome.message_end
@@ -639,9 +495,15 @@ impl<T: Read + Unpin> TrackedIo<T> {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.idle_read_may_end() && self.end_if_due() {
-            return Poll::Ready(Ok(()));
-        }
+        // Due or not, the server gets its say first: a close that arrived
+        // is read as one (during the watch past the retire time, it is the
+        // reading of the server's timer the watch is for), and only a
+        // connection with nothing from the server is retired.
+        // Whether a close is one of a connection retired already is judged
+        // by the retire time it had before this read: one the estimate only
+        // now brought into the past was not retired when the close came.
+        let due_before = self.due;
+        let due = self.idle_read_may_end() && self.is_due();
         let wanted = buf.remaining();
         // SAFETY: the inner read only initialises bytes of this slice (a
         // `ReadBuf` never de-initialises memory), as `as_mut` requires.
@@ -655,13 +517,16 @@ impl<T: Read + Unpin> TrackedIo<T> {
                 // setting a new waker, so that a request made in between is
                 // not missed (one made while the same waker was set woke
                 // it, and is seen on the next read).
-                if self.watch(cx.waker()) && self.retire_if_due() {
+                if due || (self.watch(cx.waker()) && self.due_requested()) {
+                    self.retire(now());
                     return Poll::Ready(Ok(()));
                 }
             }
-            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => {
+                self.on_close(CloseKind::Fin, due.then_some(due_before));
+            }
             Poll::Ready(Ok(())) => self.on_bytes(read.filled(), true),
-            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset, due.then_some(due_before)),
         }
         // SAFETY: the inner read initialised and filled these `n` bytes.
         unsafe { buf.advance(n) };
@@ -691,9 +556,9 @@ impl<T: Read + Unpin> TrackedIo<T> {
         let result = Pin::new(&mut self.inner).poll_read(cx, read.unfilled());
         let n = read.filled().len();
         match &result {
-            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin),
+            Poll::Ready(Ok(())) if n == 0 && wanted > 0 => self.on_close(CloseKind::Fin, None),
             Poll::Ready(Ok(())) => self.on_bytes(read.filled(), false),
-            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset),
+            Poll::Ready(Err(_)) => self.on_close(CloseKind::Reset, None),
             Poll::Pending => {}
         }
         // SAFETY: the inner read initialised and filled these `n` bytes.

@@ -40,6 +40,14 @@
 //! meeting the server's close. Requests hyper-util had already queued on
 //! it are handed back unsent, and hyper-util retries them itself.
 //!
+//! A connection no request came for is kept open a little past that
+//! point (never reused: any read of it ends it), to see the server close
+//! it. One close is a noisy reading of the server's timer, late by
+//! whatever the server and the client were busy with just then, so the
+//! margin is wider while an estimate rests on one; the watched close is
+//! the second reading (see
+//! [`IdleEstimator::watch_after`](freshpool_expiry::IdleEstimator::watch_after)).
+//!
 //! The wrapper never writes, buffers or holds back a byte hyper did not
 //! ask for, and never ends a connection with a request or a response in
 //! progress: a slow consumer, or a server pausing mid-body, is safe. One
