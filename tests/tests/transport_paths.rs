@@ -128,8 +128,15 @@ async fn idle_connections_the_server_closed_leave_the_pool_as_server_closes() {
     let total = stats.total;
     assert_eq!(total.idle, 0, "dropped when their tasks ended: {total:?}");
     assert_eq!(stats.scheduled, 0);
-    assert_eq!(total.server_closes_observed, 3, "{total:?}");
-    assert_eq!(total.retired_by_expiry, 0, "{total:?}");
+    // Two closes at one idle age teach that age as the timeout: a third
+    // still parked is then past its retire time, and its close is one
+    // the pool watched for (counted as retired, not as a server close).
+    assert_eq!(
+        total.server_closes_observed + total.retired_by_expiry,
+        3,
+        "{total:?}"
+    );
+    assert!(total.server_closes_observed >= 2, "{total:?}");
     // The next request connects instead of failing on a dead one.
     send(&client, Method::GET, &url, &[])
         .await

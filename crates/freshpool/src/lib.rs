@@ -16,6 +16,10 @@
 //!    server's idle deadline, which is learned per origin from
 //!    `Keep-Alive` headers and from the closes the pool observes
 //!    ([`freshpool_expiry`]). One scheduler task serves the whole pool.
+//!    A retired connection is never handed out again, but stays open a
+//!    little longer to see the server close it: that close is another
+//!    reading of the server's timer, and the margin is wider while one
+//!    close is all an estimate rests on.
 //! 3. **Retry**, exactly as RFC 9112 §9.3.1 allows ([`retry`]): only after
 //!    a failure on a reused connection, before any response byte, when
 //!    the request provably never reached the server, or is idempotent, or

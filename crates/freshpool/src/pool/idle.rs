@@ -25,7 +25,13 @@ pub(super) struct Idle<B> {
     pub(super) conn: Conn<B>,
     /// When the last byte of its last response came off the socket.
     pub(super) since: Instant,
+    /// When it stops being handed out.
     pub(super) retire_at: Instant,
+    /// When the pool closes it, if the server has not: until then, past
+    /// `retire_at`, it is watched for the server's close (see
+    /// [`IdleEstimator::watch_after`](freshpool_expiry::IdleEstimator::watch_after)).
+    /// Its queue entry is for this time.
+    pub(super) watch_until: Instant,
 }
 
 /// What an [`IdleList`] holds: anything with a connection id.

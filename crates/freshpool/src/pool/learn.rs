@@ -48,8 +48,28 @@ const ROUND_TRIP_REFRESH: Duration = Duration::from_secs(1);
 
 impl<B> PoolShared<B> {
     /// Records `evidence` about `origin`'s server. Returns the earliest
-    /// deadline it gave an idle connection, for the driver.
+    /// deadline it gave an idle connection, for the driver; `now` after a
+    /// server's close, so that the driver wakes at once and measures its
+    /// lateness (see [`Driver::calibrate`](freshpool_expiry::Driver::calibrate)):
+    /// the close was read as late as the runtime runs.
     pub(super) fn observe_in(
+        &self,
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        evidence: Evidence,
+        now: Instant,
+    ) -> Option<Instant> {
+        if evidence.is_server_close() {
+            origin.counters.bump(Event::ServerClose);
+        }
+        self.learn_in(origin, queue, key, evidence, now)
+    }
+
+    /// [`observe_in`](Self::observe_in) without counting a server close:
+    /// for the close of a connection retired already (and counted so),
+    /// while it was watched for it.
+    fn learn_in(
         &self,
         origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
@@ -60,14 +80,12 @@ impl<B> PoolShared<B> {
         if matches!(evidence, Evidence::KeepAlive(_)) && !self.config.keep_alive_hints {
             return None;
         }
-        if evidence.is_server_close() {
-            origin.counters.bump(Event::ServerClose);
-        }
+        let calibrate = evidence.is_server_close().then_some(now);
         // Most responses only confirm what the estimator knows.
         if !origin.estimator.is_news(&evidence, now) {
             return None;
         }
-        self.reestimate(origin, queue, key, now, |estimator| {
+        let moved = self.reestimate(origin, queue, key, now, |estimator| {
             let Some(estimate) = estimator.observe(evidence, now) else {
                 return false;
             };
@@ -79,7 +97,8 @@ impl<B> PoolShared<B> {
                 "idle timeout estimate changed"
             );
             true
-        })
+        });
+        moved.into_iter().chain(calibrate).min()
     }
 
     /// Applies `change` to `origin`'s estimator (`false`: it changed
@@ -104,13 +123,36 @@ impl<B> PoolShared<B> {
         if after >= before {
             return None;
         }
+        self.retire_parked_earlier(origin, queue, key, now)
+    }
+
+    /// Moves `origin`'s parked connections to the retire (and watch) times
+    /// of the current figures wherever those are earlier than the ones
+    /// they were parked with; returns the earliest new deadline, for the
+    /// driver.
+    pub(super) fn retire_parked_earlier(
+        &self,
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        now: Instant,
+    ) -> Option<Instant> {
+        let slack = self.slack();
+        let after = origin.estimator.retire_after(now, slack);
+        let watch = origin.estimator.watch_after(now, slack);
         let mut earliest: Option<Instant> = None;
         for idle in origin.idle.iter_mut() {
             let at = idle.since.checked_add(after).unwrap_or(now + FAR);
             if at >= idle.retire_at {
                 continue;
             }
+            // Retired from now, not from a past it was not retired in: a
+            // close read before now is still the server's.
+            let at = at.max(now);
             idle.retire_at = at;
+            let until = idle.since.checked_add(watch).unwrap_or(now + FAR);
+            let at = until.min(idle.watch_until).max(at);
+            idle.watch_until = at;
             unschedule(queue, &mut idle.conn);
             let entry = queue.insert(
                 at,
@@ -174,6 +216,45 @@ impl<B> PoolShared<B> {
         self.driver.lateness()
     }
 
+    /// What a connection the driver takes out at the end of its watch says
+    /// (see [`Idle::watch_until`]): the server's close, if it closed it
+    /// while watched, or that it was open at its retire time. (Not later:
+    /// past it, a close may have arrived that its task has not read yet.)
+    pub(super) fn retired_at_watch_end(
+        &self,
+        origin: &mut OriginState<B>,
+        queue: &mut ExpiryQueue<Expiring>,
+        key: &OriginKey,
+        idle: &Idle<B>,
+        now: Instant,
+    ) -> Option<Instant> {
+        let since = idle.since;
+        let evidence = match idle.conn.state.closed() {
+            Some((closed_at, kind)) => {
+                let evidence = Evidence::Closed {
+                    idle_for: closed_at.saturating_duration_since(since),
+                    kind,
+                };
+                tracing::debug!(
+                    origin = %key,
+                    ?evidence,
+                    "the server closed a retired idle connection while it was watched"
+                );
+                evidence
+            }
+            None => {
+                let idle_for = idle.retire_at.saturating_duration_since(since);
+                tracing::debug!(
+                    origin = %key,
+                    ?idle_for,
+                    "retired idle connection before the server's deadline"
+                );
+                Evidence::Survived(idle_for)
+            }
+        };
+        self.learn_in(origin, queue, key, evidence, now)
+    }
+
     /// Records why an idle connection died, and what that says about the
     /// server's idle timeout.
     pub(super) fn bury(
@@ -194,11 +275,28 @@ impl<B> PoolShared<B> {
             Dead::Expired => {
                 origin.counters.bump(Event::RetiredByExpiry);
                 tracing::debug!(origin = %key, "retired idle connection at checkout");
-                // Still open after idling this long.
-                Evidence::Survived(now.saturating_duration_since(idle.since))
+                // Still open after idling until its retire time. (Not
+                // later: past it, a close may have arrived unread.)
+                Evidence::Survived(
+                    idle.retire_at
+                        .min(now)
+                        .saturating_duration_since(idle.since),
+                )
             }
             // hyper saw the connection end; only a close its IO read
-            // says something about the server.
+            // says something about the server. One retired and watched
+            // for it is a reading of the server's timer, not a close of a
+            // connection that would have been handed out.
+            Dead::Closed if seen.is_some_and(|(at, _)| at >= idle.retire_at) => {
+                let evidence = at_close(seen?);
+                origin.counters.bump(Event::RetiredByExpiry);
+                tracing::debug!(
+                    origin = %key,
+                    ?evidence,
+                    "the server closed a retired idle connection while it was watched"
+                );
+                return self.learn_in(origin, queue, key, evidence, now);
+            }
             Dead::Closed => at_close(seen?),
             Dead::Probe(liveness) => {
                 origin.counters.bump(Event::ProbeRejected(liveness));

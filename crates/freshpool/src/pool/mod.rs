@@ -6,8 +6,11 @@
 //! that the probe rejects, and learns the server's idle timeout from the
 //! dead ones. Returned connections go to the oldest waiter first (FIFO),
 //! otherwise back on the idle list, scheduled in the client's single
-//! [`ExpiryQueue`] at their origin's retire time. One driver task retires
-//! them; it holds only a `Weak` to the pool.
+//! [`ExpiryQueue`]. Past their origin's retire time no checkout takes them;
+//! they stay parked until the end of their watch for the server's close
+//! (see [`IdleEstimator::watch_after`](freshpool_expiry::IdleEstimator::watch_after)),
+//! when the one driver task closes those the server has not. It holds
+//! only a `Weak` to the pool.
 
 mod checkout;
 mod conn;
@@ -88,6 +91,9 @@ pub(crate) struct OriginState<B> {
 struct State<B> {
     origins: Origins<B>,
     queue: ExpiryQueue<Expiring>,
+    /// The driver's lateness when the driver last expired: a higher one
+    /// since moves the parked connections to earlier retire times.
+    slack: Duration,
 }
 
 pub(crate) struct PoolShared<B> {
@@ -153,6 +159,7 @@ impl<B> PoolShared<B> {
             state: Mutex::new(State {
                 origins: Origins::default(),
                 queue: ExpiryQueue::new(),
+                slack: Duration::ZERO,
             }),
             keys: RandomState::new(),
             last_key: Mutex::new(None),
@@ -380,15 +387,36 @@ impl<B: Send + 'static> PoolShared<B> {
                 }
             }
         }
-        if origin.idle.len() >= self.config.pool_max_idle_per_host {
+        // Connections watched past their retire time are never handed out
+        // again: they hold no place a reusable one could take. (Counted
+        // only at the limit, which by default is never reached.)
+        let max = self.config.pool_max_idle_per_host;
+        if origin.idle.len() >= max
+            && origin
+                .idle
+                .iter_mut()
+                .filter(|idle| idle.retire_at > now)
+                .count()
+                >= max
+        {
             return None;
         }
         // With no idle timeout anywhere, park it a century away.
-        let after = origin.estimator.retire_after(now, self.slack());
+        let slack = self.slack();
+        let after = origin.estimator.retire_after(now, slack);
         let mut retire_at = since.checked_add(after).unwrap_or(now + FAR);
+        let mut watch_until = since
+            .checked_add(origin.estimator.watch_after(now, slack))
+            .unwrap_or(now + FAR);
         if let Some(deadline) = conn.lifetime_deadline {
             retire_at = retire_at.min(deadline);
         }
+        // Watched only past the server's retire time, not past our own
+        // lifetime deadline.
+        if retire_at < since.checked_add(after).unwrap_or(now + FAR) {
+            watch_until = retire_at;
+        }
+        let watch_until = watch_until.max(retire_at);
         if retire_at <= now {
             self.bump(origin, Event::RetiredByExpiry);
             tracing::debug!(origin = %key, "retired at check-in: due already");
@@ -396,34 +424,36 @@ impl<B: Send + 'static> PoolShared<B> {
         }
         conn.state.set_idle();
         // A connection keeps one queue entry across its idle periods. An
-        // entry due no later than `retire_at` stays: if it fires while the
-        // connection is idle again, `expire` moves it to the retire time of
+        // entry due before `retire_at` stays: if it fires while the
+        // connection is idle again, `expire` moves it to the watch's end of
         // that idle period. So a busy connection costs one queue operation
-        // per retire period, not two per request.
+        // per retire period, not two per request. (One due later, during
+        // the watch, would end the watch early.)
         let current = conn
             .expiry
-            .is_some_and(|(entry, at)| at <= retire_at && queue.contains(&entry));
+            .is_some_and(|(entry, at)| at < retire_at && queue.contains(&entry));
         let wake = if current {
             None
         } else {
             unschedule(queue, &mut conn);
             // The driver already wakes for the queue's earliest deadline;
             // it only needs telling about an earlier one.
-            let earlier = queue.next_deadline().is_none_or(|next| retire_at < next);
+            let earlier = queue.next_deadline().is_none_or(|next| watch_until < next);
             let entry = queue.insert(
-                retire_at,
+                watch_until,
                 Expiring {
                     origin: key.clone(),
                     id: conn.id,
                 },
             );
-            conn.set_expiry(Some((entry, retire_at)));
-            earlier.then_some(retire_at)
+            conn.set_expiry(Some((entry, watch_until)));
+            earlier.then_some(watch_until)
         };
         origin.idle.push(Idle {
             conn,
             since,
             retire_at,
+            watch_until,
         });
         wake
     }
@@ -471,6 +501,16 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
         let mut retired = Vec::new();
         let mut guard = self.lock();
         let state = &mut *guard;
+        let slack = self.slack();
+        if slack > state.slack {
+            // The runtime runs later than when these were parked (the
+            // driver just measured it): their margins must grow too.
+            for (key, origin) in state.origins.live_mut() {
+                self.retire_parked_earlier(origin, &mut state.queue, key, now);
+            }
+        }
+        state.slack = slack;
+        let mut next_wake: Option<Instant> = None;
         while let Some((_, entry)) = state.queue.poll_expired(now) {
             let Some(origin) = state.origins.get_mut(&entry.origin) else {
                 continue;
@@ -479,10 +519,10 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let Some(parked) = origin.idle.get_mut(entry.id) else {
                 continue;
             };
-            if parked.retire_at > now {
-                // Used since the entry was made: due at this idle
-                // period's retire time instead.
-                let due = parked.retire_at;
+            if parked.watch_until > now {
+                // Used since the entry was made (due at the end of this
+                // idle period's watch instead), or the driver came early.
+                let due = parked.watch_until;
                 let key = state.queue.insert(due, entry);
                 parked.conn.set_expiry(Some((key, due)));
                 continue;
@@ -490,30 +530,33 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let Some(idle) = origin.idle.remove(entry.id) else {
                 continue;
             };
-            let idle_for = now.saturating_duration_since(idle.since);
-            let evidence = match idle.conn.state.closed() {
+            let closed = idle.conn.state.closed();
+            let wake = match closed {
                 // The server closed it before we retired it: the estimate
                 // was too long.
-                Some((closed_at, kind)) => Evidence::Closed {
-                    idle_for: closed_at.saturating_duration_since(idle.since),
-                    kind,
-                },
-                None => {
+                Some((closed_at, kind)) if closed_at < idle.retire_at => {
+                    let evidence = Evidence::Closed {
+                        idle_for: closed_at.saturating_duration_since(idle.since),
+                        kind,
+                    };
+                    self.observe_in(origin, &mut state.queue, &entry.origin, evidence, now)
+                }
+                // Closed while watched (its task is ending), or the watch
+                // is over: retired either way.
+                _ => {
                     self.bump(origin, Event::RetiredByExpiry);
-                    tracing::debug!(
-                        origin = %entry.origin,
-                        ?idle_for,
-                        "retired idle connection before the server's deadline"
-                    );
-                    // Still open: the server keeps connections at least
-                    // this long.
-                    Evidence::Survived(idle_for)
+                    self.retired_at_watch_end(origin, &mut state.queue, &entry.origin, &idle, now)
                 }
             };
-            self.observe_in(origin, &mut state.queue, &entry.origin, evidence, now);
+            if let Some(at) = wake {
+                next_wake = Some(next_wake.map_or(at, |n: Instant| n.min(at)));
+            }
             retired.push(idle.conn);
         }
-        let next = state.queue.next_deadline();
+        let next = match (state.queue.next_deadline(), next_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // Close the retired connections outside the lock.
         drop(guard);
         drop(retired);

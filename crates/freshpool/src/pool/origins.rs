@@ -126,6 +126,10 @@ impl<B> Origins<B> {
         self.live.iter()
     }
 
+    pub(super) fn live_mut(&mut self) -> impl Iterator<Item = (&OriginKey, &mut OriginState<B>)> {
+        self.live.iter_mut()
+    }
+
     pub(super) fn remembered(&self) -> impl Iterator<Item = (&OriginKey, &Remembered)> {
         self.remembered.iter()
     }
