@@ -36,8 +36,8 @@ struct Run {
 ///
 /// At a 200 ms timer every millisecond of margin is about 5% of this
 /// oracle, and a learned margin must cover a close read late (see
-/// `Margin`): in this debug build on two cores it measured 0.55–0.69
-/// (hyper-util 0.90–0.94), the learned Keep-Alive one 0.77. The wide-gap
+/// `Margin`): in this debug build on two cores it measured 0.55–0.62
+/// (hyper-util 0.90–0.94), with a Keep-Alive header 0.75–0.77. The wide-gap
 /// efficiency the design asks for is `efficiency.rs`'s.
 const EFFICIENCY_FLOOR: f64 = 0.5;
 

@@ -105,12 +105,9 @@ struct Shared {
     late_nanos: AtomicU64,
 }
 
-/// The lateness assumed before the first measurement.
+/// The lateness assumed before the first measurement: tokio's timers fire
+/// on millisecond ticks.
 const INITIAL_LATENESS: Duration = Duration::from_millis(1);
-
-/// tokio's timers fire on millisecond ticks: a wake within one tick of its
-/// deadline is on time, and only the rest is the runtime running late.
-const TICK: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -200,16 +197,14 @@ impl Driver {
         self.schedule(owner, now());
     }
 
-    /// How late the task wakes for its deadlines beyond the timer's own
-    /// millisecond tick, as measured: the runtime's scheduling delay, a
-    /// recent maximum that decays by an eighth per wake. 1 ms until the
-    /// first wake.
+    /// How late the task wakes for its deadlines, as measured: the timer's
+    /// millisecond tick plus the runtime's scheduling delay, a recent
+    /// maximum that decays by an eighth per wake. 1 ms until the first
+    /// wake.
     ///
     /// A pool adds it to its retire margin (see
     /// [`Margin`](crate::Margin)): on a busy runtime the client reads a
-    /// server's close, and a response, late by as much. (Not the tick:
-    /// when a connection stops being reused is decided at the request,
-    /// not by when this task wakes.)
+    /// server's close, and a response, late by as much.
     pub fn lateness(&self) -> Duration {
         Duration::from_nanos(self.shared.late_nanos.load(Ordering::Relaxed))
     }
@@ -304,8 +299,7 @@ async fn run<O: Expire>(owner: Weak<O>, shared: Arc<Shared>) {
             .await
             .is_err()
         {
-            let late = tokio::time::Instant::now().saturating_duration_since(wake);
-            shared.record_lateness(late.saturating_sub(TICK));
+            shared.record_lateness(tokio::time::Instant::now().saturating_duration_since(wake));
         }
         let mut state = shared.lock();
         state.sleeping_until = None;
