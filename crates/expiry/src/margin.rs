@@ -60,6 +60,7 @@ impl Rtt {
 /// ```text
 /// margin = min(cap, max(floor, srtt + 4·rttvar + slack) + share)
 /// share  = learned_permille · timeout + slack    (learned estimates only)
+///          + lone                    (while one close is all they rest on)
 /// ```
 ///
 /// - `srtt + 4·rttvar` is the path's round trip ([`Rtt::bound`]);
@@ -80,13 +81,14 @@ impl Rtt {
 /// - `lone` is for a learned estimate that rests on a single close
 ///   ([`for_lone_close`](Self::for_lone_close)): that one reading may be
 ///   late by more than the share allows, when the server or the client
-///   ran late just then (a loaded 200 ms nginx closes at 200–205 ms), and
-///   nothing yet says by how much. [`lone_permille`](Self::lone_permille)
-///   of the timeout covers it until a second close agrees: the pools
-///   watch a connection past its retire time for that (see
-///   [`IdleEstimator::watch_after`](crate::IdleEstimator::watch_after)).
+///   ran late just then (a loaded 200 ms nginx closes at 200–205 ms; a
+///   loaded client read one 12 ms late), and nothing yet says by how
+///   much. Those delays are time, not a share of the timeout, so
+///   [`lone`](Self::lone) is a duration; it counts until a second close
+///   agrees: the pools watch a connection past its retire time for that
+///   (see [`IdleEstimator::watch_after`](crate::IdleEstimator::watch_after)).
 ///
-/// The defaults (floor 1 ms, share 1%, lone share 5%, cap 2 s) retire a
+/// The defaults (floor 1 ms, share 1%, lone 10 ms, cap 2 s) retire a
 /// learned 200 ms server about 4–5 ms early on loopback (about 15 ms
 /// while one close is all it rests on), and a `Keep-Alive: timeout=5`
 /// server about 1–2 ms early.
@@ -107,7 +109,7 @@ impl Rtt {
 /// assert_eq!(margin.for_estimate(learned, Some(path), ms(1)), ms(22));
 /// // On loopback the floor and the share are most of it.
 /// assert_eq!(margin.for_estimate(learned, None, Duration::ZERO), ms(3));
-/// // One close alone: 5% more.
+/// // One close alone: 10 ms more.
 /// assert_eq!(margin.for_lone_close(learned, None, Duration::ZERO), ms(13));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,9 +119,9 @@ pub struct Margin {
     /// The share of a learned timeout added on top, in thousandths.
     /// Default 10 (1%).
     pub learned_permille: u32,
-    /// The share added again while the learned timeout rests on one
-    /// close, in thousandths. Default 50 (5%).
-    pub lone_permille: u32,
+    /// What is added while the learned timeout rests on one close.
+    /// Default 10 ms.
+    pub lone: Duration,
     /// The largest margin. Default 2 s.
     pub cap: Duration,
 }
@@ -129,7 +131,7 @@ impl Margin {
     pub const ZERO: Margin = Margin {
         floor: Duration::ZERO,
         learned_permille: 0,
-        lone_permille: 0,
+        lone: Duration::ZERO,
         cap: Duration::ZERO,
     };
 
@@ -147,8 +149,8 @@ impl Margin {
     }
 
     /// [`for_estimate`](Self::for_estimate) for a learned estimate that
-    /// rests on a single close: [`lone_permille`](Self::lone_permille) of
-    /// the timeout more, within the cap. Any other estimate gets the plain
+    /// rests on a single close: [`lone`](Self::lone) more, within the
+    /// cap. Any other estimate gets the plain
     /// margin.
     pub fn for_lone_close(
         &self,
@@ -160,9 +162,7 @@ impl Margin {
         if estimate.source != Source::Learned {
             return margin;
         }
-        margin
-            .saturating_add(permille(estimate.timeout, self.lone_permille))
-            .min(self.cap)
+        margin.saturating_add(self.lone).min(self.cap)
     }
 }
 
@@ -177,7 +177,7 @@ impl Default for Margin {
         Margin {
             floor: Duration::from_millis(1),
             learned_permille: 10,
-            lone_permille: 50,
+            lone: Duration::from_millis(10),
             cap: Duration::from_secs(2),
         }
     }

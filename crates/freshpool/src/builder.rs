@@ -279,7 +279,7 @@ impl Builder {
     /// request-to-response times, whichever is longer; the connect time
     /// before any request) plus the runtime's measured scheduling lateness, at least
     /// 1 ms, plus 1% of a *learned* estimate and the lateness again (the
-    /// close it was learned from was read that late), and 5% more while
+    /// close it was learned from was read that late), and 10 ms more while
     /// the estimate rests on a single close, at most 2 s. See [`Margin`]
     /// for why a `Keep-Alive` value gets none of these.
     pub fn margin(mut self, margin: Margin) -> Builder {

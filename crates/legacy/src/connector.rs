@@ -534,7 +534,7 @@ impl<C> Connector<C> {
     /// timeout when nothing is known about a server (hyper-util's own
     /// `pool_idle_timeout`), and [`Margin::default`](crate::Margin): the
     /// measured round trip plus the driver's lateness, at least 1 ms, plus
-    /// 1% of a learned estimate and the lateness again (5% more while it
+    /// 1% of a learned estimate and the lateness again (10 ms more while it
     /// rests on one close), at most 2 s.
     pub fn new(inner: C) -> Connector<C> {
         Connector::with_config(inner, EstimatorConfig::default())
