@@ -81,9 +81,9 @@ impl Rtt {
 /// - `lone` is for a learned estimate that rests on a single close
 ///   ([`for_lone_close`](Self::for_lone_close)): that one reading may be
 ///   late by more than the share allows, when the server or the client
-///   ran late just then (a loaded 200 ms nginx closes at 200–205 ms; a
-///   loaded client read one 12 ms late), and nothing yet says by how
-///   much. Those delays are time, not a share of the timeout, so
+///   ran late just then (a loaded 200 ms nginx closes at 200–205 ms, and
+///   a loaded client saw one such close 12 ms past the timer), and
+///   nothing yet says by how much. Those delays are time, not a share of the timeout, so
 ///   [`lone`](Self::lone) is a duration; it counts until a second close
 ///   agrees: the pools watch a connection past its retire time for that
 ///   (see [`IdleEstimator::watch_after`](crate::IdleEstimator::watch_after)).
