@@ -216,43 +216,34 @@ impl<B> PoolShared<B> {
         self.driver.lateness()
     }
 
-    /// What a connection the driver takes out at the end of its watch says
-    /// (see [`Idle::watch_until`]): the server's close, if it closed it
-    /// while watched, or that it was open at its retire time. (Not later:
-    /// past it, a close may have arrived that its task has not read yet.)
-    pub(super) fn retired_at_watch_end(
+    /// What the close `idle`'s connection read says, if it read one (`None`
+    /// otherwise): a server close if it came before the retire time, and
+    /// from then on one the pool watched for (see [`Idle::watch_until`]),
+    /// counted as retired. Returns a deadline for the driver, as
+    /// [`observe_in`](Self::observe_in) does.
+    pub(super) fn learn_from_close(
         &self,
         origin: &mut OriginState<B>,
         queue: &mut ExpiryQueue<Expiring>,
         key: &OriginKey,
         idle: &Idle<B>,
         now: Instant,
-    ) -> Option<Instant> {
-        let since = idle.since;
-        let evidence = match idle.conn.state.closed() {
-            Some((closed_at, kind)) => {
-                let evidence = Evidence::Closed {
-                    idle_for: closed_at.saturating_duration_since(since),
-                    kind,
-                };
-                tracing::debug!(
-                    origin = %key,
-                    ?evidence,
-                    "the server closed a retired idle connection while it was watched"
-                );
-                evidence
-            }
-            None => {
-                let idle_for = idle.retire_at.saturating_duration_since(since);
-                tracing::debug!(
-                    origin = %key,
-                    ?idle_for,
-                    "retired idle connection before the server's deadline"
-                );
-                Evidence::Survived(idle_for)
-            }
+    ) -> Option<Option<Instant>> {
+        let (at, kind) = idle.conn.state.closed()?;
+        let evidence = Evidence::Closed {
+            idle_for: at.saturating_duration_since(idle.since),
+            kind,
         };
-        self.learn_in(origin, queue, key, evidence, now)
+        if at < idle.retire_at {
+            return Some(self.observe_in(origin, queue, key, evidence, now));
+        }
+        origin.counters.bump(Event::RetiredByExpiry);
+        tracing::debug!(
+            origin = %key,
+            ?evidence,
+            "the server closed a retired idle connection while it was watched"
+        );
+        Some(self.learn_in(origin, queue, key, evidence, now))
     }
 
     /// Records why an idle connection died, and what that says about the
@@ -266,11 +257,6 @@ impl<B> PoolShared<B> {
         why: Dead,
         now: Instant,
     ) -> Option<Instant> {
-        let seen = idle.conn.state.closed();
-        let at_close = |(at, kind): (Instant, CloseKind)| Evidence::Closed {
-            idle_for: at.saturating_duration_since(idle.since),
-            kind,
-        };
         let evidence = match why {
             Dead::Expired => {
                 origin.counters.bump(Event::RetiredByExpiry);
@@ -284,33 +270,21 @@ impl<B> PoolShared<B> {
                 )
             }
             // hyper saw the connection end; only a close its IO read
-            // says something about the server. One retired and watched
-            // for it is a reading of the server's timer, not a close of a
-            // connection that would have been handed out.
-            Dead::Closed if seen.is_some_and(|(at, _)| at >= idle.retire_at) => {
-                let evidence = at_close(seen?);
-                origin.counters.bump(Event::RetiredByExpiry);
-                tracing::debug!(
-                    origin = %key,
-                    ?evidence,
-                    "the server closed a retired idle connection while it was watched"
-                );
-                return self.learn_in(origin, queue, key, evidence, now);
-            }
-            Dead::Closed => at_close(seen?),
+            // says something about the server.
+            Dead::Closed => return self.learn_from_close(origin, queue, key, idle, now)?,
             Dead::Probe(liveness) => {
                 origin.counters.bump(Event::ProbeRejected(liveness));
                 tracing::debug!(origin = %key, %liveness, "probe rejected idle connection");
-                match seen {
-                    Some(seen) => at_close(seen),
-                    // Found only now: it closed at some point before.
-                    None => Evidence::ClosedWithin {
-                        idle_for: now.saturating_duration_since(idle.since),
-                        kind: match liveness {
-                            Liveness::Reset => CloseKind::Reset,
-                            Liveness::Unexpected => CloseKind::Unexpected,
-                            _ => CloseKind::Fin,
-                        },
+                if let Some(wake) = self.learn_from_close(origin, queue, key, idle, now) {
+                    return wake;
+                }
+                // Found only now: it closed at some point before.
+                Evidence::ClosedWithin {
+                    idle_for: now.saturating_duration_since(idle.since),
+                    kind: match liveness {
+                        Liveness::Reset => CloseKind::Reset,
+                        Liveness::Unexpected => CloseKind::Unexpected,
+                        _ => CloseKind::Fin,
                     },
                 }
             }

@@ -530,22 +530,22 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let Some(idle) = origin.idle.remove(entry.id) else {
                 continue;
             };
-            let closed = idle.conn.state.closed();
-            let wake = match closed {
-                // The server closed it before we retired it: the estimate
-                // was too long.
-                Some((closed_at, kind)) if closed_at < idle.retire_at => {
-                    let evidence = Evidence::Closed {
-                        idle_for: closed_at.saturating_duration_since(idle.since),
-                        kind,
-                    };
-                    self.observe_in(origin, &mut state.queue, &entry.origin, evidence, now)
-                }
-                // Closed while watched (its task is ending), or the watch
-                // is over: retired either way.
-                _ => {
+            let key = &entry.origin;
+            let wake = match self.learn_from_close(origin, &mut state.queue, key, &idle, now) {
+                Some(wake) => wake,
+                // The watch is over: retired.
+                None => {
                     self.bump(origin, Event::RetiredByExpiry);
-                    self.retired_at_watch_end(origin, &mut state.queue, &entry.origin, &idle, now)
+                    // Open at its retire time; not claimed later, when a
+                    // close may have arrived that its task has not read.
+                    let idle_for = idle.retire_at.saturating_duration_since(idle.since);
+                    tracing::debug!(
+                        origin = %key,
+                        ?idle_for,
+                        "retired idle connection before the server's deadline"
+                    );
+                    let evidence = Evidence::Survived(idle_for);
+                    self.observe_in(origin, &mut state.queue, key, evidence, now)
                 }
             };
             if let Some(at) = wake {
