@@ -18,6 +18,7 @@ use crate::info::{ConnShared, ConnectionInfo};
 use crate::round_trip;
 
 mod due;
+mod tokio_io;
 use crate::tracker::{StopReason, Tracker};
 
 /// How far away "never" is, when a retire time overflows an `Instant`.
@@ -75,8 +76,22 @@ fn refresh_at(now: Instant, after: Duration) -> Instant {
 /// An HTTP/2 connection (negotiated with ALPN), or one whose exchange the
 /// adapter cannot follow (an upgrade, a `CONNECT` tunnel, a malformed
 /// response), is never ended early.
+///
+/// It gives its IO back: [`get_ref`](Self::get_ref),
+/// [`get_mut`](Self::get_mut) and [`into_inner`](Self::into_inner), and it
+/// is tokio's `AsyncRead` and `AsyncWrite` as well as hyper's `Read` and
+/// `Write` (all four follow the messages alike). After an upgrade,
+/// `hyper::upgrade::Upgraded::downcast::<TrackedIo<T>>()` recovers it,
+/// where `T` is the inner connector's IO type.
 pub struct TrackedIo<T> {
     inner: T,
+    state: State,
+}
+
+/// Everything of a [`TrackedIo`] but its IO. Dropping it takes the
+/// connection out of the connector's books (its expiry entry, its origin's
+/// count), so that [`TrackedIo::into_inner`] does the same.
+struct State {
     conn: Arc<ConnShared>,
     shared: Arc<Shared>,
     origin: OriginKey,
@@ -142,8 +157,7 @@ impl<T> TrackedIo<T> {
         (slot, origin_shared): (Slot, Arc<OriginShared>),
         opened: Instant,
     ) -> TrackedIo<T> {
-        let mut io = TrackedIo {
-            inner,
+        let state = State {
             conn,
             shared,
             origin,
@@ -170,6 +184,7 @@ impl<T> TrackedIo<T> {
             round_trip_band: round_trip::Band::default(),
             first_write_checked: false,
         };
+        let mut io = TrackedIo { inner, state };
         // A connection hyper-util parks before its first request ages too
         // (with [`FRESH_GRACE`] at the least, so that the request it was
         // made for always gets it).
@@ -182,36 +197,48 @@ impl<T> TrackedIo<T> {
         &self.inner
     }
 
+    /// The inner connector's IO, mutably. Bytes read or written through it
+    /// directly are not followed: do it only on a connection the adapter
+    /// no longer follows (after an upgrade or a `CONNECT`, say), or the
+    /// adapter's view of the exchange goes wrong.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The inner connector's IO, taken out of the adapter: the connection
+    /// is no longer scheduled for retirement or counted as the origin's.
+    pub fn into_inner(self) -> T {
+        // `State`'s drop does the bookkeeping.
+        self.inner
+    }
+
     /// The handle to this connection that responses and errors carry.
     pub fn info(&self) -> ConnectionInfo {
-        ConnectionInfo::new(Arc::clone(&self.conn))
+        ConnectionInfo::new(Arc::clone(&self.state.conn))
     }
 
     /// Switches to pass-through if the inner connector negotiated HTTP/2.
     /// hyper-util calls `connected()` before the first read or write.
     #[inline]
     fn check_mode(&mut self) {
-        if self.mode == Mode::Unchecked {
+        if self.state.mode == Mode::Unchecked {
             self.settle_mode();
         }
     }
 
     #[cold]
     fn settle_mode(&mut self) {
-        self.mode = Mode::Following;
-        if self.conn.is_h2() {
-            self.mode = Mode::Passthrough;
-            self.tracker.stop();
-            self.stop_seen = true;
+        self.state.mode = Mode::Following;
+        if self.state.conn.is_h2() {
+            self.state.mode = Mode::Passthrough;
+            self.state.tracker.stop();
+            self.state.stop_seen = true;
             self.unschedule();
         }
     }
 
     fn unschedule(&mut self) {
-        self.entry_at = None;
-        if let Some(key) = self.key.take() {
-            self.shared.unschedule(&key);
-        }
+        self.state.unschedule();
     }
 
     /// Makes sure the driver's retire request wakes `waker`; `true` if it
@@ -221,6 +248,7 @@ impl<T> TrackedIo<T> {
     #[inline]
     fn watch(&mut self, waker: &Waker) -> bool {
         if self
+            .state
             .watched
             .as_ref()
             .is_some_and(|set| set.will_wake(waker))
@@ -233,32 +261,32 @@ impl<T> TrackedIo<T> {
 
     #[cold]
     fn set_watched(&mut self, waker: &Waker) {
-        self.conn.set_waker(waker);
-        self.watched = Some(waker.clone());
+        self.state.conn.set_waker(waker);
+        self.state.watched = Some(waker.clone());
     }
 
     fn conn_id(&self) -> u64 {
-        self.conn.id()
+        self.state.conn.id()
     }
 
     /// Bytes read; `was_idle`: the connection was idle between messages
     /// before them.
     fn on_bytes(&mut self, bytes: &[u8], was_idle: bool) {
-        let outcome = self.tracker.on_read(bytes);
+        let outcome = self.state.tracker.on_read(bytes);
         if was_idle {
             self.on_unexpected_bytes();
         }
         match outcome.message_end {
             Some(end) => {
-                self.in_exchange = false;
-                self.conn.response_completed(
-                    self.tracker.messages_completed(),
+                self.state.in_exchange = false;
+                self.state.conn.response_completed(
+                    self.state.tracker.messages_completed(),
                     bytes.len().saturating_sub(end),
                 );
             }
-            None => self.conn.add_read(bytes.len()),
+            None => self.state.conn.add_read(bytes.len()),
         }
-        let idle = outcome.message_end.is_some() && self.tracker.is_idle();
+        let idle = outcome.message_end.is_some() && self.state.tracker.is_idle();
         if outcome.response_head || idle {
             let now = now();
             if outcome.response_head {
@@ -268,7 +296,7 @@ impl<T> TrackedIo<T> {
                 self.became_idle(now);
             }
         }
-        if !idle && !self.tracker.is_reusable() {
+        if !idle && !self.state.tracker.is_reusable() {
             // hyper will close it after this exchange: nothing to retire.
             self.unschedule();
         }
@@ -279,12 +307,14 @@ impl<T> TrackedIo<T> {
     /// The tracker stopped; hyper will close it.
     #[cold]
     fn on_unexpected_bytes(&mut self) {
-        if self.tracker.messages_completed() > 0 {
+        if self.state.tracker.messages_completed() > 0 {
             let now = now();
-            let idle_for = now.saturating_duration_since(self.idle_since);
+            let idle_for = now.saturating_duration_since(self.state.idle_since);
             let kind = CloseKind::Unexpected;
             let evidence = Evidence::Closed { idle_for, kind };
-            self.shared.observe(&self.origin, self.slot, evidence, now);
+            self.state
+                .shared
+                .observe(&self.state.origin, self.state.slot, evidence, now);
         }
     }
 
@@ -294,41 +324,55 @@ impl<T> TrackedIo<T> {
     /// (the estimator forgets what is not repeated): not on every response.
     fn on_response_head(&mut self, now: Instant) {
         if let Some(hint) = self.keep_alive_hint() {
-            let fresh = self.reported.is_some_and(|(timeout, refresh_at)| {
+            let fresh = self.state.reported.is_some_and(|(timeout, refresh_at)| {
                 hint.timeout == Some(timeout) && now < refresh_at
             });
             if !fresh {
                 let evidence = Evidence::KeepAlive(hint);
-                self.shared.observe(&self.origin, self.slot, evidence, now);
-                self.reported = hint
+                self.state
+                    .shared
+                    .observe(&self.state.origin, self.state.slot, evidence, now);
+                self.state.reported = hint
                     .timeout
                     .map(|timeout| (timeout, refresh_at(now, HINT_REFRESH)));
             }
         }
         // Each refresh time is a sum made when reporting, so that the usual
         // response, which reports nothing, only compares instants.
-        if let Some(sent) = self.reused_at.take() {
-            let stale = self.survival_refresh_at.is_none_or(|at| now >= at);
-            if stale || self.origin_shared.survival_is_news(self.idle_since, sent) {
-                let idle_for = sent.saturating_duration_since(self.idle_since);
+        if let Some(sent) = self.state.reused_at.take() {
+            let stale = self.state.survival_refresh_at.is_none_or(|at| now >= at);
+            if stale
+                || self
+                    .state
+                    .origin_shared
+                    .survival_is_news(self.state.idle_since, sent)
+            {
+                let idle_for = sent.saturating_duration_since(self.state.idle_since);
                 let evidence = Evidence::Survived(idle_for);
-                self.shared.observe(&self.origin, self.slot, evidence, now);
-                self.survival_refresh_at = Some(refresh_at(now, HINT_REFRESH));
+                self.state
+                    .shared
+                    .observe(&self.state.origin, self.state.slot, evidence, now);
+                self.state.survival_refresh_at = Some(refresh_at(now, HINT_REFRESH));
             }
         }
-        if let Some(written) = self.written_at.take() {
-            let stale = self.round_trip_refresh_at.is_none_or(|at| now >= at);
-            self.round_trip_band.follow(self.origin_shared.round_trip());
+        if let Some(written) = self.state.written_at.take() {
+            let stale = self.state.round_trip_refresh_at.is_none_or(|at| now >= at);
+            self.state
+                .round_trip_band
+                .follow(self.state.origin_shared.round_trip());
             // A report also publishes the retire time again, with the
             // driver's latest lateness: a spike with the jitter at its cap
             // changes no figure, but a lateness that moved must get out.
             let late = self
+                .state
                 .origin_shared
-                .published_with_other(self.shared.lateness());
-            if stale || late || self.round_trip_band.is_news(written, now) {
+                .published_with_other(self.state.shared.lateness());
+            if stale || late || self.state.round_trip_band.is_news(written, now) {
                 let sample = now.saturating_duration_since(written);
-                self.shared.observe_round_trip(self.slot, sample, now);
-                self.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));
+                self.state
+                    .shared
+                    .observe_round_trip(self.state.slot, sample, now);
+                self.state.round_trip_refresh_at = Some(refresh_at(now, ROUND_TRIP_REFRESH));
             }
         }
     }
@@ -336,47 +380,55 @@ impl<T> TrackedIo<T> {
     /// The `Keep-Alive` header of the response head that just completed.
     fn keep_alive_hint(&mut self) -> Option<KeepAlive> {
         let hint = self
+            .state
             .tracker
             .response_head()
             .and_then(|head| head.keep_alive_header)
             .and_then(KeepAlive::parse);
-        self.exhausted = hint.is_some_and(|hint| !hint.permits_reuse());
+        self.state.exhausted = hint.is_some_and(|hint| !hint.permits_reuse());
         hint.filter(|hint| hint.timeout.is_some())
     }
 
     /// The server closed the connection (a FIN, or an error reading);
     /// `due`: an idle read found it due, and the retire time it had.
     fn on_close(&mut self, kind: CloseKind, due: Option<Instant>) {
-        let was_tracking = self.tracker.is_tracking();
+        let was_tracking = self.state.tracker.is_tracking();
         let outcome = match kind {
-            CloseKind::Fin => self.tracker.on_eof(),
-            _ => self.tracker.on_read_error(),
+            CloseKind::Fin => self.state.tracker.on_eof(),
+            _ => self.state.tracker.on_read_error(),
         };
         if outcome.message_end {
-            self.conn
-                .response_completed(self.tracker.messages_completed(), 0);
+            self.state
+                .conn
+                .response_completed(self.state.tracker.messages_completed(), 0);
         }
-        if outcome.was_idle && self.tracker.messages_completed() > 0 {
+        if outcome.was_idle && self.state.tracker.messages_completed() > 0 {
             let now = now();
-            let idle_for = now.saturating_duration_since(self.idle_since);
+            let idle_for = now.saturating_duration_since(self.state.idle_since);
             let evidence = Evidence::Closed { idle_for, kind };
             if due.is_some_and(|due| now >= due) {
                 tracing::debug!(
-                    origin = %self.origin,
+                    origin = %self.state.origin,
                     id = self.conn_id(),
                     ?idle_for,
                     "the server closed a retired idle connection while it was watched"
                 );
-                self.shared
-                    .observe_watched(&self.origin, self.slot, evidence, now);
+                self.state.shared.observe_watched(
+                    &self.state.origin,
+                    self.state.slot,
+                    evidence,
+                    now,
+                );
             } else {
-                self.shared.observe(&self.origin, self.slot, evidence, now);
+                self.state
+                    .shared
+                    .observe(&self.state.origin, self.state.slot, evidence, now);
             }
-        } else if self.in_exchange
+        } else if self.state.in_exchange
             && was_tracking
             && !outcome.message_end
-            && self.tracker.messages_completed() > 0
-            && self.conn.read_since_response() == 0
+            && self.state.tracker.messages_completed() > 0
+            && self.state.conn.read_since_response() == 0
         {
             // The server closed a reused connection without a byte of
             // response, as the next request was on its way: the close
@@ -384,43 +436,46 @@ impl<T> TrackedIo<T> {
             // it says anything about the idle timer).
             let now = now();
             let idle_for = self
+                .state
                 .reused_at
                 .unwrap_or(now)
-                .saturating_duration_since(self.idle_since);
+                .saturating_duration_since(self.state.idle_since);
             let evidence = Evidence::Crossed { idle_for, kind };
-            self.shared.observe(&self.origin, self.slot, evidence, now);
+            self.state
+                .shared
+                .observe(&self.state.origin, self.state.slot, evidence, now);
         }
         self.check_stopped();
     }
 
     fn on_written(&mut self, bytes: &[u8]) {
-        if !self.first_write_checked {
+        if !self.state.first_write_checked {
             self.check_first_write(bytes);
         }
-        let was_idle = self.tracker.is_idle();
-        let was_writing = !self.tracker.request_written();
-        self.tracker.on_write(bytes);
-        self.conn.add_written(bytes.len());
-        let idle = self.tracker.is_idle();
+        let was_idle = self.state.tracker.is_idle();
+        let was_writing = !self.state.tracker.request_written();
+        self.state.tracker.on_write(bytes);
+        self.state.conn.add_written(bytes.len());
+        let idle = self.state.tracker.is_idle();
         let began = was_idle && !idle;
         // One clock read for both marks below: a request head written
         // whole (the usual case) begins and ends on this write.
         let mut clock = None;
         let mut now = || *clock.get_or_insert_with(now);
         if began {
-            self.in_exchange = true;
-            if self.tracker.messages_completed() > 0 {
-                self.reused_at = Some(now());
+            self.state.in_exchange = true;
+            if self.state.tracker.messages_completed() > 0 {
+                self.state.reused_at = Some(now());
             }
         }
-        if (was_writing || began) && self.tracker.request_written() {
+        if (was_writing || began) && self.state.tracker.request_written() {
             let now = now();
             if idle {
                 // The response was complete before the request's body: the
                 // connection became idle on this write.
                 self.became_idle(now);
             } else {
-                self.written_at = Some(now);
+                self.state.written_at = Some(now);
             }
         }
     }
@@ -430,9 +485,9 @@ impl<T> TrackedIo<T> {
     #[cold]
     fn check_first_write(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.first_write_checked = true;
+            self.state.first_write_checked = true;
             if crate::connector::is_tls_record(bytes) {
-                self.shared.count_wrong_order(&self.origin);
+                self.state.shared.count_wrong_order(&self.state.origin);
             }
         }
     }
@@ -441,26 +496,26 @@ impl<T> TrackedIo<T> {
     /// for any reason other than its end is never touched again.
     #[inline]
     fn check_stopped(&mut self) {
-        if !(self.stop_seen || self.tracker.is_tracking()) {
+        if !(self.state.stop_seen || self.state.tracker.is_tracking()) {
             self.on_stopped();
         }
     }
 
     #[cold]
     fn on_stopped(&mut self) {
-        let Some(reason) = self.tracker.stop_reason() else {
+        let Some(reason) = self.state.tracker.stop_reason() else {
             return;
         };
-        self.stop_seen = true;
+        self.state.stop_seen = true;
         self.unschedule();
         if !matches!(
             reason,
             StopReason::Closed | StopReason::ReadError | StopReason::Stopped
         ) {
-            self.conn.set_unfollowed();
-            self.shared.count_untracked();
+            self.state.conn.set_unfollowed();
+            self.state.shared.count_untracked();
             tracing::debug!(
-                origin = %self.origin,
+                origin = %self.state.origin,
                 id = self.conn_id(),
                 %reason,
                 "no longer following the connection"
@@ -478,7 +533,7 @@ impl<T: Read + Unpin> Read for TrackedIo<T> {
         let this = self.get_mut();
         // Most reads are hyper's reads of an idle connection (several per
         // request): they take the short way.
-        if this.mode == Mode::Following && this.tracker.is_idle() {
+        if this.state.mode == Mode::Following && this.state.tracker.is_idle() {
             this.poll_idle_read(cx, buf)
         } else {
             this.poll_other_read(cx, buf)
@@ -502,7 +557,7 @@ impl<T: Read + Unpin> TrackedIo<T> {
         // Whether a close is one of a connection retired already is judged
         // by the retire time it had before this read: one the estimate only
         // now brought into the past was not retired when the close came.
-        let due_before = self.due;
+        let due_before = self.state.due;
         let due = self.idle_read_may_end() && self.is_due();
         let wanted = buf.remaining();
         // SAFETY: the inner read only initialises bytes of this slice (a
@@ -542,8 +597,8 @@ impl<T: Read + Unpin> TrackedIo<T> {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         self.check_mode();
-        match self.mode {
-            Mode::Following if self.tracker.is_idle() => return self.poll_idle_read(cx, buf),
+        match self.state.mode {
+            Mode::Following if self.state.tracker.is_idle() => return self.poll_idle_read(cx, buf),
             Mode::Following => {}
             Mode::Passthrough | Mode::Unchecked => {
                 return Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -576,7 +631,7 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         let this = self.get_mut();
         this.check_mode();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if this.mode != Mode::Passthrough
+        if this.state.mode != Mode::Passthrough
             && let Poll::Ready(Ok(n)) = result
         {
             this.on_written(&buf[..n.min(buf.len())]);
@@ -593,7 +648,7 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
         let this = self.get_mut();
         this.check_mode();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if this.mode != Mode::Passthrough
+        if this.state.mode != Mode::Passthrough
             && let Poll::Ready(Ok(n)) = result
         {
             // The inner IO accepted the first `n` bytes of the slices.
@@ -627,14 +682,24 @@ impl<T: Write + Unpin> Write for TrackedIo<T> {
 impl<T: Connection> Connection for TrackedIo<T> {
     fn connected(&self) -> Connected {
         let connected = self.inner.connected();
-        if connected.is_negotiated_h2() && self.conn.mark_h2() {
-            self.shared.count_untracked();
+        if connected.is_negotiated_h2() && self.state.conn.mark_h2() {
+            self.state.shared.count_untracked();
         }
         connected.extra(self.info())
     }
 }
 
-impl<T> Drop for TrackedIo<T> {
+impl State {
+    /// Takes the connection's entry out of the expiry queue, if it has one.
+    fn unschedule(&mut self) {
+        self.entry_at = None;
+        if let Some(key) = self.key.take() {
+            self.shared.unschedule(&key);
+        }
+    }
+}
+
+impl Drop for State {
     fn drop(&mut self) {
         self.unschedule();
         self.shared.disconnected(&self.origin, self.slot);
@@ -645,9 +710,9 @@ impl<T: fmt::Debug> fmt::Debug for TrackedIo<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackedIo")
             .field("inner", &self.inner)
-            .field("origin", &self.origin)
+            .field("origin", &self.state.origin)
             .field("id", &self.conn_id())
-            .field("idle", &self.tracker.is_idle())
+            .field("idle", &self.state.tracker.is_idle())
             .finish_non_exhaustive()
     }
 }

@@ -154,7 +154,7 @@ impl Harness {
         self.write(POST);
         self.push_read(Ok(OK));
         assert!(matches!(self.read(), Poll::Ready(Ok(b)) if b == OK));
-        assert!(self.io.tracker.is_idle());
+        assert!(self.io.state.tracker.is_idle());
     }
 
     fn facts(&self) -> Option<Facts> {
@@ -237,7 +237,7 @@ async fn a_due_connection_is_ended_only_while_idle() {
     // Nothing is known about the origin: retired after the default 90 s.
     h.write(&POST[..10]);
     tokio::time::sleep(Duration::from_secs(100)).await;
-    h.io.conn.request_retire();
+    h.io.state.conn.request_retire();
     assert!(h.read().is_pending(), "a request is in progress");
     h.write(&POST[10..]);
     h.push_read(Ok(OK));
@@ -246,7 +246,7 @@ async fn a_due_connection_is_ended_only_while_idle() {
 
     // Idle again: a new retire time, 90 s from now. A stale request is
     // ignored...
-    h.io.conn.request_retire();
+    h.io.state.conn.request_retire();
     assert!(h.read().is_pending());
     // ...and the driver's own, at the retire time, ends the connection.
     tokio::time::sleep(Duration::from_secs(91)).await;
@@ -267,13 +267,14 @@ async fn an_idle_read_retires_by_the_estimate_published_since_the_connection_wen
         timeout: Some(Duration::from_secs(1)),
         max: None,
     };
-    let origin = h.io.origin.clone();
-    h.io.shared
-        .observe(&origin, h.io.slot, Evidence::KeepAlive(hint), now());
-    h.io.conn.take_retire();
+    let origin = h.io.state.origin.clone();
+    h.io.state
+        .shared
+        .observe(&origin, h.io.state.slot, Evidence::KeepAlive(hint), now());
+    h.io.state.conn.take_retire();
     assert!(h.read().is_pending(), "not due yet");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    h.io.conn.take_retire();
+    h.io.state.conn.take_retire();
     assert!(matches!(h.read(), Poll::Ready(Ok(b)) if b.is_empty()));
     assert_eq!(h.connector.stats().retired, 1);
 }
@@ -301,7 +302,7 @@ async fn http2_passes_through_untouched() {
     h.push_read(Ok(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"));
     assert!(matches!(h.read(), Poll::Ready(Ok(b)) if b.len() == 9));
     tokio::time::sleep(Duration::from_secs(100)).await;
-    h.io.conn.request_retire();
+    h.io.state.conn.request_retire();
     assert!(h.read().is_pending(), "never ended by the adapter");
     let stats = h.connector.stats();
     assert_eq!((stats.untracked, stats.retired), (1, 0));

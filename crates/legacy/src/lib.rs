@@ -134,9 +134,13 @@
 //!   A close that meets a request on a connection idle for less than
 //!   [`freshpool_expiry::MIN_CROSSED_IDLE`] is not learned from: a server
 //!   resetting over a request it could not handle is likelier then.
-//! - A retire time is fixed when a connection goes idle: a shorter
-//!   estimate learned later applies from that connection's next idle
-//!   period.
+//! - Each connection's IO is a [`TrackedIo<T>`] over the inner
+//!   connector's `T`. Code that recovers its stream after an upgrade or a
+//!   tunnel downcasts to that type, then unwraps it:
+//!   `upgraded.downcast::<TrackedIo<TokioIo<TcpStream>>>()` for
+//!   `HttpConnector`, then [`TrackedIo::into_inner`] (and `TokioIo`'s own
+//!   `into_inner`). A downcast to the inner type itself fails. `TrackedIo`
+//!   is also tokio's `AsyncRead` and `AsyncWrite`.
 
 mod connector;
 mod error;

@@ -18,39 +18,40 @@ impl<T> TrackedIo<T> {
     /// clock sum each.
     #[inline]
     pub(super) fn due_at(&mut self) -> Instant {
-        if self.origin_shared.retire_after_nanos() != self.due_basis {
+        if self.state.origin_shared.retire_after_nanos() != self.state.due_basis {
             self.recompute_due();
         }
-        self.due
+        self.state.due
     }
 
     /// [`due_at`](Self::due_at) from scratch.
     pub(super) fn recompute_due(&mut self) {
-        let basis = self.origin_shared.retire_after_nanos();
-        if basis != self.due_basis {
-            self.due_basis = basis;
-            self.basis_after = Duration::from_nanos(basis);
+        let basis = self.state.origin_shared.retire_after_nanos();
+        if basis != self.state.due_basis {
+            self.state.due_basis = basis;
+            self.state.basis_after = Duration::from_nanos(basis);
         }
-        let after = if self.exhausted {
+        let after = if self.state.exhausted {
             Duration::ZERO
         } else {
-            self.basis_after
+            self.state.basis_after
         };
-        let fresh = self.tracker.messages_completed() == 0;
+        let fresh = self.state.tracker.messages_completed() == 0;
         let after = if fresh { after.max(FRESH_GRACE) } else { after };
         let at = |after| {
-            self.idle_since
+            self.state
+                .idle_since
                 .checked_add(after)
-                .unwrap_or_else(|| self.idle_since + FAR)
+                .unwrap_or_else(|| self.state.idle_since + FAR)
         };
-        self.due = at(after);
+        self.state.due = at(after);
         // A connection that never carried a request says nothing by its
         // close, and one the server allows no more requests on is closed
         // by hyper: neither is watched.
-        self.watch_until = if fresh || self.exhausted {
-            self.due
+        self.state.watch_until = if fresh || self.state.exhausted {
+            self.state.due
         } else {
-            at(self.origin_shared.watch_after()).max(self.due)
+            at(self.state.origin_shared.watch_after()).max(self.state.due)
         };
     }
 
@@ -72,16 +73,20 @@ impl<T> TrackedIo<T> {
     ///
     /// [`due_requested`]: Self::due_requested
     pub(super) fn became_idle(&mut self, now: Instant) {
-        self.idle_since = now;
-        if self.conn.take_retire() {
+        self.state.idle_since = now;
+        if self.state.conn.take_retire() {
             // The entry fired while the connection was busy: it is gone.
-            self.entry_at = None;
+            self.state.entry_at = None;
         }
         self.recompute_due();
-        let at = self.watch_until;
-        if self.due <= now {
-            self.conn.mark_due();
-        } else if self.entry_at.is_none_or(|entry| entry >= self.due) {
+        let at = self.state.watch_until;
+        if self.state.due <= now {
+            self.state.conn.mark_due();
+        } else if self
+            .state
+            .entry_at
+            .is_none_or(|entry| entry >= self.state.due)
+        {
             // An entry of an earlier idle period is kept only if it fires
             // before this one's retire time: fired during the watch, it
             // would end the watch early.
@@ -90,8 +95,10 @@ impl<T> TrackedIo<T> {
     }
 
     pub(super) fn arm(&mut self, at: Instant) {
-        self.shared.schedule(&self.conn, &mut self.key, at);
-        self.entry_at = Some(at);
+        self.state
+            .shared
+            .schedule(&self.state.conn, &mut self.state.key, at);
+        self.state.entry_at = Some(at);
     }
 
     /// Whether an idle read has to look closer at retiring: a retire
@@ -102,9 +109,9 @@ impl<T> TrackedIo<T> {
     /// [`is_due`]: Self::is_due
     #[inline]
     pub(super) fn idle_read_may_end(&self) -> bool {
-        self.conn.retire_pending()
-            || self.origin_shared.retire_after_nanos() != self.due_basis
-            || now() >= self.due
+        self.state.conn.retire_pending()
+            || self.state.origin_shared.retire_after_nanos() != self.state.due_basis
+            || now() >= self.state.due
     }
 
     /// Whether the idle connection is to end, by a retire request or by its
@@ -122,22 +129,22 @@ impl<T> TrackedIo<T> {
         // Asked by idle reads only, and only once a cheaper check said
         // the connection may be due (see `idle_read_may_end`), or after
         // setting a new waker.
-        self.conn.take_retire() && self.requested_due()
+        self.state.conn.take_retire() && self.requested_due()
     }
 
     /// [`due_requested`](Self::due_requested), once a request came.
     #[cold]
     pub(super) fn requested_due(&mut self) -> bool {
         // The driver took the entry out of the queue.
-        self.entry_at = None;
-        if !self.tracker.is_idle() {
+        self.state.entry_at = None;
+        if !self.state.tracker.is_idle() {
             // In use: the next idle period schedules it again.
             return false;
         }
         if now() < self.due_at() {
             // Used since the entry was made, or asked to look at a lower
             // estimate that is not due yet: wait for the current time.
-            self.arm(self.watch_until);
+            self.arm(self.state.watch_until);
             return false;
         }
         true
@@ -157,29 +164,33 @@ impl<T> TrackedIo<T> {
     ///
     /// [`idle_read_may_end`]: Self::idle_read_may_end
     pub(super) fn past_due(&mut self) -> bool {
-        self.tracker.is_idle() && now() >= self.due_at()
+        self.state.tracker.is_idle() && now() >= self.due_at()
     }
 
     /// Ends the connection: every later read returns end-of-file.
     #[cold]
     pub(super) fn retire(&mut self, now: Instant) {
-        self.tracker.stop();
-        self.stop_seen = true;
-        self.mode = Mode::Retired;
-        self.shared.count_retired();
-        let idle_for = now.saturating_duration_since(self.idle_since);
+        self.state.tracker.stop();
+        self.state.stop_seen = true;
+        self.state.mode = Mode::Retired;
+        self.state.shared.count_retired();
+        let idle_for = now.saturating_duration_since(self.state.idle_since);
         tracing::debug!(
-            origin = %self.origin,
+            origin = %self.state.origin,
             id = self.conn_id(),
             ?idle_for,
             "retired idle connection before the server's deadline"
         );
-        if self.tracker.messages_completed() > 0 {
+        if self.state.tracker.messages_completed() > 0 {
             // Still open after idling this long. (A connection that never
             // carried a request says nothing: servers time out a first
             // request with another timer.)
-            self.shared
-                .observe(&self.origin, self.slot, Evidence::Survived(idle_for), now);
+            self.state.shared.observe(
+                &self.state.origin,
+                self.state.slot,
+                Evidence::Survived(idle_for),
+                now,
+            );
         }
         self.unschedule();
     }
