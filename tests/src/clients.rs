@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{Report, Schedule, exchange, post, race};
+use crate::{Captured, Report, Schedule, exchange, post, race};
 
 type Body = Full<Bytes>;
 
@@ -26,7 +26,9 @@ pub async fn run_freshpool(name: &str, origin: &Origin, schedule: Schedule) -> R
             let client = client.clone();
             async move {
                 let learned = client.stats().total.server_closes_observed > 0;
-                exchange(client.request(post(url, id, false)), learned).await
+                let mut req = post(url, id, false);
+                let captured = Captured::native(&mut req);
+                exchange(captured, client.request(req), learned).await
             }
         }
     })
@@ -44,7 +46,9 @@ pub async fn run_swapped(name: &str, origin: &Origin, schedule: Schedule) -> Rep
             let (client, connector) = (client.clone(), connector.clone());
             async move {
                 let learned = connector.stats().server_closes > 0;
-                exchange(client.request(post(url, id, false)), learned).await
+                let mut req = post(url, id, false);
+                let captured = Captured::legacy(&mut req);
+                exchange(captured, client.request(req), learned).await
             }
         }
     })
@@ -60,7 +64,11 @@ pub async fn run_retry_client(name: &str, origin: &Origin, schedule: Schedule) -
         );
         move |url, id| {
             let client = client.clone();
-            async move { exchange(client.request(post(url, id, true)), false).await }
+            async move {
+                let mut req = post(url, id, true);
+                let captured = Captured::legacy(&mut req);
+                exchange(captured, client.request(req), false).await
+            }
         }
     })
     .await

@@ -15,8 +15,11 @@ use std::time::Duration;
 use freshpool_origin::Origin;
 
 mod clients;
+mod hang;
+pub mod story;
 
 pub use clients::{run_freshpool, run_retry_client, run_swapped};
+pub use hang::{Captured, Failure, Hang};
 pub mod tls;
 
 /// A schedule of POSTs: `tasks` concurrent senders, each sending
@@ -116,7 +119,7 @@ pub struct Sent {
     pub task: usize,
     /// The gap before it.
     pub gap: Duration,
-    /// `Ok(reused)` or the error's kind.
+    /// `Ok(reused)` or the error's kind ([`HANG`] for a hang).
     pub result: Result<bool, String>,
 }
 
@@ -131,6 +134,10 @@ pub struct Report {
     pub ok: u64,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Requests that got neither a response nor an error within
+    /// [`BOUND`], with their connections' stories. Not errors: a test
+    /// fails on any (see [`assert_no_hangs`]).
+    pub hangs: Vec<Hang>,
     /// Requests the origin processed.
     pub processed: u64,
     /// Processings beyond the first of any request id.
@@ -215,12 +222,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<24} sent {:>5}  ok {:>5}  errors {:>4} {:?}  processed {:>5}  duplicates {}  lost {}  connections {}",
+            "{:<24} sent {:>5}  ok {:>5}  errors {:>4} {:?}  hangs {}  processed {:>5}  duplicates {}  lost {}  connections {}",
             self.name,
             self.sent,
             self.ok,
             self.error_count(),
             self.errors,
+            self.hangs.len(),
             self.processed,
             self.duplicates,
             self.lost,
@@ -232,14 +240,15 @@ impl fmt::Display for Report {
 /// Runs `schedule` against `origin`. Each sender gets its own client from
 /// `make()` (its own pool, as separate services calling one backend do),
 /// and sends each POST with `send(url, request_id)`, which resolves to
-/// `Ok(reused)` once the whole response body has been read, or to an error
-/// kind.
+/// `Ok(reused)` once the whole response body has been read, or to a
+/// [`Failure`]: an error kind, or a [`Hang`] (see [`exchange`]).
 pub async fn race<M, F, Fut>(name: &str, origin: &Origin, schedule: Schedule, make: M) -> Report
 where
     M: Fn() -> F,
     F: Fn(String, String) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<bool, String>> + Send + 'static,
+    Fut: Future<Output = Result<bool, Failure>> + Send + 'static,
 {
+    story::install();
     let url = format!("{}/race", origin.base_url());
     let requests = Arc::new(Mutex::new(Vec::new()));
     let ids = Arc::new(AtomicU64::new(0));
@@ -262,23 +271,43 @@ where
                 };
                 tokio::time::sleep(gap).await;
                 let id = format!("{task}-{}", ids.fetch_add(1, Ordering::Relaxed));
-                let result = send(url.clone(), id).await;
+                let outcome = send(url.clone(), id.clone()).await;
+                let (result, hang) = match outcome {
+                    Ok(reused) => (Ok(reused), None),
+                    Err(Failure::Error(kind)) => (Err(kind), None),
+                    Err(Failure::Hang(hang)) => {
+                        let hang = Hang {
+                            request_id: id,
+                            ..*hang
+                        };
+                        (Err(HANG.to_owned()), Some(hang))
+                    }
+                };
                 requests
                     .lock()
                     .expect("requests lock")
-                    .push(Sent { task, gap, result });
+                    .push((Sent { task, gap, result }, hang));
             }
         });
     }
     while let Some(joined) = tasks.join_next().await {
         joined.expect("a race task panicked");
     }
-    let requests = std::mem::take(&mut *requests.lock().expect("requests lock"));
+    let (requests, hangs): (Vec<Sent>, Vec<Option<Hang>>) =
+        std::mem::take(&mut *requests.lock().expect("requests lock"))
+            .into_iter()
+            .unzip();
+    let hangs: Vec<Hang> = hangs
+        .into_iter()
+        .flatten()
+        .map(|hang| hang.with_server(origin))
+        .collect();
     let mut errors = BTreeMap::new();
     let mut ok = 0;
     for sent in &requests {
         match &sent.result {
             Ok(_) => ok += 1,
+            Err(kind) if kind == HANG => {}
             Err(kind) => *errors.entry(kind.clone()).or_insert(0) += 1,
         }
     }
@@ -288,6 +317,7 @@ where
         sent: requests.len() as u64,
         ok,
         errors,
+        hangs,
         processed: stats.requests_processed,
         duplicates: stats.duplicate_requests,
         lost: ok.saturating_sub(stats.requests_processed),
@@ -371,15 +401,27 @@ pub async fn send(
 /// close: from then on, learning must prevent every failure.
 pub const AFTER_LEARNING: &str = " [after a close was observed]";
 
-/// No request of a race may hang: one that gets no complete response in
-/// this long counts as an error of its own kind.
+/// No request of a race may hang: one that gets no complete response and
+/// no error in this long is a [`Hang`]. Every race's requests are answered
+/// within a few idle timeouts (a second at most) even on a loaded 2-core
+/// machine, so ten seconds is only ever reached by a request nothing will
+/// ever answer.
 pub const BOUND: Duration = Duration::from_secs(10);
 
-/// Bounds one exchange of a race by [`BOUND`].
-pub async fn bounded(exchange: impl Future<Output = Result<bool, String>>) -> Result<bool, String> {
-    tokio::time::timeout(BOUND, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("no response within {BOUND:?}")))
+/// The error kind a hang has in [`Sent::result`]. It is never counted in
+/// [`Report::errors`].
+pub const HANG: &str = "hang";
+
+/// Bounds one exchange of a race by [`BOUND`]: past it, a [`Hang`] on the
+/// connection `captured` names.
+pub async fn bounded(
+    captured: Captured,
+    exchange: impl Future<Output = Result<bool, String>>,
+) -> Result<bool, Failure> {
+    match tokio::time::timeout(BOUND, exchange).await {
+        Ok(result) => result.map_err(Failure::Error),
+        Err(_elapsed) => Err(Failure::Hang(Box::new(captured.hang()))),
+    }
 }
 
 /// Tags an error kind with [`AFTER_LEARNING`] when the client had learned.
@@ -429,8 +471,26 @@ pub async fn origin(
         .expect("origin starts on loopback")
 }
 
-/// Every success was processed once, and nothing twice.
+/// No request hung; on a hang, the stories of the hung requests'
+/// connections are the message.
+pub fn assert_no_hangs(report: &Report) {
+    if report.hangs.is_empty() {
+        return;
+    }
+    let mut stories = String::new();
+    for hang in &report.hangs {
+        stories.push_str(&hang.to_string());
+    }
+    panic!(
+        "{} request(s) of {} hung: {report}\n{stories}",
+        report.hangs.len(),
+        report.name
+    );
+}
+
+/// No request hung, every success was processed once, and nothing twice.
 pub fn assert_exactly_once(report: &Report) {
+    assert_no_hangs(report);
     assert_eq!(report.duplicates, 0, "{report}");
     assert_eq!(report.lost, 0, "{report}");
     assert_eq!(
@@ -451,7 +511,11 @@ pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> 
                 .build_http();
         move |url, id| {
             let client = client.clone();
-            async move { exchange(client.request(post(url, id, false)), false).await }
+            async move {
+                let mut req = post(url, id, false);
+                let captured = Captured::legacy(&mut req);
+                exchange(captured, client.request(req), false).await
+            }
         }
     })
     .await
@@ -460,18 +524,19 @@ pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> 
 /// One exchange of a race: awaits `response`, reads its body to the end,
 /// and says whether the connection was reused. An error becomes its kind,
 /// [tagged](tagged) when the client had `learned`; the whole exchange is
-/// [bounded](bounded).
+/// [bounded](bounded), and a hang names the connection `captured` saw.
 pub async fn exchange<B, E>(
+    captured: Captured,
     response: impl Future<Output = Result<http::Response<B>, E>>,
     learned: bool,
-) -> Result<bool, String>
+) -> Result<bool, Failure>
 where
     B: hyper::body::Body,
     B::Error: StdError + 'static,
     E: StdError + 'static,
 {
     use http_body_util::BodyExt;
-    bounded(async move {
+    bounded(captured, async move {
         let response = response
             .await
             .map_err(|e| tagged(error_kind(&e), learned))?;

@@ -20,7 +20,7 @@ use freshpool_legacy::Connector;
 use freshpool_origin::{CloseMode, Origin, TlsClose};
 use freshpool_tests::tls::https_connector;
 use freshpool_tests::{
-    AFTER_LEARNING, Gaps, Report, Schedule, assert_exactly_once, exchange, post, race,
+    AFTER_LEARNING, Captured, Gaps, Report, Schedule, assert_exactly_once, exchange, post, race,
 };
 use http_body_util::Full;
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -50,7 +50,11 @@ async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
             LegacyClient::builder(TokioExecutor::new()).build(https_connector(origin));
         move |url, id| {
             let client = client.clone();
-            async move { exchange(client.request(post(url, id, false)), false).await }
+            async move {
+                let mut req = post(url, id, false);
+                let captured = Captured::legacy(&mut req);
+                exchange(captured, client.request(req), false).await
+            }
         }
     })
     .await
@@ -65,7 +69,9 @@ async fn run_legacy_connector(origin: &Origin, schedule: Schedule) -> Report {
             let (client, connector) = (client.clone(), connector.clone());
             async move {
                 let learned = connector.stats().server_closes > 0;
-                exchange(client.request(post(url, id, false)), learned).await
+                let mut req = post(url, id, false);
+                let captured = Captured::legacy(&mut req);
+                exchange(captured, client.request(req), learned).await
             }
         }
     })
@@ -94,7 +100,9 @@ async fn run_freshpool(origin: &Origin, schedule: Schedule) -> (Report, Totals) 
             let client = client.clone();
             async move {
                 let learned = client.stats().total.server_closes_observed > 0;
-                exchange(client.request(post(url, id, false)), learned).await
+                let mut req = post(url, id, false);
+                let captured = Captured::native(&mut req);
+                exchange(captured, client.request(req), learned).await
             }
         }
     })

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use freshpool_origin::{Advertise, Origin};
-use freshpool_tests::{Gaps, Report, Schedule, error_kind, race};
-use http_body_util::{BodyExt, Full};
+use freshpool_tests::{Captured, Gaps, Report, Schedule, assert_no_hangs, exchange, race};
+use http_body_util::Full;
 
 /// The origin's idle timeout, advertised as `Keep-Alive: timeout=1`.
 const IDLE: Duration = Duration::from_secs(1);
@@ -33,22 +33,12 @@ async fn run(gaps: Gaps, tasks: usize, per_task: usize) -> Report {
         move |url: String, id: String| {
             let client = client.clone();
             async move {
-                let req = http::Request::post(url)
+                let mut req = http::Request::post(url)
                     .header("x-request-id", id)
                     .body(Full::new(Bytes::from_static(b"x")))
                     .expect("request");
-                let response = client.request(req).await.map_err(|e| error_kind(&e))?;
-                let reused = response
-                    .headers()
-                    .get("x-connection-requests")
-                    .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
-                    .is_some_and(|n| n > 1);
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| error_kind(&e))?;
-                Ok(reused)
+                let captured = Captured::native(&mut req);
+                exchange(captured, client.request(req), false).await
             }
         }
     })
@@ -76,6 +66,7 @@ fn reuse_below(report: &Report, below: Duration) -> (usize, usize) {
 async fn gaps_around_the_idle_timeout_reuse_whenever_safe() {
     let report = run(Gaps::Uniform { max: IDLE * 2 }, 100, 10).await;
     println!("{report}");
+    assert_no_hangs(&report);
     assert_eq!(report.error_count(), 0, "{report}");
     assert_eq!(report.duplicates, 0, "{report}");
     let (reused, eligible) = reuse_below(&report, RETIRE);
@@ -95,6 +86,7 @@ async fn requests_faster_than_the_retire_time_reuse() {
     )
     .await;
     println!("{report}");
+    assert_no_hangs(&report);
     assert_eq!(report.error_count(), 0, "{report}");
     let later = report
         .requests

@@ -77,7 +77,7 @@ where
         config.exec.execute(async move {
             let _slot = slot;
             if let Err(error) = conn.await {
-                tracing::debug!(%error, "HTTP/2 connection ended with an error");
+                tracing::debug!(id, %error, "HTTP/2 connection ended with an error");
             }
         });
         Tx::Http2(tx, Streams::new(Arc::downgrade(pool), origin.clone()))
@@ -97,7 +97,7 @@ where
             let _slot = slot;
             let _ended = ended;
             if let Err(error) = conn.with_upgrades().await {
-                tracing::debug!(%error, "HTTP/1 connection ended with an error");
+                tracing::debug!(id, %error, "HTTP/1 connection ended with an error");
             }
         });
         Tx::Http1(tx)

@@ -240,6 +240,7 @@ impl<B> PoolShared<B> {
         origin.counters.bump(Event::RetiredByExpiry);
         tracing::debug!(
             origin = %key,
+            id = idle.conn.id,
             ?evidence,
             "the server closed a retired idle connection while it was watched"
         );
@@ -260,7 +261,11 @@ impl<B> PoolShared<B> {
         let evidence = match why {
             Dead::Expired => {
                 origin.counters.bump(Event::RetiredByExpiry);
-                tracing::debug!(origin = %key, "retired idle connection at checkout");
+                tracing::debug!(
+                    origin = %key,
+                    id = idle.conn.id,
+                    "retired idle connection at checkout"
+                );
                 // Still open after idling until its retire time. (Not
                 // later: past it, a close may have arrived unread.)
                 Evidence::Survived(
@@ -274,7 +279,12 @@ impl<B> PoolShared<B> {
             Dead::Closed => return self.learn_from_close(origin, queue, key, idle, now)?,
             Dead::Probe(liveness) => {
                 origin.counters.bump(Event::ProbeRejected(liveness));
-                tracing::debug!(origin = %key, %liveness, "probe rejected idle connection");
+                tracing::debug!(
+                    origin = %key,
+                    id = idle.conn.id,
+                    %liveness,
+                    "probe rejected idle connection"
+                );
                 if let Some(wake) = self.learn_from_close(origin, queue, key, idle, now) {
                     return wake;
                 }

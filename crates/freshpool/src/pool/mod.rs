@@ -419,7 +419,7 @@ impl<B: Send + 'static> PoolShared<B> {
         let watch_until = watch_until.max(retire_at);
         if retire_at <= now {
             self.bump(origin, Event::RetiredByExpiry);
-            tracing::debug!(origin = %key, "retired at check-in: due already");
+            tracing::debug!(origin = %key, id = conn.id, "retired at check-in: due already");
             return None;
         }
         conn.state.set_idle();
@@ -541,6 +541,7 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                     let idle_for = idle.retire_at.saturating_duration_since(idle.since);
                     tracing::debug!(
                         origin = %key,
+                        id = idle.conn.id,
                         ?idle_for,
                         "retired idle connection before the server's deadline"
                     );
