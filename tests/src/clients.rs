@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{Captured, Report, Schedule, exchange, post, race};
+use crate::{Captured, Outcome, Report, Schedule, exchange, post, race};
 
 type Body = Full<Bytes>;
 
@@ -25,10 +25,13 @@ pub async fn run_freshpool(name: &str, origin: &Origin, schedule: Schedule) -> R
         move |url, id| {
             let client = client.clone();
             async move {
-                let learned = client.stats().total.server_closes_observed > 0;
+                let stats = client.stats();
+                let learned = stats.total.server_closes_observed > 0;
+                let retire = stats.origins.first().and_then(|(_, o)| o.retire_after);
                 let mut req = post(url, id, false);
                 let captured = Captured::native(&mut req);
-                exchange(captured, client.request(req), learned).await
+                let result = exchange(captured, client.request(req), learned).await;
+                Outcome { result, retire }
             }
         }
     })
@@ -47,8 +50,10 @@ pub async fn run_swapped(name: &str, origin: &Origin, schedule: Schedule) -> Rep
             async move {
                 let learned = connector.stats().server_closes > 0;
                 let mut req = post(url, id, false);
+                let retire = connector.retire_after(req.uri());
                 let captured = Captured::legacy(&mut req);
-                exchange(captured, client.request(req), learned).await
+                let result = exchange(captured, client.request(req), learned).await;
+                Outcome { result, retire }
             }
         }
     })
@@ -59,15 +64,17 @@ pub async fn run_swapped(name: &str, origin: &Origin, schedule: Schedule) -> Rep
 /// `Idempotency-Key`, so RFC 9112 lets it retry them.
 pub async fn run_retry_client(name: &str, origin: &Origin, schedule: Schedule) -> Report {
     race(name, origin, schedule, || {
-        let client: RetryClient<HttpConnector, Body> = RetryClient::new(
-            LegacyClient::builder(TokioExecutor::new()).build(Connector::new(HttpConnector::new())),
-        );
+        let connector = Connector::new(HttpConnector::new());
+        let client: RetryClient<HttpConnector, Body> =
+            RetryClient::new(LegacyClient::builder(TokioExecutor::new()).build(connector.clone()));
         move |url, id| {
-            let client = client.clone();
+            let (client, connector) = (client.clone(), connector.clone());
             async move {
                 let mut req = post(url, id, true);
+                let retire = connector.retire_after(req.uri());
                 let captured = Captured::legacy(&mut req);
-                exchange(captured, client.request(req), false).await
+                let result = exchange(captured, client.request(req), false).await;
+                Outcome { result, retire }
             }
         }
     })

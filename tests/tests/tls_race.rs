@@ -45,7 +45,7 @@ async fn tls_origin() -> Origin {
 }
 
 async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
-    race("hyper-util", origin, schedule, || {
+    let report = race("hyper-util", origin, schedule, || {
         let client: LegacyClient<_, Body> =
             LegacyClient::builder(TokioExecutor::new()).build(https_connector(origin));
         move |url, id| {
@@ -53,11 +53,15 @@ async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
             async move {
                 let mut req = post(url, id, false);
                 let captured = Captured::legacy(&mut req);
-                exchange(captured, client.request(req), false).await
+                exchange(captured, client.request(req), false).await.into()
             }
         }
     })
-    .await
+    .await;
+    Report {
+        reference: true,
+        ..report
+    }
 }
 
 async fn run_legacy_connector(origin: &Origin, schedule: Schedule) -> Report {
@@ -71,7 +75,9 @@ async fn run_legacy_connector(origin: &Origin, schedule: Schedule) -> Report {
                 let learned = connector.stats().server_closes > 0;
                 let mut req = post(url, id, false);
                 let captured = Captured::legacy(&mut req);
-                exchange(captured, client.request(req), learned).await
+                exchange(captured, client.request(req), learned)
+                    .await
+                    .into()
             }
         }
     })
@@ -102,7 +108,9 @@ async fn run_freshpool(origin: &Origin, schedule: Schedule) -> (Report, Totals) 
                 let learned = client.stats().total.server_closes_observed > 0;
                 let mut req = post(url, id, false);
                 let captured = Captured::native(&mut req);
-                exchange(captured, client.request(req), learned).await
+                exchange(captured, client.request(req), learned)
+                    .await
+                    .into()
             }
         }
     })

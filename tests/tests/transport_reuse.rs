@@ -38,7 +38,7 @@ async fn run(gaps: Gaps, tasks: usize, per_task: usize) -> Report {
                     .body(Full::new(Bytes::from_static(b"x")))
                     .expect("request");
                 let captured = Captured::native(&mut req);
-                exchange(captured, client.request(req), false).await
+                exchange(captured, client.request(req), false).await.into()
             }
         }
     })
