@@ -1,5 +1,5 @@
 //! Cost of the expiry queue with 1,000,000 tracked connections
-//! (DESIGN.md §6: at most 200 ns per insert+remove, 64 bytes per entry).
+//! (docs/design.md §15: at most 200 ns per insert+remove, 64 bytes per entry).
 //!
 //! `cargo bench -p freshpool-benches --bench expiry` reports ns per
 //! iteration; every iteration keeps the queue at 1,000,000 entries (one

@@ -1,4 +1,4 @@
-//! The race of DESIGN.md §1 through hyper-util's real legacy `Client`, in
+//! The race of docs/design.md §1 through hyper-util's real legacy `Client`, in
 //! one run on identical origins: plain hyper-util (the baseline), the same
 //! client with only its connector swapped for `freshpool_legacy::Connector`,
 //! and `freshpool_legacy::RetryClient` over it. Every sender POSTs at the

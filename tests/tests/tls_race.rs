@@ -1,4 +1,4 @@
-//! The race of DESIGN.md §1 over HTTPS: hyper-util's legacy `Client` over
+//! The race of docs/design.md §1 over HTTPS: hyper-util's legacy `Client` over
 //! hyper-rustls's `HttpsConnector` (the baseline), the same client over
 //! `freshpool_legacy::Connector::new(https)`, and `freshpool::Client` built
 //! on the `HttpsConnector` itself (the `rustls` feature, no wrapper), each

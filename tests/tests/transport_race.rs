@@ -1,4 +1,4 @@
-//! The race of DESIGN.md §1, side by side: freshpool's `Client` and
+//! The race of docs/design.md §1, side by side: freshpool's `Client` and
 //! hyper-util's legacy `Client` POST at the server's idle timeout ± jitter
 //! to identical origins, in the same run. freshpool must see no errors and
 //! no duplicates; hyper-util's figures are printed as the baseline.

@@ -137,9 +137,8 @@ pub struct Key {
 /// serve a whole pool; [`Driver`](crate::Driver) is the thin task that
 /// sleeps until [`next_deadline`](Self::next_deadline).
 ///
-/// `remove` returns `Option<T>` rather than the `T` of DESIGN.md: a stale
-/// key is an ordinary event in a pool (the entry expired a moment ago), not
-/// a bug worth a panic.
+/// `remove` returns `Option<T>`, not `T`: a stale key is an ordinary event
+/// in a pool (the entry expired a moment ago), not a bug worth a panic.
 ///
 /// Entries with equal deadlines come out in an unspecified order.
 ///

@@ -140,7 +140,7 @@ fn values_are_dropped_once() {
     assert_eq!(Rc::strong_count(&counter), 1);
 }
 
-/// DESIGN.md §6: at most 64 bytes per entry with 1,000,000 entries, in the
+/// docs/design.md §15: at most 64 bytes per entry with 1,000,000 entries, in the
 /// steady state where stale schedule entries (from `remove` and `reset`)
 /// accumulate until compaction.
 #[test]

@@ -1,4 +1,4 @@
-//! [`RetryClient`]: DESIGN.md §4's retry rules over hyper-util's legacy
+//! [`RetryClient`]: the retry rules of docs/design.md §7 over hyper-util's legacy
 //! `Client`, using the facts the adapter's connections record.
 
 use std::error::Error as StdError;
