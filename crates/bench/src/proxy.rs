@@ -45,7 +45,7 @@ use crate::Failure;
 use crate::cli::{Close, parse_duration};
 use crate::clients::{self, Body, Kind, Mechanisms};
 use crate::progress::Progress;
-use crate::race::REQUEST_TIMEOUT;
+use crate::race::{HANG, REQUEST_TIMEOUT};
 use crate::table::{percent, quantile};
 
 /// `poolbench proxy`.
@@ -396,7 +396,7 @@ async fn send_all(plan: SenderPlan, progress: crate::progress::Counter) -> Resul
         let sent = Instant::now();
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, client.send(req))
             .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()));
+            .unwrap_or_else(|_| Err(HANG.to_owned()));
         match outcome {
             Ok(()) => race.latencies.push(sent.elapsed()),
             Err(kind) => {

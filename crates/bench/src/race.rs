@@ -30,9 +30,14 @@ use tokio::time::Instant;
 use crate::clients::{self, Kind, Pool};
 use crate::gaps::{Gaps, XorShift};
 
-/// How long one request may take before it counts as failed (`timed
-/// out`), so that a server that stops answering cannot stall a race.
+/// How long one request may take before it counts as a hang ([`HANG`]),
+/// so that a server that stops answering cannot stall a race.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The error kind of a request that got neither a response nor an error
+/// within [`REQUEST_TIMEOUT`]: a hang, which the tables name as such,
+/// apart from the errors a client returned.
+pub(crate) const HANG: &str = "hang: no response and no error within 30 s";
 use crate::progress::Counter;
 
 /// What to send, how often.
@@ -269,7 +274,7 @@ async fn send_all(plan: Plan, sender: Sender, start: Instant, progress: Counter)
         let sent = Instant::now();
         let result = tokio::time::timeout(REQUEST_TIMEOUT, pool.exchange(req, plan.slow_body))
             .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()));
+            .unwrap_or_else(|_| Err(HANG.to_owned()));
         let done = Instant::now();
         let latency = done.saturating_duration_since(sent);
         samples.push(Sample {

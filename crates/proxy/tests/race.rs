@@ -36,6 +36,9 @@ struct Lane {
     proxy: Running,
     status_5xx: u64,
     errors: u64,
+    /// Requests that got neither a response nor an error in 10 s: hangs,
+    /// counted apart from errors.
+    hangs: u64,
 }
 
 /// A small deterministic generator for the jitter: the same schedule for
@@ -74,6 +77,7 @@ async fn lane<Cl: Upstream>(
         proxy,
         status_5xx: 0,
         errors: 0,
+        hangs: 0,
     }
 }
 
@@ -85,10 +89,10 @@ async fn lane<Cl: Upstream>(
 /// connection per sender, each idle for about a pause between uses (as
 /// with nginx in front of a busy site, where the 502s come from).
 /// Returns (5xx, other errors).
-async fn sender(url: String, prefix: String, jitter: Duration, seed: u64) -> (u64, u64) {
+async fn sender(url: String, prefix: String, jitter: Duration, seed: u64) -> (u64, u64, u64) {
     let client = client();
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let (mut status_5xx, mut errors) = (0, 0);
+    let (mut status_5xx, mut errors, mut hangs) = (0, 0, 0);
     for n in 0..REQUESTS {
         if n > 0 {
             let mut pause = rng.around(IDLE, jitter);
@@ -117,10 +121,11 @@ async fn sender(url: String, prefix: String, jitter: Duration, seed: u64) -> (u6
         match outcome {
             Ok(Ok((status, _))) if status.is_server_error() => status_5xx += 1,
             Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => errors += 1,
+            Ok(Err(_)) => errors += 1,
+            Err(_) => hangs += 1,
         }
     }
-    (status_5xx, errors)
+    (status_5xx, errors, hangs)
 }
 
 #[test]
@@ -184,9 +189,10 @@ fn through_the_freshpool_proxy_no_post_meets_a_stale_upstream_connection() {
             }
         }
         while let Some(done) = tasks.join_next().await {
-            let (index, (status_5xx, errors)) = done.expect("sender");
+            let (index, (status_5xx, errors, hangs)) = done.expect("sender");
             lanes[index].status_5xx += status_5xx;
             lanes[index].errors += errors;
+            lanes[index].hangs += hangs;
         }
         lanes
     });
@@ -201,10 +207,11 @@ fn through_the_freshpool_proxy_no_post_meets_a_stale_upstream_connection() {
             1.0 - stats.connections_accepted as f64 / stats.requests_processed.max(1) as f64;
         idle_closes += stats.idle_closes_fin + stats.idle_closes_rst;
         report.push_str(&format!(
-            "{:<44} 5xx {:>3}  errors {:>2}  processed {:>3}  duplicates {}  upstream connections {:>3}  reuse {:>5.1}%\n",
+            "{:<44} 5xx {:>3}  errors {:>2}  hangs {}  processed {:>3}  duplicates {}  upstream connections {:>3}  reuse {:>5.1}%\n",
             lane.name,
             lane.status_5xx,
             lane.errors,
+            lane.hangs,
             stats.requests_processed,
             stats.duplicate_requests,
             stats.connections_accepted,
@@ -218,6 +225,11 @@ fn through_the_freshpool_proxy_no_post_meets_a_stale_upstream_connection() {
         "the origins never closed an idle connection: no race\n{report}"
     );
     for lane in &lanes {
+        assert_eq!(
+            lane.hangs, 0,
+            "{}: a request got no response and no error in 10 s\n{report}",
+            lane.name
+        );
         assert_eq!(lane.errors, 0, "the client→proxy hop failed\n{report}");
         if lane.freshpool {
             let stats = lane.origin.stats();
