@@ -176,6 +176,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The same report, marked as the reference's (hyper-util as is).
+    pub fn into_reference(self) -> Report {
+        Report {
+            reference: true,
+            ..self
+        }
+    }
+
     /// All errors, whatever their kind.
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
@@ -585,10 +593,7 @@ pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> 
         }
     })
     .await;
-    Report {
-        reference: true,
-        ..report
-    }
+    report.into_reference()
 }
 
 /// One exchange of a race: awaits `response`, reads its body to the end,

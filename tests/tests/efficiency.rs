@@ -9,15 +9,32 @@ use std::time::Duration;
 
 use freshpool_origin::{Advertise, CloseMode};
 use freshpool_tests::{
-    Gaps, Schedule, assert_efficiency, assert_exactly_once, origin, run_freshpool, run_hyper_util,
-    run_retry_client, run_swapped,
+    Gaps, RACE_SLACK, Schedule, assert_efficiency, assert_exactly_once, origin, run_freshpool,
+    run_hyper_util, run_retry_client, run_swapped,
 };
 
-/// The share of the oracle's reuse each freshpool client must keep. On a
-/// quiet machine they keep 0.93–0.95 at a 200 ms timeout and 0.97 at 2 s
-/// (`poolbench race --gaps uniform:0.5..1.5`); the floor leaves room for
-/// a loaded CI runner.
-const FLOOR: f64 = 0.9;
+/// The share of the oracle's reuse each freshpool client must keep, and
+/// why it is this number.
+///
+/// The gaps are uniform on [0.5, 1.5] × the timeout, so the oracle is the
+/// half of them below it. A client retiring at `timeout − m` keeps about
+/// `(timeout / 2 − m − s) / (timeout / 2)` of it, `s` being what the race
+/// adds to a gap (`RACE_SLACK`, 2 ms) and `m` the margin: the driver's
+/// lateness, and for a learned timeout 1% of it, the lateness again and
+/// 10 ms while one close is all it rests on. At a 200 ms timeout on a
+/// loaded 2-core runner that is up to 18 ms, so the floor allows
+/// `m + s` up to 20 ms of the 100 ms half: 0.8. This debug build measured
+/// 0.90–0.92 in 6 runs on a quiet machine and 0.84 in a fresh clone's
+/// `cargo test --workspace` (the release figures, `poolbench race --gaps
+/// uniform:0.5..1.5`, are 0.93–0.95). At 2 s the same margin is a tenth
+/// as large a share. A client that never reuses scores 0.
+const FLOOR: f64 = 0.8;
+
+/// The share of the requests below a client's own retire time that must
+/// reuse a connection: the client keeps what its retire time promises.
+/// Only a gap within the race's slack of the retire time can miss, on a
+/// late timer; it measured 0.98–1.00 in the same runs.
+const KEPT_BELOW_RETIRE: f64 = 0.95;
 
 async fn wide_gaps(idle: Duration, per_task: usize, seed: u64) {
     let schedule = Schedule {
@@ -57,6 +74,13 @@ async fn wide_gaps(idle: Duration, per_task: usize, seed: u64) {
             "no error once the timeout is known: {report}"
         );
         assert_efficiency(report, &hu, idle, FLOOR);
+        let (kept, below) = report.kept_below_retire(RACE_SLACK);
+        assert!(below > 0, "no request below the retire time: {report}");
+        assert!(
+            kept as f64 >= KEPT_BELOW_RETIRE * below as f64,
+            "{} reused {kept} of the {below} requests below its own retire time: {report}",
+            report.name
+        );
     }
     assert_eq!(retrying.error_count(), 0, "{retrying}");
 }

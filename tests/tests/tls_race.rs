@@ -58,10 +58,7 @@ async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
         }
     })
     .await;
-    Report {
-        reference: true,
-        ..report
-    }
+    report.into_reference()
 }
 
 async fn run_legacy_connector(origin: &Origin, schedule: Schedule) -> Report {
