@@ -95,8 +95,12 @@ where
         };
         config.exec.execute(async move {
             let _slot = slot;
-            let _ended = ended;
-            if let Err(error) = conn.with_upgrades().await {
+            // The connection future, and hyper's end of the request
+            // channel in it, is gone once the await returns: only then
+            // does `ended` say so.
+            let result = conn.with_upgrades().await;
+            drop(ended);
+            if let Err(error) = result {
                 tracing::debug!(id, %error, "HTTP/1 connection ended with an error");
             }
         });
@@ -144,6 +148,10 @@ struct Ended<B: Send + 'static> {
 
 impl<B: Send + 'static> Drop for Ended<B> {
     fn drop(&mut self) {
+        // After the connection future, and hyper's receiver with it: a
+        // request still waiting on this connection is stranded (see
+        // `Landing`).
+        self.state.task_ended();
         if let Some(pool) = self.pool.upgrade() {
             pool.connection_ended(&self.origin, self.id, self.state.expiry());
         }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use freshpool_expiry::{CloseKind, Key};
 use freshpool_probe::{Detached, Liveness, Probe};
+use futures_util::task::AtomicWaker;
 use hyper::rt::{Read, ReadBufCursor, Write};
 
 /// What a connection's IO reports to the pool.
@@ -47,6 +48,11 @@ pub(crate) struct ConnState {
     /// remove when the connection's task ends outside the pool (written by
     /// the pool, once per retire period, not per request).
     expiry: Mutex<Option<Key>>,
+    /// The connection's task has ended, and hyper's side of the request
+    /// channel with it (see [`ConnState::task_ended`]).
+    task_ended: AtomicBool,
+    /// The attempt to wake when the task ends.
+    task_waker: AtomicWaker,
 }
 
 /// Written by the connection task only (so plain loads and stores).
@@ -116,7 +122,27 @@ impl ConnState {
                 due: AtomicU64::new(0),
             },
             expiry: Mutex::new(None),
+            task_ended: AtomicBool::new(false),
+            task_waker: AtomicWaker::new(),
         }
+    }
+
+    /// The connection's task ended: hyper dropped its end of the request
+    /// channel. Called once, after the task's connection future (and with
+    /// it the channel's receiver) is dropped.
+    pub(crate) fn task_ended(&self) {
+        self.task_ended.store(true, Ordering::Release);
+        self.task_waker.wake();
+    }
+
+    /// Whether the connection's task has ended; if not, `cx` is woken
+    /// when it does.
+    pub(crate) fn poll_task_ended(&self, cx: &Context<'_>) -> bool {
+        if self.task_ended.load(Ordering::Acquire) {
+            return true;
+        }
+        self.task_waker.register(cx.waker());
+        self.task_ended.load(Ordering::Acquire)
     }
 
     /// Records the connection's expiry queue entry (or that it has none).

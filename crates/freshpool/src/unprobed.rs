@@ -79,6 +79,13 @@ pub struct UnprobedIo<T> {
     io: T,
 }
 
+impl<T> UnprobedIo<T> {
+    #[cfg(test)]
+    pub(crate) fn new(io: T) -> UnprobedIo<T> {
+        UnprobedIo { io }
+    }
+}
+
 impl<T> Probe for UnprobedIo<T> {
     fn probe(&self) -> Liveness {
         Liveness::Unknown

@@ -16,6 +16,7 @@ use hyper::client::conn::TrySendError;
 use super::{Client, Pending};
 use crate::body::{Body, Checkin, Holding, Returning};
 use crate::error::{Error, Kind};
+use crate::io::ConnState;
 use crate::pool::{Conn, Learned};
 use crate::replay::ReplayBody;
 use crate::{Connect, RequestBody};
@@ -30,10 +31,23 @@ pin_project_lite::pin_project! {
     /// An attempt handed to hyper, until hyper answers: its connection,
     /// the future of its response, and how long the connection had been
     /// idle, if it was reused.
+    ///
+    /// It also ends a wait that nothing else would. hyper's HTTP/1
+    /// connection task ends by dropping its end of the request channel,
+    /// which hands every request in the channel back unsent. A request
+    /// pushed at that very instant, by a sender that found the connection
+    /// ready just before, lands after that drain and stays in the channel
+    /// until the channel's last sender is dropped: the sender this attempt
+    /// holds, while it waits for the answer. So once the connection's task
+    /// has ended and hyper has not answered, the attempt drops its
+    /// connection (the sender with it), and hyper hands the request back
+    /// unsent, to be retried like any request hyper never sent.
     pub(super) struct Landing<B, F> {
         #[pin]
         response: F,
         conn: Option<Conn<B>>,
+        // The state of a connection the attempt let go (see above).
+        released: Option<Arc<ConnState>>,
         reused_after: Option<Duration>,
     }
 }
@@ -43,7 +57,30 @@ impl<B, F> Landing<B, F> {
         Landing {
             response,
             conn: Some(conn),
+            released: None,
             reused_after,
+        }
+    }
+}
+
+/// The connection of an attempt hyper answered.
+pub(super) enum Landed<B> {
+    /// As it was handed the request.
+    Conn(Conn<B>),
+    /// Let go while hyper held the request (see [`Landing`]): only its
+    /// state is left.
+    Released(Arc<ConnState>),
+}
+
+impl<B> Landed<B> {
+    fn is_http2(&self) -> bool {
+        matches!(self, Landed::Conn(conn) if conn.is_http2())
+    }
+
+    fn state(&self) -> &ConnState {
+        match self {
+            Landed::Conn(conn) => &conn.state,
+            Landed::Released(state) => state,
         }
     }
 }
@@ -52,15 +89,36 @@ impl<B, F> Future for Landing<B, F>
 where
     F: Future<Output = Sent<B>>,
 {
-    type Output = (Conn<B>, Sent<B>, Option<Duration>);
+    type Output = (Landed<B>, Sent<B>, Option<Duration>);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let sent = ready!(this.response.poll(cx));
-        match this.conn.take() {
-            Some(conn) => Poll::Ready((conn, sent, *this.reused_after)),
-            // hyper's future would have panicked first.
-            None => unreachable!("Landing polled after completion"),
+        let mut this = self.project();
+        loop {
+            if let Poll::Ready(sent) = this.response.as_mut().poll(cx) {
+                let landed = match (this.conn.take(), this.released.take()) {
+                    (Some(conn), _) => Landed::Conn(conn),
+                    (None, Some(state)) => Landed::Released(state),
+                    // hyper's future would have panicked first.
+                    (None, None) => unreachable!("Landing polled after completion"),
+                };
+                return Poll::Ready((landed, sent, *this.reused_after));
+            }
+            let stranded = this
+                .conn
+                .as_ref()
+                .is_some_and(|conn| !conn.is_http2() && conn.state.poll_task_ended(cx));
+            if !stranded {
+                return Poll::Pending;
+            }
+            if let Some(conn) = this.conn.take() {
+                tracing::debug!(
+                    id = conn.id,
+                    "the connection ended with the request still in hyper's channel: let go"
+                );
+                *this.released = Some(Arc::clone(&conn.state));
+            }
+            // Dropping the connection dropped the channel's last sender, and
+            // with it the request: hyper's answer is ready now.
         }
     }
 }
@@ -192,7 +250,7 @@ where
     pub(super) fn on_sent(
         &self,
         request: &Pending<B>,
-        mut conn: Conn<B>,
+        landed: Landed<B>,
         sent: Sent<B>,
         reused_after: Option<Duration>,
     ) -> Result<Response<Body>, Box<Failure>> {
@@ -208,12 +266,12 @@ where
                 // An HTTP/2 connection carries other streams: its byte
                 // counts say nothing about this request, and no response
                 // head arrived or `send` would have succeeded.
-                let (bytes_written, response_started, refused) = if conn.is_http2() {
+                let (bytes_written, response_started, refused) = if landed.is_http2() {
                     (u64::MAX, false, refused_unprocessed(&error))
                 } else {
                     (
-                        conn.state.bytes_written(),
-                        conn.state.bytes_read() > 0,
+                        landed.state().bytes_written(),
+                        landed.state().bytes_read() > 0,
                         false,
                     )
                 };
@@ -223,8 +281,8 @@ where
                 if let (Some(idle_for), false, false, Some((_, kind))) = (
                     reused_after,
                     response_started,
-                    conn.is_http2(),
-                    conn.state.closed(),
+                    landed.is_http2(),
+                    landed.state().closed(),
                 ) {
                     self.inner
                         .pool
@@ -241,6 +299,12 @@ where
             }
         };
         let (mut parts, incoming) = response.into_parts();
+        let Landed::Conn(mut conn) = landed else {
+            // An answer after the attempt let its connection go (hyper had
+            // taken the request after all): the connection is gone, so
+            // nothing is checked in.
+            return Ok(Response::from_parts(parts, Body::new(incoming, None)));
+        };
         conn.info.get_extras(&mut parts.extensions);
         if conn.is_http2() {
             // The handle counts as an open stream until the body ends.
@@ -331,3 +395,7 @@ fn refused_unprocessed(error: &hyper::Error) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+#[path = "attempt_tests.rs"]
+mod tests;
