@@ -70,9 +70,9 @@ pub async fn run_retry_client(name: &str, origin: &Origin, schedule: Schedule) -
         move |url, id| {
             let (client, connector) = (client.clone(), connector.clone());
             async move {
-                let mut req = post(url, id, true);
+                let req = post(url, id, true);
                 let retire = connector.retire_after(req.uri());
-                let captured = Captured::legacy(&mut req);
+                let captured = Captured::Unasked;
                 let result = exchange(captured, client.request(req), false).await;
                 Outcome { result, retire }
             }

@@ -25,6 +25,10 @@ pub enum Captured {
     Legacy(hyper_util::client::legacy::connect::CaptureConnection),
     /// `freshpool::Client`.
     Native(freshpool::CaptureConnection),
+    /// Not asked: `RetryClient` watches its requests' connections itself
+    /// with the one capture a request carries (a capture of the caller's
+    /// would turn that guard off).
+    Unasked,
 }
 
 impl Captured {
@@ -61,6 +65,15 @@ impl Captured {
                 }
                 None => (false, None),
             },
+            Captured::Unasked => {
+                return Hang {
+                    request_id: String::new(),
+                    assigned: true,
+                    id: None,
+                    local: None,
+                    server: None,
+                };
+            }
         };
         Hang {
             request_id: String::new(),
@@ -111,6 +124,8 @@ impl fmt::Display for Hang {
                 f,
                 "  client: no connection was given to it (it waited for a checkout or a connect)"
             )?;
+        } else if self.id.is_none() && self.local.is_none() {
+            writeln!(f, "  client: its connection was not captured")?;
         } else {
             let id = self.id.map_or("-".to_owned(), |id| id.to_string());
             let local = self.local.map_or("?".to_owned(), |a| a.to_string());
@@ -128,7 +143,7 @@ impl fmt::Display for Hang {
                     .as_ref()
                     .map_or("still open".to_owned(), |why| format!("closed: {why:?}"))
             )?,
-            None if self.assigned => writeln!(f, "  server: no record of that address")?,
+            None if self.local.is_some() => writeln!(f, "  server: no record of that address")?,
             None => {}
         }
         if let Some(id) = self.id {

@@ -28,6 +28,9 @@ pub struct Error {
     inner: Option<LegacyError>,
     why: NotRetried,
     attempts: u32,
+    /// The last attempt's connection ended while hyper held the request
+    /// unsent (there is no hyper-util error for it).
+    stranded: bool,
 }
 
 impl Error {
@@ -36,6 +39,18 @@ impl Error {
             inner: Some(inner),
             why,
             attempts,
+            stranded: false,
+        }
+    }
+
+    /// The last attempt's connection ended while hyper held the request,
+    /// unsent, and `why` forbade sending it again.
+    pub(crate) fn stranded(why: Refusal, attempts: u32) -> Error {
+        Error {
+            inner: None,
+            why: NotRetried::Refused(why),
+            attempts,
+            stranded: true,
         }
     }
 
@@ -46,6 +61,7 @@ impl Error {
             inner: None,
             why: NotRetried::Refused(Refusal::BodyNotReplayable),
             attempts,
+            stranded: false,
         }
     }
 
@@ -64,14 +80,23 @@ impl Error {
         self.attempts
     }
 
+    /// Whether the last attempt's connection ended while hyper still held
+    /// the request, unsent (a race in hyper's connection channel that
+    /// would otherwise leave the request waiting for ever). Nothing of it
+    /// reached the server.
+    pub fn is_stranded(&self) -> bool {
+        self.stranded
+    }
+
     /// Whether the last attempt failed to connect.
     pub fn is_connect(&self) -> bool {
         self.inner.as_ref().is_some_and(LegacyError::is_connect)
     }
 
-    /// hyper-util's error for the last attempt (`None` only when the
-    /// request could not be sent at all because its body could not be
-    /// replayed).
+    /// hyper-util's error for the last attempt (`None` when the request
+    /// could not be sent at all because its body could not be replayed, or
+    /// when its connection ended while hyper held it: see
+    /// [`is_stranded`](Self::is_stranded)).
     pub fn client_error(&self) -> Option<&LegacyError> {
         self.inner.as_ref()
     }
@@ -88,6 +113,7 @@ impl fmt::Debug for Error {
             .field("inner", &self.inner)
             .field("not_retried", &self.why)
             .field("attempts", &self.attempts)
+            .field("stranded", &self.stranded)
             .finish()
     }
 }
@@ -96,10 +122,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let attempts = self.attempts;
         let plural = if attempts == 1 { "" } else { "s" };
-        write!(
-            f,
-            "request failed after {attempts} attempt{plural}; not retried: "
-        )?;
+        if self.stranded {
+            write!(
+                f,
+                "the connection ended with the request unsent after {attempts} attempt{plural}; not retried: "
+            )?;
+        } else {
+            write!(
+                f,
+                "request failed after {attempts} attempt{plural}; not retried: "
+            )?;
+        }
         match self.why {
             NotRetried::Refused(refusal) => write!(f, "{refusal}"),
             NotRetried::Connect => f.write_str("connecting failed"),

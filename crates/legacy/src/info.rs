@@ -37,6 +37,13 @@ pub(crate) struct ConnShared {
     written: AtomicU64,
     /// Bytes read since the last response completed (or since connect).
     read: AtomicU64,
+    /// The connection's IO was dropped: hyper's connection task is ending
+    /// or over.
+    ended: AtomicBool,
+    /// The request side to wake when it is (see [`RetryClient`]'s guard).
+    ///
+    /// [`RetryClient`]: crate::RetryClient
+    ended_waker: Mutex<Option<Waker>>,
 }
 
 impl ConnShared {
@@ -50,7 +57,41 @@ impl ConnShared {
             completed: AtomicU64::new(0),
             written: AtomicU64::new(0),
             read: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            ended_waker: Mutex::new(None),
         }
+    }
+
+    /// The connection's IO was dropped: wakes the request side waiting on
+    /// it, if any.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release);
+        let waker = self
+            .ended_waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether the connection's IO was dropped; if not, `waker` is woken
+    /// when it is.
+    pub(crate) fn poll_ended(&self, waker: &Waker) -> bool {
+        if self.ended.load(Ordering::Acquire) {
+            return true;
+        }
+        {
+            let mut slot = self
+                .ended_waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !slot.as_ref().is_some_and(|set| set.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        self.ended.load(Ordering::Acquire)
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -210,6 +251,15 @@ impl ConnectionInfo {
     /// Responses completed on the connection so far.
     pub fn responses_completed(&self) -> u64 {
         self.conn.completed.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection has ended with nothing of its current
+    /// request written; if it has not ended, `waker` is woken when it
+    /// does.
+    pub(crate) fn ended_unwritten(&self, waker: &Waker) -> bool {
+        self.conn.poll_ended(waker)
+            && self.is_followed()
+            && self.conn.written.load(Ordering::Acquire) == 0
     }
 
     /// The facts of the exchange in progress when the connection failed;

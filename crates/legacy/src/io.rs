@@ -703,6 +703,7 @@ impl Drop for State {
     fn drop(&mut self) {
         self.unschedule();
         self.shared.disconnected(&self.origin, self.slot);
+        self.conn.mark_ended();
     }
 }
 

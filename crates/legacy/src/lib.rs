@@ -153,6 +153,7 @@ mod io;
 mod layer;
 mod retry;
 mod round_trip;
+mod stranded;
 mod tracker;
 
 pub use connector::{Connecting, Connector, Stats};

@@ -18,6 +18,7 @@ use tower_service::Service;
 use crate::Connector;
 use crate::error::{Error, NotRetried};
 use crate::info::ConnectionInfo;
+use crate::stranded::{Landed, Watch, guarded};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -45,6 +46,15 @@ pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 /// from a buffer of at most [`DEFAULT_REPLAY_CAP`] bytes (see
 /// [`with_replay_cap`](Self::with_replay_cap)); a longer streaming body is
 /// not retried. A retry goes through hyper-util's pool like any request.
+///
+/// It also ends a wait plain hyper-util cannot: a request handed to a
+/// connection at the very instant the connection's task ends can be left
+/// in hyper's channel, answered never. `RetryClient` asks hyper-util which
+/// connection each request was given (with `capture_connection`) and, once
+/// that connection is gone with nothing of the request written, sends the
+/// request again ([`Error::is_stranded`] if the rules forbid it). A request
+/// that carries a `capture_connection` of the caller's keeps it, and is
+/// not guarded.
 ///
 /// ```
 /// use std::time::Duration;
@@ -171,12 +181,28 @@ where
             // if it still can; this is a guard, not an expected path.
             return Err(Error::unreplayable(attempts));
         };
-        let error = match client
-            .request(Request::from_parts(parts.clone(), body))
-            .await
-        {
-            Ok(response) => return Ok(response),
-            Err(error) => error,
+        let mut req = Request::from_parts(parts.clone(), body);
+        let watch = Watch::insert(&mut req);
+        let error = match guarded(client.request(req), watch).await {
+            Landed::Answer(Ok(response)) => return Ok(response),
+            Landed::Answer(Err(error)) => error,
+            Landed::Stranded => {
+                // Nothing of it reached the server (see `stranded`).
+                let unsent = Facts {
+                    reused: true,
+                    returned_unsent: true,
+                    refused: false,
+                    bytes_written: 0,
+                    response_started: false,
+                };
+                match retries.after_failure(&parts.method, &parts.headers, unsent) {
+                    Ok(rule) => {
+                        tracing::debug!(%rule, attempt = attempts, "retrying a stranded request");
+                        continue;
+                    }
+                    Err(refusal) => return Err(Error::stranded(refusal, attempts)),
+                }
+            }
         };
         let decision = match connection_of(&error).and_then(|info| info.facts()) {
             _ if error.is_connect() => Err(NotRetried::Connect),
