@@ -12,19 +12,34 @@
 //!
 //! The guard asks hyper-util which connection it gave the request
 //! (`capture_connection`) and watches that connection: once its IO is gone
-//! with nothing of the request written, hyper cannot send it any more, and
-//! the attempt ends as [`Landed::Stranded`]. Dropping hyper-util's future
-//! then frees the channel, and the request may be sent again under any
-//! method (RFC 9112 §9.3.1: not one byte of it was written).
+//! with nothing of the request written, hyper cannot send it any more. If
+//! hyper-util has not moved the request to another connection within
+//! [`STRANDED_AFTER`], the attempt ends as [`Landed::Stranded`]. Dropping
+//! hyper-util's future then frees the channel, and the request may be sent
+//! again under any method (RFC 9112 §9.3.1: not one byte of it was
+//! written).
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
+use std::time::Duration;
 
 use http::{Extensions, Request};
 use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
 
 use crate::info::ConnectionInfo;
+
+/// How long a request may wait on a connection that is gone before it is
+/// taken for stranded.
+///
+/// Not zero: the IO goes a moment before hyper's channel, and a request
+/// the channel hands back is moved by hyper-util itself to another
+/// connection, which it reports once its checkout or connect is done. A
+/// request still on the gone connection a second later is not being
+/// moved. On a path whose connects take longer, the guard ends
+/// hyper-util's own retry early and sends the request again itself, which
+/// is as safe: nothing of it was written.
+pub(crate) const STRANDED_AFTER: Duration = Duration::from_secs(1);
 
 /// The connection of one attempt, as hyper-util reports it.
 pub(crate) struct Watch {
@@ -101,20 +116,34 @@ pub(crate) enum Landed<T> {
 /// moved the request to another connection.
 pub(crate) async fn guarded<F: Future>(answer: F, watch: Watch) -> Landed<F::Output> {
     let mut answer = pin!(answer);
+    // The gone connection the request waits on, and since when.
+    let mut gone: Option<(u64, Pin<Box<tokio::time::Sleep>>)> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = answer.as_mut().poll(cx) {
             return Poll::Ready(Landed::Answer(output));
         }
-        match watch.connection() {
-            Some(info) if info.ended_unwritten(cx.waker()) => {
-                tracing::debug!(
-                    id = info.id(),
-                    "the connection ended with the request still in hyper's channel: sending it again"
-                );
-                Poll::Ready(Landed::Stranded)
-            }
-            _ => Poll::Pending,
+        let Some(info) = watch.connection() else {
+            return Poll::Pending;
+        };
+        if !info.ended_unwritten(cx.waker()) {
+            gone = None;
+            return Poll::Pending;
         }
+        let id = info.id();
+        if gone.as_ref().is_none_or(|(on, _)| *on != id) {
+            gone = Some((id, Box::pin(tokio::time::sleep(STRANDED_AFTER))));
+        }
+        let Some((_, grace)) = gone.as_mut() else {
+            return Poll::Pending;
+        };
+        if grace.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        tracing::debug!(
+            id,
+            "the connection ended with the request still in hyper's channel: sending it again"
+        );
+        Poll::Ready(Landed::Stranded)
     })
     .await
 }
