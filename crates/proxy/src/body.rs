@@ -59,6 +59,21 @@ impl RequestBody {
     }
 }
 
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        // Cut off at the limit: what the client still sends is read away
+        // while the `413` goes out (see `linger`).
+        if self
+            .limit
+            .as_ref()
+            .is_some_and(|(_, exceeded)| exceeded.load(Ordering::Relaxed))
+        {
+            let rest = std::mem::replace(&mut self.inner, Source::Boxed(UnsyncBoxBody::default()));
+            linger(rest, None);
+        }
+    }
+}
+
 impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBody")
@@ -114,6 +129,43 @@ impl Body for RequestBody {
             Source::Boxed(body) => body.size_hint(),
         }
     }
+}
+
+/// How much of a refused request body the proxy still reads, at most, and
+/// for how long, before the connection closes: what the client sent past
+/// a `413` would otherwise be unread at the close, and the kernel answers
+/// unread bytes with a reset that can destroy the `413` on its way (the
+/// reason for nginx's lingering close).
+const LINGER_BYTES: u64 = 256 * 1024;
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and discards what is left of a refused request body (at most
+/// [`LINGER_BYTES`], for at most [`LINGER`]) in a task of its own, so that
+/// the answer to it reaches the client before the connection closes. A
+/// body declared longer than that is dropped at once: the client is in the
+/// middle of a large upload, and reading it all is not the proxy's job.
+pub(crate) fn linger(body: Source, declared: Option<u64>) {
+    if declared.is_some_and(|declared| declared > LINGER_BYTES) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut body = RequestBody::new(body, None);
+        let drain = async {
+            let mut read = 0u64;
+            while read <= LINGER_BYTES {
+                match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                    Some(Ok(frame)) => {
+                        read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
 }
 
 /// A body that went past the proxy's size limit.

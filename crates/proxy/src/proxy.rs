@@ -245,6 +245,7 @@ impl<Cl: Upstream> Shared<Cl> {
             (config.max_request_body, content_length(req.headers()))
             && declared > limit
         {
+            crate::body::linger(req.into_body(), Some(declared));
             return self.fail(&Failure::RequestTooLarge(limit));
         }
 
