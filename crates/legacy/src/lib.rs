@@ -133,7 +133,8 @@
 //! - A request can hang when the connection hyper-util handed it ends at
 //!   the same instant (a race in hyper's connection channel that plain
 //!   hyper-util has too; `docs/design.md` §10.1 in the repository tells
-//!   it). The adapter cannot break it from the IO.
+//!   it). The connector alone cannot break it from the IO;
+//!   [`RetryClient`] does, and sends such a request again.
 //! - Each [`Connector`] learns on its own; clones share what they learn.
 //!   A close that meets a request on a connection idle for less than
 //!   [`freshpool_expiry::MIN_CROSSED_IDLE`] is not learned from: a server
