@@ -27,9 +27,21 @@ const PER_CONNECTION: usize = 48;
 /// The most connections remembered; past it, the oldest half is forgotten.
 const CONNECTIONS: usize = 200_000;
 
+/// Shards of the events, by connection id: connections are logged from
+/// every thread, and one lock for all of them would be contended.
+const SHARDS: usize = 16;
+
 struct Book {
     started: Instant,
-    events: Mutex<HashMap<u64, Vec<String>>>,
+    shards: [Mutex<HashMap<u64, Vec<String>>>; SHARDS],
+}
+
+impl Book {
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<String>>> {
+        self.shards[(id % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 static BOOK: OnceLock<Book> = OnceLock::new();
@@ -45,7 +57,7 @@ pub fn install() {
         }
         Book {
             started: Instant::now(),
-            events: Mutex::new(HashMap::new()),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
     });
 }
@@ -56,21 +68,18 @@ pub fn of(id: u64) -> Vec<String> {
     let Some(book) = BOOK.get() else {
         return vec!["(no story recorded: story::install was not called)".into()];
     };
-    book.events
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&id)
-        .cloned()
-        .unwrap_or_default()
+    book.shard(id).get(&id).cloned().unwrap_or_default()
 }
 
-/// The subscriber: events only, of freshpool's targets.
+/// The subscriber: events only, of freshpool's targets, that name a
+/// connection (every other callsite is disabled once, at registration).
 struct Recorder;
 
 fn wanted(metadata: &Metadata<'_>) -> bool {
     metadata.is_event()
         && *metadata.level() <= Level::DEBUG
         && metadata.target().starts_with("freshpool")
+        && metadata.fields().field("id").is_some()
 }
 
 impl Subscriber for Recorder {
@@ -116,8 +125,8 @@ impl Subscriber for Recorder {
             line.message,
             line.fields
         );
-        let mut events = book.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if events.len() >= CONNECTIONS && !events.contains_key(&id) {
+        let mut events = book.shard(id);
+        if events.len() >= CONNECTIONS / SHARDS && !events.contains_key(&id) {
             let mut ids: Vec<u64> = events.keys().copied().collect();
             ids.sort_unstable();
             for old in &ids[..ids.len() / 2] {
