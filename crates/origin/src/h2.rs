@@ -57,6 +57,16 @@ pub(crate) async fn serve(
             response
         }
     });
+    // A second handle on the socket, so that it outlives hyper's: after a
+    // GOAWAY, the socket is kept open (reading what the client still
+    // sends) until the client closes it, as Go's server does for a second.
+    // Closed at once, with the client's bytes unread, it would answer them
+    // with a reset that can reach the client before the GOAWAY, and turn
+    // every stream the GOAWAY refused into a broken pipe.
+    let (stream, lingering) = match split_handle(stream) {
+        Ok(pair) => pair,
+        Err(err) => return CloseReason::Io(err.kind()),
+    };
     let io = TokioIo::new(Rewind {
         prefix: preface.freeze(),
         inner: stream,
@@ -72,11 +82,15 @@ pub(crate) async fn serve(
         let far_future = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             result = conn.as_mut() => {
-                return match result {
+                let reason = match result {
                     _ if goaway_sent => CloseReason::GoAway,
                     Ok(()) => CloseReason::PeerClosed,
                     Err(err) => CloseReason::Io(io_kind(&err)),
                 };
+                if goaway_sent {
+                    linger(lingering).await;
+                }
+                return reason;
             }
             () = state.changed.notified() => {
                 let reached = config
@@ -101,6 +115,35 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// How long a connection that sent a GOAWAY stays open for the client to
+/// read it and close first (Go's `goAwayTimeout` is 1 s).
+const GOAWAY_LINGER: Duration = Duration::from_secs(1);
+
+/// `stream`, and a second handle on the same socket.
+fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std()?;
+    let other = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, other))
+}
+
+/// Reads and discards what the client still sends on `socket` until it
+/// closes, for at most [`GOAWAY_LINGER`]; then the socket closes.
+async fn linger(socket: std::net::TcpStream) {
+    let Ok(mut socket) = TcpStream::from_std(socket) else {
+        return;
+    };
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut socket, &mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(GOAWAY_LINGER, drain).await;
 }
 
 /// The IO error kind behind a hyper error, or `InvalidData` for a protocol
