@@ -575,14 +575,27 @@ pub fn assert_exactly_once(report: &Report) {
 
 /// The baseline: hyper-util's legacy `Client` as is, one per sender.
 pub async fn run_hyper_util(name: &str, origin: &Origin, schedule: Schedule) -> Report {
-    type Legacy = hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<bytes::Bytes>,
-    >;
+    run_reference(name, origin, schedule, || {
+        hyper_util::client::legacy::connect::HttpConnector::new()
+    })
+    .await
+}
+
+/// The baseline over another connector (`connector()`, one per sender): the
+/// report is marked as the reference's.
+pub async fn run_reference<C>(
+    name: &str,
+    origin: &Origin,
+    schedule: Schedule,
+    connector: impl Fn() -> C,
+) -> Report
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let report = race(name, origin, schedule, || {
-        let client: Legacy =
+        let client: hyper_util::client::legacy::Client<C, http_body_util::Full<bytes::Bytes>> =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+                .build(connector());
         move |url, id| {
             let client = client.clone();
             async move {

@@ -21,6 +21,7 @@ use freshpool_origin::{CloseMode, Origin, TlsClose};
 use freshpool_tests::tls::https_connector;
 use freshpool_tests::{
     AFTER_LEARNING, Captured, Gaps, Report, Schedule, assert_exactly_once, exchange, post, race,
+    run_reference,
 };
 use http_body_util::Full;
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -45,20 +46,7 @@ async fn tls_origin() -> Origin {
 }
 
 async fn run_hyper_util(origin: &Origin, schedule: Schedule) -> Report {
-    let report = race("hyper-util", origin, schedule, || {
-        let client: LegacyClient<_, Body> =
-            LegacyClient::builder(TokioExecutor::new()).build(https_connector(origin));
-        move |url, id| {
-            let client = client.clone();
-            async move {
-                let mut req = post(url, id, false);
-                let captured = Captured::legacy(&mut req);
-                exchange(captured, client.request(req), false).await.into()
-            }
-        }
-    })
-    .await;
-    report.into_reference()
+    run_reference("hyper-util", origin, schedule, || https_connector(origin)).await
 }
 
 async fn run_legacy_connector(origin: &Origin, schedule: Schedule) -> Report {
