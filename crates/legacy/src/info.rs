@@ -253,6 +253,11 @@ impl ConnectionInfo {
         self.conn.completed.load(Ordering::Acquire)
     }
 
+    /// Whether the connection's IO was dropped.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.conn.ended.load(Ordering::Acquire)
+    }
+
     /// Whether the connection has ended with nothing of its current
     /// request written; if it has not ended, `waker` is woken when it
     /// does.

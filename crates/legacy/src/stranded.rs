@@ -118,15 +118,25 @@ pub(crate) async fn guarded<F: Future>(answer: F, watch: Watch) -> Landed<F::Out
     let mut answer = pin!(answer);
     // The gone connection the request waits on, and since when.
     let mut gone: Option<(u64, Pin<Box<tokio::time::Sleep>>)> = None;
+    let mut seen: Option<ConnectionInfo> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = answer.as_mut().poll(cx) {
             return Poll::Ready(Landed::Answer(output));
+        }
+        // While the connection seen last is open, hyper-util cannot have
+        // moved the request: no need to ask again (an allocation) each poll.
+        if let Some(open) = &seen
+            && !open.ended_unwritten(cx.waker())
+            && !open.is_ended()
+        {
+            return Poll::Pending;
         }
         let Some(info) = watch.connection() else {
             return Poll::Pending;
         };
         if !info.ended_unwritten(cx.waker()) {
             gone = None;
+            seen = Some(info);
             return Poll::Pending;
         }
         let id = info.id();
