@@ -214,9 +214,22 @@ pub fn agree(a: Duration, b: Duration) -> bool {
     high - low <= (high / 10).max(Duration::from_millis(10))
 }
 
-/// How far below a proven survival a close must be to be early: 5 ms or
-/// 5%, whichever is more (closes and survivals are both read a little
-/// late).
+/// Whether a close at idle time `close` is early for a connection that
+/// survived `survived`: below it, and not [agreeing](agree) with it.
+///
+/// A server's timer fires late under load (a loaded 200 ms origin let a
+/// request through at 212 ms and closed the next connection at 200 ms), so
+/// a survival and a close that agree are two readings of one jittery
+/// timer, and the close is the one that fails requests: taking it costs
+/// the reuse between them, taking the survival costs errors. A restart or
+/// an overload closes connections at any idle age, mostly far below.
+fn is_early(close: Duration, survived: Duration) -> bool {
+    close < survived && !agree(close, survived)
+}
+
+/// How far below the longest survival another one must be to confirm
+/// nothing (see [`IdleEstimator::is_news`]): 5 ms or 5%, whichever is
+/// more (survivals are read a little late).
 fn early_tolerance(survived: Duration) -> Duration {
     (survived / 20).max(Duration::from_millis(5))
 }
@@ -256,11 +269,11 @@ struct Close {
 /// event MPM closing every idle connection when its workers are busy), so
 /// the rules are about telling the timer from the rest:
 ///
-/// 1. **Survivals outrank closes.** A close clearly below the longest
-///    recent survival (by 5 ms or 5%) is not an idle-timeout close and
-///    never lowers the estimate. (A close read is a survival too, up to
-///    its reading, but one a late read stretches: it does not outrank a
-///    close that [agrees](agree) with it.) A survival also contradicts closes already
+/// 1. **Survivals outrank closes.** A close below the longest recent
+///    survival that does not [agree](agree) with it is not an
+///    idle-timeout close and never lowers the estimate (one that agrees is
+///    the same timer firing a little earlier, under load, and the one that
+///    fails requests). A survival also contradicts closes already
 ///    learned: the estimate recovers at once, not when they age out. Only
 ///    agreeing closes below it that keep coming for [`CHANGE_SPAN`], all
 ///    newer than the survival, say the server's timeout really went down;
@@ -330,8 +343,7 @@ pub struct IdleEstimator {
     /// The longest recent survival, and when it was last confirmed.
     survived: Option<(Duration, Instant)>,
     /// The longest survival is only the idle time at which a close was
-    /// read: the lag of that read may have stretched it, so it does not
-    /// outrank a close that [agrees](agree) with it.
+    /// read: a survival as long as it, no read stretched, is news.
     survived_as_read: bool,
     /// What [`is_news`](Self::is_news) compares a survival with, worked
     /// out when `survived` changes: asked at nearly every response, it
@@ -594,9 +606,7 @@ impl IdleEstimator {
     /// new configuration, not a restart or an overload).
     fn survived_unless_changed(&self, now: Instant) -> Option<Duration> {
         let (survived, at) = self.survived.filter(|(_, at)| self.fresh(*at, now))?;
-        let below = |c: &&Close| {
-            !c.mass && c.at > at && c.idle_for.saturating_add(early_tolerance(survived)) < survived
-        };
+        let below = |c: &&Close| !c.mass && c.at > at && is_early(c.idle_for, survived);
         let changed = self.live(now).filter(below).any(|c| {
             let agreeing = || {
                 self.live(now)
@@ -621,16 +631,7 @@ impl IdleEstimator {
     /// close agrees with the one it rests on.
     fn learned_close(&self, header: Option<Duration>, now: Instant) -> Option<(Duration, bool)> {
         let survived = self.survived_unless_changed(now);
-        // A close near a survival that was itself a close's reading tells
-        // the same timer read with less lag.
-        let as_read = self.survived_as_read;
-        let valid = |c: &&Close| {
-            !c.mass
-                && survived.is_none_or(|s| {
-                    c.idle_for.saturating_add(early_tolerance(s)) >= s
-                        || (as_read && agree(c.idle_for, s))
-                })
-        };
+        let valid = |c: &&Close| !c.mass && survived.is_none_or(|s| !is_early(c.idle_for, s));
         // Upper bounds only while nothing was measured.
         let exact_closes = || self.live(now).filter(valid).filter(|c| c.exact);
         let exact = exact_closes().next().is_some();

@@ -258,18 +258,19 @@ fn a_lone_close_retires_early_and_connections_are_watched_past_their_retire_time
     assert_eq!(retire(&e, t), secs(90));
     assert_eq!(watch(&e, t), secs(90));
     // One close read 6 ms late: the lone share keeps the retire time below
-    // the real timer (200 ms) even so. Watched until estimate + margin.
+    // the real timer (200 ms) even so. Watched until estimate + margin,
+    // and a quarter of the estimate more: far enough to refute it.
     e.observe(closed(ms(206)), t);
     let lone = retire(&e, t);
     assert!(lone < ms(192), "{lone:?}");
-    assert_eq!(watch(&e, t), ms(206) + (ms(206) - lone));
+    assert_eq!(watch(&e, t), ms(206) + (ms(206) - lone) + ms(206) / 4);
     // The watch sees the server close the next connection on time: the
     // two agree, and the estimate rests on the lower one.
     e.observe(closed(ms(200)), t + secs(1));
     assert_eq!(e.learned(t + secs(1)), Some(ms(200)));
     let agreed = retire(&e, t + secs(1));
     assert_eq!(agreed, ms(196));
-    assert_eq!(watch(&e, t + secs(1)), ms(204));
+    assert_eq!(watch(&e, t + secs(1)), ms(254));
     // A header gets the plain margin and is watched; an override is not.
     let mut e = fresh();
     e.observe(hint(5), t);
@@ -487,10 +488,26 @@ fn a_close_read_late_does_not_outrank_the_timer_seen_on_time() {
     assert!(e.observe(closed(ms(200)), t + secs(1)).is_some());
     assert_eq!(e.learned(t + secs(1)), Some(ms(200)));
     // A request that got its answer after 212 ms is a survival no read
-    // stretched: then the close at 200 ms is early, as a restart's is.
+    // stretched, but a loaded server's timer fires that late: the close at
+    // 200 ms agrees with it, and is the one that would fail a request.
     let mut e = fresh();
     e.observe(closed(ms(212)), t);
     e.observe(Evidence::Survived(ms(212)), t + ms(500));
+    assert!(e.observe(closed(ms(200)), t + secs(1)).is_some());
+    assert_eq!(e.learned(t + secs(1)), Some(ms(200)));
+    // So does a crossing just below such a survival, however many
+    // survivals repeat it: the same client must not fail again there.
+    let mut e = fresh();
+    e.observe(closed(ms(212)), t);
+    e.observe(Evidence::Survived(ms(214)), t + ms(500));
+    assert!(e.observe(crossed(ms(199)), t + secs(1)).is_some());
+    e.observe(Evidence::Survived(ms(214)), t + secs(3));
+    assert_eq!(e.learned(t + secs(3)), Some(ms(199)));
+    // A close that disagrees with the survival (more than 10 ms and 10%
+    // below it) is early, as a restart's is.
+    let mut e = fresh();
+    e.observe(closed(ms(212)), t);
+    e.observe(Evidence::Survived(ms(230)), t + ms(500));
     assert_eq!(e.observe(closed(ms(200)), t + secs(1)), None);
     assert_eq!(e.learned(t + secs(1)), Some(ms(212)));
     // And a close far below the reading (a deploy) is no timer either.
@@ -736,4 +753,26 @@ fn a_survival_is_news_exactly_as_the_rule_says() {
             }
         }
     }
+}
+
+#[test]
+fn an_estimate_below_the_real_timeout_is_refuted_by_the_first_watch() {
+    // A 2 s server, a client sending every 300 ms: a restart closed its
+    // connection idle for 285 ms, within agreement of its longest
+    // survival (299 ms), so 285 ms is learned.
+    let t = Instant::now();
+    let mut e = fresh();
+    e.observe(Evidence::Survived(ms(299)), t);
+    e.observe(closed(ms(285)), t + secs(1));
+    assert_eq!(e.learned(t + secs(1)), Some(ms(285)));
+    let retire_at = retire(&e, t + secs(1));
+    assert!(retire_at < ms(285), "{retire_at:?}");
+    // Every connection is now retired before the next request, so no
+    // request proves the estimate wrong; the watch of the first one does.
+    // Its end is the stated bound: estimate + margin + a quarter.
+    let watch = e.watch_after(t + secs(1), ms(1));
+    assert_eq!(watch, ms(285) + (ms(285) - retire_at) + ms(285) / 4);
+    let back = e.observe(Evidence::Survived(watch), t + secs(2));
+    assert_eq!(back.map(|e| e.source), Some(Source::Default));
+    assert_eq!(retire(&e, t + secs(2)), secs(90));
 }

@@ -36,9 +36,19 @@ impl IdleEstimator {
 
     /// How long a connection retired for idleness may still be kept open,
     /// not reused, to see whether the server closes it: until
-    /// `estimate + margin` for a server-side estimate, and no longer than
+    /// `estimate + margin` for an advertised estimate, `estimate + margin +
+    /// max(estimate / 4, 20 ms)` for a learned one, and no longer than
     /// [`retire_after`](Self::retire_after) for the client's own default or
     /// the user's override.
+    ///
+    /// A learned estimate below the server's real timeout would otherwise
+    /// lock itself out: every connection is retired before the server
+    /// closes it, so no survival above the estimate is ever seen. Watched
+    /// this long, the first connection retired under such an estimate
+    /// survives past it by more than [`agree`](crate::agree) allows, which
+    /// refutes it: a wrong estimate meets its refutation within one
+    /// `watch_after` of a connection going idle, and no request is at
+    /// risk, since a watched connection carries none.
     ///
     /// A pool that retires every connection before the server closes it
     /// never sees the server's timer again after the close it learned
@@ -123,12 +133,29 @@ impl IdleEstimator {
                     retire => retire,
                 }
                 .min(own);
-                let watch = match source {
-                    Source::Override => retire,
-                    _ => estimate.timeout.saturating_add(margin).min(own).max(retire),
+                let past = match source {
+                    Source::Override => None,
+                    Source::Learned => Some(margin.saturating_add(refute_span(estimate.timeout))),
+                    _ => Some(margin),
                 };
+                let watch = past.map_or(retire, |past| {
+                    estimate.timeout.saturating_add(past).min(own).max(retire)
+                });
                 (retire, watch)
             }
         }
     }
 }
+
+/// How far past a learned estimate and its margin a retired connection is
+/// watched (see [`IdleEstimator::watch_after`]): a quarter of the
+/// estimate, and at least [`REFUTE_FLOOR`]. A survival that far out
+/// disagrees with the estimate (by more than 10% and 10 ms, see
+/// [`agree`](crate::agree)), so it refutes it, even read a margin late.
+fn refute_span(estimate: Duration) -> Duration {
+    (estimate / 4).max(REFUTE_FLOOR)
+}
+
+/// The least [`refute_span`]: twice [`agree`](crate::agree)'s 10 ms, so
+/// that a short estimate is refutable too.
+const REFUTE_FLOOR: Duration = Duration::from_millis(20);

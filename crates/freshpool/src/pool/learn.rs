@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use freshpool_expiry::{CloseKind, Evidence, ExpiryQueue, IdleEstimator, KeepAlive};
 use freshpool_probe::Liveness;
 
-use super::{Dead, Expiring, Idle, OriginKey, OriginState, PoolShared, unschedule};
+use super::{Dead, Expiring, Idle, OriginKey, OriginState, PoolShared, now, unschedule};
 use crate::stats::Event;
 
 /// What one response taught about its origin, carried to check-in so that
@@ -214,6 +214,39 @@ impl<B> PoolShared<B> {
     /// has been waking, a measure of how busy the runtime is.
     pub(super) fn slack(&self) -> Duration {
         self.driver.lateness()
+    }
+
+    /// Reports how long a connection whose watch ended without a close it
+    /// read had survived: up to the probe that finds it open, or, if the
+    /// probe finds the server's close, up to its retire time (the close
+    /// came after that, unread: it bounds nothing). Called outside the
+    /// lock, as every probe is. Returns a deadline for the driver, as
+    /// [`observe_in`](Self::observe_in) does.
+    ///
+    /// The probe is what lets a watch refute an estimate too low (see
+    /// [`IdleEstimator::watch_after`]): the survival it proves reaches
+    /// past the estimate.
+    pub(super) fn watched_survival(&self, key: &OriginKey, idle: &Idle<B>) -> Option<Instant> {
+        let liveness = idle.conn.probe.probe();
+        let now = now();
+        let until = if liveness.is_reusable() {
+            now
+        } else {
+            idle.retire_at
+        };
+        let idle_for = until.saturating_duration_since(idle.since);
+        tracing::debug!(
+            origin = %key,
+            id = idle.conn.id,
+            ?idle_for,
+            %liveness,
+            "retired idle connection before the server's deadline"
+        );
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let origin = state.origins.get_mut(key)?;
+        let evidence = Evidence::Survived(idle_for);
+        self.observe_in(origin, &mut state.queue, key, evidence, now)
     }
 
     /// What the close `idle`'s connection read says, if it read one (`None`

@@ -499,6 +499,7 @@ impl<B: Send + 'static> PoolShared<B> {
 impl<B: Send + 'static> Expire for PoolShared<B> {
     fn expire(&self, now: Instant) -> Option<Instant> {
         let mut retired = Vec::new();
+        let mut watched = Vec::new();
         let mut guard = self.lock();
         let state = &mut *guard;
         let slack = self.slack();
@@ -533,20 +534,12 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             let key = &entry.origin;
             let wake = match self.learn_from_close(origin, &mut state.queue, key, &idle, now) {
                 Some(wake) => wake,
-                // The watch is over: retired.
+                // The watch is over: retired. How long it survived is
+                // known once its socket is probed, outside the lock.
                 None => {
                     self.bump(origin, Event::RetiredByExpiry);
-                    // Open at its retire time; not claimed later, when a
-                    // close may have arrived that its task has not read.
-                    let idle_for = idle.retire_at.saturating_duration_since(idle.since);
-                    tracing::debug!(
-                        origin = %key,
-                        id = idle.conn.id,
-                        ?idle_for,
-                        "retired idle connection before the server's deadline"
-                    );
-                    let evidence = Evidence::Survived(idle_for);
-                    self.observe_in(origin, &mut state.queue, key, evidence, now)
+                    watched.push((entry.origin.clone(), idle));
+                    continue;
                 }
             };
             if let Some(at) = wake {
@@ -554,14 +547,19 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
             }
             retired.push(idle.conn);
         }
-        let next = match (state.queue.next_deadline(), next_wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = state.queue.next_deadline();
         // Close the retired connections outside the lock.
         drop(guard);
         drop(retired);
-        next
+        for (key, idle) in watched {
+            if let Some(at) = self.watched_survival(&key, &idle) {
+                next_wake = Some(next_wake.map_or(at, |n: Instant| n.min(at)));
+            }
+        }
+        match (next, next_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
