@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use crate::KeepAlive;
 use crate::margin::{Margin, Rtt};
 
+mod explain;
 mod retire;
 mod round_trip;
+
+pub use explain::Explanation;
 
 use retire::Memo;
 

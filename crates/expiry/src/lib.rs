@@ -56,6 +56,7 @@ mod keep_alive;
 mod lifetime;
 mod margin;
 mod queue;
+pub mod trace;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -63,8 +64,9 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire, now};
 pub use estimator::{
-    CHANGE_SPAN, CONFIRM_REFRESH, CloseKind, Estimate, EstimatorConfig, Evidence, IdleEstimator,
-    MASS_SPREAD, MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE, Source, agree,
+    CHANGE_SPAN, CONFIRM_REFRESH, CloseKind, Estimate, EstimatorConfig, Evidence, Explanation,
+    IdleEstimator, MASS_SPREAD, MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE,
+    Source, agree,
 };
 pub use keep_alive::{KeepAlive, Reuse, connection_has, response_reuse};
 pub use lifetime::Lifetime;

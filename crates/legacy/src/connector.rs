@@ -253,6 +253,7 @@ impl Shared {
             ?evidence,
             estimate = ?estimate.timeout,
             source = %estimate.source,
+            why = %o.estimator.explain(now),
             "idle timeout estimate changed"
         );
         if o.estimator.retire_after(now, slack) >= before {

@@ -94,6 +94,7 @@ impl<B> PoolShared<B> {
                 ?evidence,
                 estimate = ?estimate.timeout,
                 source = %estimate.source,
+                why = %estimator.explain(now),
                 "idle timeout estimate changed"
             );
             true

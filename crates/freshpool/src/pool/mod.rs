@@ -532,15 +532,13 @@ impl<B: Send + 'static> Expire for PoolShared<B> {
                 continue;
             };
             let key = &entry.origin;
-            let wake = match self.learn_from_close(origin, &mut state.queue, key, &idle, now) {
-                Some(wake) => wake,
+            let Some(wake) = self.learn_from_close(origin, &mut state.queue, key, &idle, now)
+            else {
                 // The watch is over: retired. How long it survived is
                 // known once its socket is probed, outside the lock.
-                None => {
-                    self.bump(origin, Event::RetiredByExpiry);
-                    watched.push((entry.origin.clone(), idle));
-                    continue;
-                }
+                self.bump(origin, Event::RetiredByExpiry);
+                watched.push((entry.origin.clone(), idle));
+                continue;
             };
             if let Some(at) = wake {
                 next_wake = Some(next_wake.map_or(at, |n: Instant| n.min(at)));
