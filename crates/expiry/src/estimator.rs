@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::KeepAlive;
 use crate::margin::{Margin, Rtt};
+use crate::tuning::Tuning;
 
 mod explain;
 mod retire;
@@ -105,7 +106,7 @@ pub enum Evidence {
     /// `idle_for` after the connection went idle, was on its way (no byte
     /// of a response arrived): the close crossed the request. It counts as
     /// an upper bound, for a FIN or a reset. After at least
-    /// [`MIN_CROSSED_IDLE`] of idleness one counts on its own; a quicker
+    /// [`min_crossed_idle`](Tuning::min_crossed_idle) of idleness one counts on its own; a quicker
     /// one is as likely a server that could not handle the request, and
     /// needs an agreeing close (a server that closes every connection
     /// right after its response fails requests so, again and again).
@@ -121,23 +122,6 @@ pub enum Evidence {
     /// seen as it arrived, [`Closed`](Evidence::Closed), is a survival up
     /// to its idle time too.)
     Survived(Duration),
-}
-
-impl Evidence {
-    /// Whether this is a server close the estimator takes as evidence:
-    /// every [`Closed`](Evidence::Closed) and
-    /// [`ClosedWithin`](Evidence::ClosedWithin), and a
-    /// [`Crossed`](Evidence::Crossed) close that passes its rule. Clients
-    /// count these as the server closes they observed.
-    pub fn is_server_close(&self) -> bool {
-        match *self {
-            Evidence::Closed { .. } | Evidence::ClosedWithin { .. } => true,
-            Evidence::Crossed { idle_for, kind } => {
-                idle_for >= MIN_CROSSED_IDLE && kind != CloseKind::Unexpected
-            }
-            Evidence::KeepAlive(_) | Evidence::Survived(_) => false,
-        }
-    }
 }
 
 /// Settings of an [`IdleEstimator`].
@@ -157,6 +141,8 @@ pub struct EstimatorConfig {
     /// How many recent closes are kept (the oldest is dropped first).
     /// Default: 8. Zero disables learning from closes.
     pub max_observations: usize,
+    /// The numbers the rules rest on. Default: [`Tuning::default`].
+    pub tuning: Tuning,
 }
 
 impl Default for EstimatorConfig {
@@ -166,75 +152,9 @@ impl Default for EstimatorConfig {
             margin: Margin::default(),
             observation_ttl: Duration::from_secs(5 * 60),
             max_observations: 8,
+            tuning: Tuning::default(),
         }
     }
-}
-
-/// The shortest idle time after which a close crossing a request counts as
-/// evidence of the server's idle timer (see [`Evidence::Crossed`]): as
-/// [`MIN_LONE_CLOSE`], a 100 ms timer as the client sees it.
-pub const MIN_CROSSED_IDLE: Duration = Duration::from_millis(90);
-
-/// The shortest idle timeout one close may teach on its own. Servers with
-/// idle timers shorter than 100 ms are rare; a single close that early is
-/// far likelier a restart, a deploy or a load balancer. Shorter values need
-/// [agreeing](agree) closes.
-///
-/// The bound is 90 ms, not 100: the client's idle clock starts when it
-/// reads a response's last byte, after the server's started, so it sees a
-/// 100 ms timer close a connection idle for a little less than 100 ms.
-pub const MIN_LONE_CLOSE: Duration = Duration::from_millis(90);
-
-/// Closes of several connections seen within this long of each other, with
-/// idle times further apart than [`MASS_SPREAD`], are one mass close.
-pub const MASS_WINDOW: Duration = Duration::from_millis(10);
-
-/// See [`MASS_WINDOW`]: one idle timer closes connections at the same idle
-/// age; a restart closes them whatever their age.
-pub const MASS_SPREAD: Duration = Duration::from_millis(20);
-
-/// The most one measured round trip adds to the path's jitter (see
-/// [`IdleEstimator::observe_round_trip`]).
-pub const MAX_DEVIATION: Duration = Duration::from_millis(1);
-
-/// How long closes below a proven survival must keep agreeing before they
-/// count as a lower timeout (a new server configuration): longer than a
-/// restart, a deploy or a spell of overload lasts, which must cost reuse no
-/// longer than they do.
-pub const CHANGE_SPAN: Duration = Duration::from_secs(30);
-
-/// How long a confirmation stays news: a survival no longer than the
-/// longest one, or a `Keep-Alive` timeout equal to the last one, within
-/// this long of the last confirmation changes nothing the estimate rests
-/// on, and [`IdleEstimator::observe`] skips it. Clients see one of these
-/// on nearly every response; the skip keeps learning off the hot path.
-pub const CONFIRM_REFRESH: Duration = Duration::from_secs(1);
-
-/// Whether two closes at idle times `a` and `b` tell the same timeout:
-/// within 10 ms or 10% of each other.
-pub fn agree(a: Duration, b: Duration) -> bool {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    high - low <= (high / 10).max(Duration::from_millis(10))
-}
-
-/// Whether a close at idle time `close` is early for a connection that
-/// survived `survived`: below it, and not [agreeing](agree) with it.
-///
-/// A server's timer fires late under load (a loaded 200 ms origin let a
-/// request through at 212 ms and closed the next connection at 200 ms), so
-/// a survival and a close that agree are two readings of one jittery
-/// timer, and the close is the one that fails requests: taking it costs
-/// the reuse between them, taking the survival costs errors. A restart or
-/// an overload closes connections at any idle age, mostly far below.
-fn is_early(close: Duration, survived: Duration) -> bool {
-    close < survived && !agree(close, survived)
-}
-
-/// How far below the longest survival another one must be to confirm
-/// nothing (see [`IdleEstimator::is_news`]): 5 ms or 5%, whichever is
-/// more (survivals are read a little late).
-fn early_tolerance(survived: Duration) -> Duration {
-    (survived / 20).max(Duration::from_millis(5))
 }
 
 /// How a close was seen (see [`Evidence`]).
@@ -273,27 +193,27 @@ struct Close {
 /// the rules are about telling the timer from the rest:
 ///
 /// 1. **Survivals outrank closes.** A close below the longest recent
-///    survival that does not [agree](agree) with it is not an
+///    survival that does not [agree](Tuning::agree) with it is not an
 ///    idle-timeout close and never lowers the estimate (one that agrees is
 ///    the same timer firing a little earlier, under load, and the one that
 ///    fails requests). A survival also contradicts closes already
 ///    learned: the estimate recovers at once, not when they age out. Only
-///    agreeing closes below it that keep coming for [`CHANGE_SPAN`], all
+///    agreeing closes below it that keep coming for [`change_span`](Tuning::change_span), all
 ///    newer than the survival, say the server's timeout really went down;
 ///    a spell of overload is over sooner, and costs no reuse after it.
 /// 2. **A mass close is no timer.** Closes of several connections within
-///    [`MASS_WINDOW`] of each other whose idle times differ by more than
-///    [`MASS_SPREAD`] are one event (one timer closes connections at the
+///    [`mass_window`](Tuning::mass_window) of each other whose idle times differ by more than
+///    [`mass_spread`](Tuning::mass_spread) are one event (one timer closes connections at the
 ///    same idle age); none of them is learned.
 /// 3. **One early close is not enough.** A single close below
-///    [`MIN_LONE_CLOSE`], or below a `Keep-Alive` header, needs a second
-///    close that [agrees](agree) with it before it counts. A server that
+///    [`min_lone_close`](Tuning::min_lone_close), or below a `Keep-Alive` header, needs a second
+///    close that [agrees](Tuning::agree) with it before it counts. A server that
 ///    closes every connection right after its response produces such
 ///    agreeing closes at once, and is learned.
 /// 4. **Upper bounds wait for measurements.** A close found later
 ///    ([`Evidence::ClosedWithin`], [`Evidence::Crossed`]) only bounds the
 ///    timeout; it is used while no close was seen as it arrived. Except
-///    one: a close that crossed a request and [agrees](agree) with one seen
+///    one: a close that crossed a request and [agrees](Tuning::agree) with one seen
 ///    as it arrived is the same timer seen without the lag of reading it
 ///    (the request met the close), and counts with it. A client that
 ///    learned from one close read late stops failing requests after the
@@ -431,7 +351,7 @@ impl IdleEstimator {
             }
             Evidence::Crossed { idle_for, kind } => {
                 // Stray bytes are a response, not a close. A quick one
-                // (below `MIN_LONE_CLOSE`) needs an agreeing close like
+                // (below `min_lone_close`) needs an agreeing close like
                 // any early close: a server that closes every connection
                 // right after its response fails requests this way far
                 // more often than it is seen idle.
@@ -447,11 +367,12 @@ impl IdleEstimator {
 
     /// Whether [`observe`](Self::observe) would take `evidence` into
     /// account: everything but a recent confirmation (see
-    /// [`CONFIRM_REFRESH`]) and a `Keep-Alive` header without a timeout.
+    /// [`confirm_refresh`](Tuning::confirm_refresh)) and a `Keep-Alive` header without a timeout.
     /// A caller may skip its own work for evidence that is not news.
     pub fn is_news(&self, evidence: &Evidence, now: Instant) -> bool {
         let recent = |at: Instant| {
-            self.fresh(at, now) && now.saturating_duration_since(at) < CONFIRM_REFRESH
+            self.fresh(at, now)
+                && now.saturating_duration_since(at) < self.config.tuning.confirm_refresh
         };
         match *evidence {
             // One well below the longest confirms nothing (see
@@ -493,7 +414,8 @@ impl IdleEstimator {
         self.survived = match self.survived {
             // A survival near the longest one confirms it.
             Some((longest, at))
-                if self.fresh(at, now) && idle_for + early_tolerance(longest) < longest =>
+                if self.fresh(at, now)
+                    && idle_for + self.config.tuning.confirm_tolerance(longest) < longest =>
             {
                 Some((longest, at))
             }
@@ -503,9 +425,9 @@ impl IdleEstimator {
         self.survival_marks = self.survived.map(|(longest, at)| {
             let ttl = self.config.observation_ttl;
             SurvivalMarks {
-                below: longest.checked_sub(early_tolerance(longest)),
+                below: longest.checked_sub(self.config.tuning.confirm_tolerance(longest)),
                 fresh_until: at.checked_add(ttl),
-                recent_until: at.checked_add(ttl.min(CONFIRM_REFRESH)),
+                recent_until: at.checked_add(ttl.min(self.config.tuning.confirm_refresh)),
             }
         });
     }
@@ -518,13 +440,13 @@ impl IdleEstimator {
             // A burst of closes that agree (an overload closing everything
             // at 5 ms) must not push out the one that told the real
             // timeout: drop the newest close the new one agrees with, which
-            // keeps the burst's first (for its span, see `CHANGE_SPAN`);
+            // keeps the burst's first (for its span, see `change_span`);
             // else the oldest. Kept in arrival order.
             let mut agreeing = self
                 .closes
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| agree(c.idle_for, idle_for))
+                .filter(|(_, c)| self.config.tuning.agree(c.idle_for, idle_for))
                 .map(|(i, _)| i);
             let at = match agreeing.clone().nth(1) {
                 Some(_) => agreeing.next_back().unwrap_or(0),
@@ -541,8 +463,9 @@ impl IdleEstimator {
             mass: false,
         };
         for other in &mut self.closes {
-            let together = now.saturating_duration_since(other.at) <= MASS_WINDOW;
-            if together && other.idle_for.abs_diff(idle_for) > MASS_SPREAD {
+            let together =
+                now.saturating_duration_since(other.at) <= self.config.tuning.mass_window;
+            if together && other.idle_for.abs_diff(idle_for) > self.config.tuning.mass_spread {
                 other.mass = true;
                 close.mass = true;
             }
@@ -605,23 +528,24 @@ impl IdleEstimator {
 
     /// The longest recent survival, unless the server changed since: three
     /// or more agreeing closes below it, all after it was last confirmed
-    /// and spread over [`CHANGE_SPAN`], mean the timeout is lower now (a
+    /// and spread over [`change_span`](Tuning::change_span), mean the timeout is lower now (a
     /// new configuration, not a restart or an overload).
     fn survived_unless_changed(&self, now: Instant) -> Option<Duration> {
         let (survived, at) = self.survived.filter(|(_, at)| self.fresh(*at, now))?;
-        let below = |c: &&Close| !c.mass && c.at > at && is_early(c.idle_for, survived);
+        let below =
+            |c: &&Close| !c.mass && c.at > at && self.config.tuning.is_early(c.idle_for, survived);
         let changed = self.live(now).filter(below).any(|c| {
             let agreeing = || {
                 self.live(now)
                     .filter(below)
-                    .filter(|other| agree(c.idle_for, other.idle_for))
+                    .filter(|other| self.config.tuning.agree(c.idle_for, other.idle_for))
             };
             let first = agreeing().map(|o| o.at).min();
             let last = agreeing().map(|o| o.at).max();
             let span = first
                 .zip(last)
                 .map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
-            agreeing().count() >= 3 && span >= CHANGE_SPAN
+            agreeing().count() >= 3 && span >= self.config.tuning.change_span
         });
         (!changed).then_some(survived)
     }
@@ -634,28 +558,31 @@ impl IdleEstimator {
     /// close agrees with the one it rests on.
     fn learned_close(&self, header: Option<Duration>, now: Instant) -> Option<(Duration, bool)> {
         let survived = self.survived_unless_changed(now);
-        let valid = |c: &&Close| !c.mass && survived.is_none_or(|s| !is_early(c.idle_for, s));
+        let valid = |c: &&Close| {
+            !c.mass && survived.is_none_or(|s| !self.config.tuning.is_early(c.idle_for, s))
+        };
         // Upper bounds only while nothing was measured.
         let exact_closes = || self.live(now).filter(valid).filter(|c| c.exact);
         let exact = exact_closes().next().is_some();
         // A crossing that agrees with a close seen as it arrived refines
         // it: the request met the close itself, with none of the lag the
         // read of a close adds.
-        let refines =
-            move |c: &Close| c.crossed && exact_closes().any(|e| agree(e.idle_for, c.idle_for));
+        let refines = move |c: &Close| {
+            c.crossed && exact_closes().any(|e| self.config.tuning.agree(e.idle_for, c.idle_for))
+        };
         let candidates = || {
             self.live(now)
                 .filter(valid)
                 .filter(move |c| c.exact || !exact || refines(c))
         };
         let agreeing = |c: &Close| {
-            self.live(now)
-                .filter(valid)
-                .any(|other| !std::ptr::eq(c, other) && agree(c.idle_for, other.idle_for))
+            self.live(now).filter(valid).any(|other| {
+                !std::ptr::eq(c, other) && self.config.tuning.agree(c.idle_for, other.idle_for)
+            })
         };
         let chosen = candidates()
             .filter(|c| {
-                let alone = c.idle_for >= MIN_LONE_CLOSE
+                let alone = c.idle_for >= self.config.tuning.min_lone_close
                     && header.is_none_or(|header| c.idle_for >= header);
                 alone || agreeing(c)
             })
@@ -669,7 +596,7 @@ impl IdleEstimator {
 
     /// Closes still remembered. One that was not seen as it arrived (an
     /// upper bound, a close crossing a request) is kept only for
-    /// [`CHANGE_SPAN`]: it may tell something other than the timer, and an
+    /// [`change_span`](Tuning::change_span): it may tell something other than the timer, and an
     /// estimate it lowered must not cost reuse for long.
     fn live(&self, now: Instant) -> impl Iterator<Item = &Close> {
         self.closes.iter().filter(move |c| self.remembered(c, now))
@@ -679,7 +606,9 @@ impl IdleEstimator {
         let ttl = if close.exact {
             self.config.observation_ttl
         } else {
-            self.config.observation_ttl.min(CHANGE_SPAN)
+            self.config
+                .observation_ttl
+                .min(self.config.tuning.bound_memory)
         };
         now.saturating_duration_since(close.at) < ttl
     }

@@ -29,6 +29,10 @@ fn reset(idle: Duration) -> Evidence {
     }
 }
 
+fn tuning() -> Tuning {
+    Tuning::default()
+}
+
 fn fresh() -> IdleEstimator {
     IdleEstimator::new(EstimatorConfig::default())
 }
@@ -156,7 +160,7 @@ fn a_round_trip_is_news_outside_the_measured_band() {
         e.observe_round_trip(ms(2));
     }
     let rttvar = e.measured_rtt().expect("measured").rttvar;
-    assert!(rttvar < MAX_DEVIATION);
+    assert!(rttvar < tuning().max_deviation);
     assert!(!e.round_trip_is_news(ms(2) + rttvar));
     assert!(e.round_trip_is_news(ms(2) + rttvar + us(1)));
     assert!(e.round_trip_is_news(ms(500)));
@@ -403,7 +407,7 @@ fn closes_below_a_survival_that_keep_agreeing_mean_the_timeout_went_down() {
     assert_eq!(e.estimate(t + secs(15)).source, Source::Default);
     // A new configuration keeps closing at 200 ms for longer than any
     // overload: it wins.
-    let lower = e.observe(closed(ms(202)), t + secs(1) + CHANGE_SPAN);
+    let lower = e.observe(closed(ms(202)), t + secs(1) + tuning().change_span);
     assert_eq!(lower.map(|e| e.timeout), Some(ms(200)));
 }
 
@@ -458,7 +462,10 @@ fn a_crossing_refines_an_agreeing_close_read_late_but_a_probe_does_not() {
     assert_eq!(e.learned(t + ms(500)), Some(ms(199)));
     // It counts as long as other upper bounds: then the close read late
     // is the estimate again.
-    assert_eq!(e.learned(t + CHANGE_SPAN + ms(500)), Some(ms(206)));
+    assert_eq!(
+        e.learned(t + tuning().bound_memory + ms(500)),
+        Some(ms(206))
+    );
     // A crossing far below the close is no refinement (a restart, say),
     // and a close a probe found later is still only an upper bound.
     let mut e = fresh();
@@ -527,7 +534,7 @@ fn a_close_crossing_a_request_counts_only_after_real_idleness() {
     for (idle, kind, counts) in [
         (ms(200), CloseKind::Fin, true),
         (ms(200), CloseKind::Reset, true),
-        (MIN_CROSSED_IDLE, CloseKind::Fin, true),
+        (tuning().min_crossed_idle, CloseKind::Fin, true),
         // A 100 ms timer, seen by a client whose idle clock started late.
         (ms(99), CloseKind::Fin, true),
         (ms(89), CloseKind::Fin, false),
@@ -554,8 +561,11 @@ fn quick_crossed_closes_that_agree_are_learned_for_a_while() {
     let learned = e.observe(quick, t + ms(50));
     assert_eq!(learned.map(|e| e.timeout), Some(Duration::from_micros(300)));
     // Not seen as they arrived, they may be a server failing requests for
-    // its own reasons: they are forgotten after CHANGE_SPAN.
-    assert_eq!(e.estimate(t + CHANGE_SPAN).source, Source::Default);
+    // its own reasons: they are forgotten after tuning().change_span.
+    assert_eq!(
+        e.estimate(t + tuning().bound_memory).source,
+        Source::Default
+    );
 }
 
 #[test]
@@ -614,11 +624,11 @@ fn only_the_most_recent_closes_are_kept() {
 
 #[test]
 fn agreement_is_ten_ms_or_ten_percent() {
-    assert!(agree(ms(1), ms(11)));
-    assert!(!agree(ms(1), ms(12)));
-    assert!(agree(secs(2), ms(2200)));
-    assert!(!agree(secs(2), ms(2300)));
-    assert!(agree(ms(5), ms(5)));
+    assert!(tuning().agree(ms(1), ms(11)));
+    assert!(!tuning().agree(ms(1), ms(12)));
+    assert!(tuning().agree(secs(2), ms(2200)));
+    assert!(!tuning().agree(secs(2), ms(2300)));
+    assert!(tuning().agree(ms(5), ms(5)));
 }
 
 #[test]
@@ -643,7 +653,7 @@ fn a_recent_confirmation_is_not_news_and_observing_it_changes_nothing() {
     e.observe(Evidence::Survived(ms(300)), t0);
     e.observe(hint(5), t0);
 
-    // Within `CONFIRM_REFRESH`: a shorter or equal survival and the same
+    // Within `tuning().confirm_refresh`: a shorter or equal survival and the same
     // header are confirmations; a longer survival or another timeout is news.
     let soon = t0 + ms(500);
     assert!(!e.is_news(&Evidence::Survived(ms(300)), soon));
@@ -661,7 +671,7 @@ fn a_recent_confirmation_is_not_news_and_observing_it_changes_nothing() {
 
     // Past it, a survival near the longest refreshes it again; one far
     // below it never does.
-    let later = t0 + CONFIRM_REFRESH + ms(1);
+    let later = t0 + tuning().confirm_refresh + ms(1);
     assert!(e.is_news(&Evidence::Survived(ms(299)), later));
     assert!(!e.is_news(&Evidence::Survived(ms(100)), later));
     assert!(e.is_news(&hint(5), later));
@@ -732,8 +742,8 @@ fn a_survival_is_news_exactly_as_the_rule_says() {
         Some((longest, at)) => {
             let age = now.saturating_duration_since(at);
             let fresh = age < ttl;
-            let below = idle_for.saturating_add(early_tolerance(longest)) < longest;
-            let recent = fresh && age < CONFIRM_REFRESH;
+            let below = idle_for.saturating_add(tuning().confirm_tolerance(longest)) < longest;
+            let recent = fresh && age < tuning().confirm_refresh;
             !(fresh && below) && (idle_for > longest || !recent)
         }
     };

@@ -57,6 +57,7 @@ mod lifetime;
 mod margin;
 mod queue;
 pub mod trace;
+mod tuning;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -64,11 +65,10 @@ pub mod fuzzing;
 
 pub use driver::{Driver, Expire, now};
 pub use estimator::{
-    CHANGE_SPAN, CONFIRM_REFRESH, CloseKind, Estimate, EstimatorConfig, Evidence, Explanation,
-    IdleEstimator, MASS_SPREAD, MASS_WINDOW, MAX_DEVIATION, MIN_CROSSED_IDLE, MIN_LONE_CLOSE,
-    Source, agree,
+    CloseKind, Estimate, EstimatorConfig, Evidence, Explanation, IdleEstimator, Source,
 };
 pub use keep_alive::{KeepAlive, Reuse, connection_has, response_reuse};
 pub use lifetime::Lifetime;
 pub use margin::{Margin, Rtt};
 pub use queue::{ExpiryQueue, Key};
+pub use tuning::Tuning;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::estimator::{Estimate, MAX_DEVIATION, Source};
+use crate::estimator::{Estimate, Source};
+use crate::tuning::permille;
 
 /// The round trip of the path to an origin, as far as the client knows it.
 ///
@@ -30,20 +31,21 @@ impl Rtt {
     /// sample shorter than the first bound, or longer than the second, would
     /// change them by more than their own jitter. The bounds are
     /// `srtt ± rttvar`; there is no upper one once `rttvar` is at the most
-    /// one sample adds ([`MAX_DEVIATION`]), and no lower one when the jitter
+    /// one sample adds (`max_deviation`, see
+    /// [`Tuning::max_deviation`](crate::Tuning::max_deviation)), and no lower one when the jitter
     /// is as wide as the path. Callers that see a round trip on every
     /// response report only the news (and one now and then, so that the
     /// jitter decays).
-    pub fn quiet_band(&self) -> (Option<Duration>, Option<Duration>) {
+    pub fn quiet_band(&self, max_deviation: Duration) -> (Option<Duration>, Option<Duration>) {
         let below = self.srtt.checked_sub(self.rttvar).filter(|b| !b.is_zero());
-        let above = (self.rttvar < MAX_DEVIATION).then(|| self.srtt.saturating_add(self.rttvar));
+        let above = (self.rttvar < max_deviation).then(|| self.srtt.saturating_add(self.rttvar));
         (below, above)
     }
 
     /// Whether a measured round trip `sample` is news for these figures
     /// (see [`quiet_band`](Self::quiet_band)).
-    pub fn is_news(&self, sample: Duration) -> bool {
-        let (below, above) = self.quiet_band();
+    pub fn is_news(&self, sample: Duration, max_deviation: Duration) -> bool {
+        let (below, above) = self.quiet_band(max_deviation);
         below.is_some_and(|below| sample < below) || above.is_some_and(|above| sample > above)
     }
 }
@@ -164,12 +166,6 @@ impl Margin {
         }
         margin.saturating_add(self.lone).min(self.cap)
     }
-}
-
-/// `per_mille` thousandths of `of`, saturating.
-fn permille(of: Duration, per_mille: u32) -> Duration {
-    let nanos = of.as_nanos() * u128::from(per_mille) / 1000;
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 impl Default for Margin {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use freshpool_expiry::{EstimatorConfig, Lifetime, Margin};
+use freshpool_expiry::{EstimatorConfig, Lifetime, Margin, Tuning};
 use hyper::client::conn::{http1, http2};
 use hyper::rt::{Executor, Timer};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -161,6 +161,7 @@ pub struct Builder {
     keep_alive_hints: bool,
     learn_from_closes: bool,
     margin: Margin,
+    tuning: Tuning,
     observation_ttl: Duration,
     max_lifetime: Option<Lifetime>,
     retry: RetryPolicy,
@@ -188,6 +189,7 @@ impl Default for Builder {
             keep_alive_hints: true,
             learn_from_closes: true,
             margin: Margin::default(),
+            tuning: Tuning::default(),
             observation_ttl: estimator.observation_ttl,
             max_lifetime: None,
             retry: RetryPolicy::default(),
@@ -284,6 +286,16 @@ impl Builder {
     /// for why a `Keep-Alive` value gets none of these.
     pub fn margin(mut self, margin: Margin) -> Builder {
         self.margin = margin;
+        self
+    }
+
+    /// The numbers the idle-timeout estimator's rules rest on (how early a
+    /// lone close may teach, what a mass close is, how closes agree, how
+    /// far a watch runs to refute an estimate). Default:
+    /// [`Tuning::default`], whose fields each give their reason; change one
+    /// only for a reason as good.
+    pub fn estimator_tuning(mut self, tuning: Tuning) -> Builder {
+        self.tuning = tuning;
         self
     }
 
@@ -606,6 +618,7 @@ impl Builder {
             } else {
                 0
             },
+            tuning: self.tuning,
         };
         let config = Config {
             estimator,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use freshpool::Origin;
 use freshpool_expiry::{
-    Driver, Estimate, EstimatorConfig, Evidence, Expire, ExpiryQueue, IdleEstimator, Key,
+    Driver, Estimate, EstimatorConfig, Evidence, Expire, ExpiryQueue, IdleEstimator, Key, Tuning,
 };
 use http::Uri;
 use hyper::rt::{Read, Write};
@@ -174,6 +174,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The numbers the origins' estimators rest on.
+    pub(crate) fn tuning(&self) -> &Tuning {
+        &self.config.tuning
+    }
+
     fn new(config: EstimatorConfig) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -212,7 +217,7 @@ impl Shared {
         evidence: Evidence,
         now: Instant,
     ) {
-        if evidence.is_server_close() {
+        if self.config.tuning.is_server_close(&evidence) {
             self.counters.server_closes.fetch_add(1, Ordering::Relaxed);
         }
         self.learn(origin, slot, evidence, now);
@@ -234,7 +239,7 @@ impl Shared {
     }
 
     fn learn(self: &Arc<Self>, origin: &OriginKey, slot: Slot, evidence: Evidence, now: Instant) {
-        if evidence.is_server_close() {
+        if self.config.tuning.is_server_close(&evidence) {
             self.driver.calibrate(self);
         }
         let slack = self.driver.lateness();

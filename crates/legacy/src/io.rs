@@ -357,9 +357,10 @@ impl<T> TrackedIo<T> {
         }
         if let Some(written) = self.state.written_at.take() {
             let stale = self.state.round_trip_refresh_at.is_none_or(|at| now >= at);
-            self.state
-                .round_trip_band
-                .follow(self.state.origin_shared.round_trip());
+            self.state.round_trip_band.follow(
+                self.state.origin_shared.round_trip(),
+                self.state.shared.tuning().max_deviation,
+            );
             // A report also publishes the retire time again, with the
             // driver's latest lateness: a spike with the jitter at its cap
             // changes no figure, but a lateness that moved must get out.

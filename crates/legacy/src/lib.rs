@@ -137,7 +137,7 @@
 //!   [`RetryClient`] does, and sends such a request again.
 //! - Each [`Connector`] learns on its own; clones share what they learn.
 //!   A close that meets a request on a connection idle for less than
-//!   [`freshpool_expiry::MIN_CROSSED_IDLE`] is not learned from: a server
+//!   [`min_crossed_idle`](freshpool_expiry::Tuning::min_crossed_idle) is not learned from: a server
 //!   resetting over a request it could not handle is likelier then.
 //! - Each connection's IO is a [`TrackedIo<T>`] over the inner
 //!   connector's `T`. Code that recovers its stream after an upgrade or a

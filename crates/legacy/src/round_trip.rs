@@ -9,7 +9,7 @@ use freshpool_expiry::Rtt;
 /// `srtt ± rttvar`, by the estimator's own rule ([`Rtt::quiet_band`]). Only such samples (and a periodic one) are worth the
 /// estimator's lock. A spike always is, so the margin grows with the
 /// path's (and the runtime's) jitter, up to what the estimator counts of
-/// one sample ([`MAX_DEVIATION`](freshpool_expiry::MAX_DEVIATION)): once the jitter is there, a longer
+/// one sample ([`max_deviation`](freshpool_expiry::Tuning::max_deviation)): once the jitter is there, a longer
 /// spike would leave it as it is, and is no news. (A report also publishes
 /// the retire time again with the expiry driver's latest lateness; a
 /// connection reports when that lateness moved whatever the band says.)
@@ -31,13 +31,13 @@ pub(crate) struct Band {
 
 impl Band {
     /// The band for `(srtt, rttvar)`, as last published.
-    pub(crate) fn of(published: (u64, u64)) -> Band {
+    pub(crate) fn of(published: (u64, u64), max_deviation: Duration) -> Band {
         let (srtt, rttvar) = published;
         let (below, above) = Rtt {
             srtt: Duration::from_nanos(srtt),
             rttvar: Duration::from_nanos(rttvar),
         }
-        .quiet_band();
+        .quiet_band(max_deviation);
         Band {
             published,
             always: srtt == 0,
@@ -48,9 +48,9 @@ impl Band {
 
     /// Makes this the band for `published`, unless it is already.
     #[inline]
-    pub(crate) fn follow(&mut self, published: (u64, u64)) {
+    pub(crate) fn follow(&mut self, published: (u64, u64), max_deviation: Duration) {
         if self.published != published || *self == Band::default() {
-            *self = Band::of(published);
+            *self = Band::of(published, max_deviation);
         }
     }
 
@@ -71,7 +71,7 @@ impl Band {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freshpool_expiry::MAX_DEVIATION;
+    use freshpool_expiry::Tuning;
 
     fn nanos(d: Duration) -> u64 {
         u64::try_from(d.as_nanos()).unwrap()
@@ -84,9 +84,12 @@ mod tests {
         let news = |band: &Band, sample: Duration| band.is_news(written, written + sample);
         // Nothing published yet: every sample is news.
         let mut band = Band::default();
-        band.follow((0, 0));
+        band.follow((0, 0), Tuning::default().max_deviation);
         assert!(news(&band, us(1_000)));
-        band.follow((nanos(us(2_000)), nanos(us(500))));
+        band.follow(
+            (nanos(us(2_000)), nanos(us(500))),
+            Tuning::default().max_deviation,
+        );
         assert!(!news(&band, us(2_000)));
         assert!(!news(&band, us(2_400)));
         assert!(!news(&band, us(2_500)));
@@ -96,12 +99,18 @@ mod tests {
         assert!(news(&band, us(1_499)));
         // The jitter at the most one sample adds: a longer spike changes
         // nothing, a shorter path still does.
-        band.follow((nanos(us(2_000)), nanos(MAX_DEVIATION)));
+        band.follow(
+            (nanos(us(2_000)), nanos(Tuning::default().max_deviation)),
+            Tuning::default().max_deviation,
+        );
         assert!(!news(&band, us(50_000)));
         assert!(!news(&band, us(3_000)));
         assert!(news(&band, us(900)));
         // A jitter as wide as the path: nothing is too short.
-        band.follow((nanos(us(400)), nanos(us(500))));
+        band.follow(
+            (nanos(us(400)), nanos(us(500))),
+            Tuning::default().max_deviation,
+        );
         assert!(!news(&band, us(1)));
         assert!(news(&band, us(901)));
     }

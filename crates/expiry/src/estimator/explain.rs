@@ -22,7 +22,7 @@ pub struct Explanation {
     pub survived: Option<Duration>,
     /// Remembered closes the estimate does not rest on and that are not
     /// above it: early against a survival, part of a mass close, or alone
-    /// and below a header or [`MIN_LONE_CLOSE`](crate::MIN_LONE_CLOSE).
+    /// and below a header or [`min_lone_close`](crate::Tuning::min_lone_close).
     pub set_aside: usize,
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CHANGE_SPAN, IdleEstimator, Source};
+use super::{IdleEstimator, Source};
 
 /// The [`retire_after`](IdleEstimator::retire_after) and
 /// [`watch_after`](IdleEstimator::watch_after) answers for `slack`, which
@@ -36,8 +36,9 @@ impl IdleEstimator {
 
     /// How long a connection retired for idleness may still be kept open,
     /// not reused, to see whether the server closes it: until
-    /// `estimate + margin` for an advertised estimate, `estimate + margin +
-    /// max(estimate / 4, 20 ms)` for a learned one, and no longer than
+    /// `estimate + margin` for an advertised estimate, `estimate + margin +`
+    /// [`refute_span`](crate::Tuning::refute_span) for a learned one, and
+    /// no longer than
     /// [`retire_after`](Self::retire_after) for the client's own default or
     /// the user's override.
     ///
@@ -45,7 +46,7 @@ impl IdleEstimator {
     /// lock itself out: every connection is retired before the server
     /// closes it, so no survival above the estimate is ever seen. Watched
     /// this long, the first connection retired under such an estimate
-    /// survives past it by more than [`agree`](crate::agree) allows, which
+    /// survives past it by more than [`agree`](crate::Tuning::agree) allows, which
     /// refutes it: a wrong estimate meets its refutation within one
     /// `watch_after` of a connection going idle, and no request is at
     /// risk, since a watched connection carries none.
@@ -92,7 +93,11 @@ impl IdleEstimator {
         let header = self.header.map(|(_, at)| (at, ttl));
         let survived = self.survived.map(|(_, at)| (at, ttl));
         let closes = self.closes.iter().map(|c| {
-            let ttl = if c.exact { ttl } else { ttl.min(CHANGE_SPAN) };
+            let ttl = if c.exact {
+                ttl
+            } else {
+                ttl.min(self.config.tuning.bound_memory)
+            };
             (c.at, ttl)
         });
         header
@@ -135,7 +140,9 @@ impl IdleEstimator {
                 .min(own);
                 let past = match source {
                     Source::Override => None,
-                    Source::Learned => Some(margin.saturating_add(refute_span(estimate.timeout))),
+                    Source::Learned => Some(
+                        margin.saturating_add(self.config.tuning.refute_span(estimate.timeout)),
+                    ),
                     _ => Some(margin),
                 };
                 let watch = past.map_or(retire, |past| {
@@ -146,16 +153,3 @@ impl IdleEstimator {
         }
     }
 }
-
-/// How far past a learned estimate and its margin a retired connection is
-/// watched (see [`IdleEstimator::watch_after`]): a quarter of the
-/// estimate, and at least [`REFUTE_FLOOR`]. A survival that far out
-/// disagrees with the estimate (by more than 10% and 10 ms, see
-/// [`agree`](crate::agree)), so it refutes it, even read a margin late.
-fn refute_span(estimate: Duration) -> Duration {
-    (estimate / 4).max(REFUTE_FLOOR)
-}
-
-/// The least [`refute_span`]: twice [`agree`](crate::agree)'s 10 ms, so
-/// that a short estimate is refutable too.
-const REFUTE_FLOOR: Duration = Duration::from_millis(20);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{IdleEstimator, MAX_DEVIATION};
+use super::IdleEstimator;
 use crate::margin::Rtt;
 
 impl IdleEstimator {
@@ -19,7 +19,7 @@ impl IdleEstimator {
     /// the server's own time, so the path is its shortest sample (`srtt`),
     /// and its jitter the smoothed deviation from that (as RFC 6298 smooths
     /// it, `rttvar ← ¾·rttvar + ¼·deviation`), each sample counting at
-    /// most [`MAX_DEVIATION`]: a response that took a second is the
+    /// most [`max_deviation`](crate::Tuning::max_deviation): a response that took a second is the
     /// server's second, not the path's. The margin takes these or the
     /// kernel's figures, whichever bound is longer (see [`rtt`](Self::rtt)).
     pub fn observe_round_trip(&mut self, sample: Duration) {
@@ -27,11 +27,11 @@ impl IdleEstimator {
         self.measured = Some(match self.measured {
             None => Rtt {
                 srtt: sample,
-                rttvar: (sample / 2).min(MAX_DEVIATION),
+                rttvar: (sample / 2).min(self.config.tuning.max_deviation),
             },
             Some(Rtt { srtt, rttvar }) => {
                 let srtt = srtt.min(sample);
-                let deviation = (sample - srtt).min(MAX_DEVIATION);
+                let deviation = (sample - srtt).min(self.config.tuning.max_deviation);
                 Rtt {
                     srtt,
                     rttvar: rttvar - rttvar / 4 + deviation / 4,
@@ -65,6 +65,8 @@ impl IdleEstimator {
     /// Whether a measured round trip is news for the smoothed figures
     /// ([`Rtt::is_news`]), or nothing was measured yet.
     pub fn round_trip_is_news(&self, sample: Duration) -> bool {
-        self.measured.is_none_or(|rtt| rtt.is_news(sample))
+        let max_deviation = self.config.tuning.max_deviation;
+        self.measured
+            .is_none_or(|rtt| rtt.is_news(sample, max_deviation))
     }
 }

@@ -60,7 +60,7 @@ impl<B> PoolShared<B> {
         evidence: Evidence,
         now: Instant,
     ) -> Option<Instant> {
-        if evidence.is_server_close() {
+        if origin.estimator.config().tuning.is_server_close(&evidence) {
             origin.counters.bump(Event::ServerClose);
         }
         self.learn_in(origin, queue, key, evidence, now)
@@ -80,7 +80,8 @@ impl<B> PoolShared<B> {
         if matches!(evidence, Evidence::KeepAlive(_)) && !self.config.keep_alive_hints {
             return None;
         }
-        let calibrate = evidence.is_server_close().then_some(now);
+        let tuning = &origin.estimator.config().tuning;
+        let calibrate = tuning.is_server_close(&evidence).then_some(now);
         // Most responses only confirm what the estimator knows.
         if !origin.estimator.is_news(&evidence, now) {
             return None;
