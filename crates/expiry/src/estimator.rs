@@ -180,6 +180,9 @@ struct Close {
     crossed: bool,
     /// Part of a mass close.
     mass: bool,
+    /// Survivals longer than it seen since (see
+    /// [`Tuning::outlived_after`]).
+    outlived: u32,
 }
 
 /// Per-origin estimate of how long the server keeps idle connections open.
@@ -359,7 +362,14 @@ impl IdleEstimator {
                     self.record_close(idle_for, kind, Seen::Crossing, now);
                 }
             }
-            Evidence::Survived(idle_for) => self.record_survival(idle_for, false, now),
+            Evidence::Survived(idle_for) => {
+                for close in &mut self.closes {
+                    if close.idle_for < idle_for && close.at < now {
+                        close.outlived = close.outlived.saturating_add(1);
+                    }
+                }
+                self.record_survival(idle_for, false, now);
+            }
         }
         let after = self.estimate(now);
         (after != before).then_some(after)
@@ -461,6 +471,7 @@ impl IdleEstimator {
             exact: seen == Seen::Arrived,
             crossed: seen == Seen::Crossing,
             mass: false,
+            outlived: 0,
         };
         for other in &mut self.closes {
             let together =
@@ -558,9 +569,12 @@ impl IdleEstimator {
     /// close agrees with the one it rests on.
     fn learned_close(&self, header: Option<Duration>, now: Instant) -> Option<(Duration, bool)> {
         let survived = self.survived_unless_changed(now);
-        let valid = |c: &&Close| {
-            !c.mass && survived.is_none_or(|s| !self.config.tuning.is_early(c.idle_for, s))
-        };
+        let tuning = &self.config.tuning;
+        // A reading of the timer; one that later survivals outlived still
+        // agrees with a new one, but is no estimate itself.
+        let reading =
+            |c: &&Close| !c.mass && survived.is_none_or(|s| !tuning.is_early(c.idle_for, s));
+        let valid = |c: &&Close| reading(c) && c.outlived < tuning.outlived_after;
         // Upper bounds only while nothing was measured.
         let exact_closes = || self.live(now).filter(valid).filter(|c| c.exact);
         let exact = exact_closes().next().is_some();
@@ -576,7 +590,7 @@ impl IdleEstimator {
                 .filter(move |c| c.exact || !exact || refines(c))
         };
         let agreeing = |c: &Close| {
-            self.live(now).filter(valid).any(|other| {
+            self.live(now).filter(reading).any(|other| {
                 !std::ptr::eq(c, other) && self.config.tuning.agree(c.idle_for, other.idle_for)
             })
         };

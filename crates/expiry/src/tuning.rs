@@ -96,6 +96,15 @@ pub struct Tuning {
     /// with the estimate (by more than `agree_permille`), so it refutes it,
     /// even read a margin late.
     pub refute_permille: u32,
+    /// A close that this many later survivals outlived (connections found
+    /// open past its idle time, after it) is no timer, even where they
+    /// agree with it: a timer that fired that early would have closed some
+    /// of them. Default 3: a late timer lets one or two through, and
+    /// survivals within [`confirm_refresh`](Self::confirm_refresh) of each
+    /// other are no news, so three take two seconds at least. This is how
+    /// a client whose watched connections are handed out (the adapter:
+    /// hyper-util's pool holds them) refutes an estimate too low.
+    pub outlived_after: u32,
 }
 
 impl Default for Tuning {
@@ -116,6 +125,7 @@ impl Default for Tuning {
             confirm_permille: 50,
             refute_floor: ms(20),
             refute_permille: 250,
+            outlived_after: 3,
         }
     }
 }
