@@ -191,6 +191,10 @@ impl<B: Send + 'static> PoolShared<B> {
 
         // HTTP/1: the most recently used idle connection that is still good.
         let mut wake: Option<Instant> = None;
+        // Retired but watched for the server's close: not handed out, and
+        // not closed either, or a sender whose gap outlasts the retire time
+        // would end every watch before it could refute a low estimate.
+        let mut watched = Vec::new();
         let found = loop {
             // A retry never takes an idle connection: after one went stale,
             // the others may be too.
@@ -213,6 +217,9 @@ impl<B: Send + 'static> PoolShared<B> {
             // when it drops), so `retire_at` is today's.
             let verdict = if idle.conn.is_closed() || !idle.conn.is_ready() {
                 Some(Dead::Closed)
+            } else if idle.retire_at <= now && now < idle.watch_until {
+                watched.push(idle);
+                continue;
             } else if idle.retire_at <= now {
                 Some(Dead::Expired)
             } else {
@@ -241,6 +248,9 @@ impl<B: Send + 'static> PoolShared<B> {
                 }
             }
         };
+        for idle in watched {
+            origin.idle.push(idle);
+        }
         if let Some(at) = wake {
             // Not under this lock: the driver takes its own.
             let pool = Arc::clone(self);
