@@ -648,6 +648,34 @@ where
     report.into_reference()
 }
 
+/// Awaits `response` and reads its body to the end; an error becomes its
+/// kind. For tests that send one request at a time.
+pub async fn read_response<B, E>(
+    response: impl Future<Output = Result<http::Response<B>, E>>,
+) -> Result<(), String>
+where
+    B: hyper::body::Body,
+    B::Error: StdError + 'static,
+    E: StdError + 'static,
+{
+    read_body(response.await.map_err(|e| error_kind(&e))?).await
+}
+
+/// Reads a response's body to its end; an error becomes its kind.
+pub async fn read_body<B>(response: http::Response<B>) -> Result<(), String>
+where
+    B: hyper::body::Body,
+    B::Error: StdError + 'static,
+{
+    use http_body_util::BodyExt;
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(drop)
+        .map_err(|e| error_kind(&e))
+}
+
 /// One exchange of a race: awaits `response`, reads its body to the end,
 /// and says whether the connection was reused. An error becomes its kind,
 /// [tagged](tagged) when the client had `learned`; the whole exchange is

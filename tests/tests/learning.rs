@@ -17,7 +17,7 @@ use bytes::Bytes;
 use freshpool::Source;
 use freshpool_legacy::{Connector, RetryClient};
 use freshpool_origin::{Advertise, CloseMode, CloseReason, Origin};
-use freshpool_tests::{TestClient, error_kind, post};
+use freshpool_tests::{TestClient, error_kind, post, read_body};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -47,20 +47,6 @@ fn swapped() -> (Legacy<Connector<HttpConnector>>, Connector<HttpConnector>) {
     let connector = Connector::new(http());
     let client = LegacyClient::builder(TokioExecutor::new()).build(connector.clone());
     (client, connector)
-}
-
-/// Reads a response's body to its end; an error becomes its kind.
-async fn read_to_end<B>(response: http::Response<B>) -> Result<(), String>
-where
-    B: http_body::Body,
-    B::Error: std::error::Error + 'static,
-{
-    response
-        .into_body()
-        .collect()
-        .await
-        .map(drop)
-        .map_err(|e| error_kind(&e))
 }
 
 /// Marks an error on a connection that had carried no request before.
@@ -96,7 +82,7 @@ where
         .request(post(format!("{}/", origin.base_url()), id, false))
         .await
         .map_err(|e| legacy_kind(&e))?;
-    read_to_end(response).await
+    read_body(response).await
 }
 
 async fn exchange_native(client: &TestClient, origin: &Origin, id: String) -> Result<(), String> {
@@ -111,7 +97,7 @@ async fn exchange_native(client: &TestClient, origin: &Origin, id: String) -> Re
                 kind + FRESH
             }
         })?;
-    read_to_end(response).await
+    read_body(response).await
 }
 
 /// One request, then the server closes that idle connection 2 ms after
@@ -295,7 +281,7 @@ async fn consistent_early_closes_are_learned_by_every_client() {
                     Some(client) => legacy_kind(client),
                     None => error_kind(&e),
                 })?;
-            read_to_end(response).await
+            read_body(response).await
         },
     )
     .await;
@@ -529,7 +515,7 @@ async fn the_adapter_forgets_origins_with_no_connection_beyond_a_bound() {
             .body(Full::default())
             .expect("request");
         let response = client.request(request).await.expect("response");
-        read_to_end(response).await.expect("body");
+        read_body(response).await.expect("body");
     }
     let mut stats = connector.stats();
     for _ in 0..200 {
@@ -558,7 +544,7 @@ async fn the_adapter_forgets_origins_with_no_connection_beyond_a_bound() {
         )
         .await
         .expect("again");
-    read_to_end(response).await.expect("body");
+    read_body(response).await.expect("body");
     let back = known(0).expect("known again");
     assert_eq!(
         (back.source, back.timeout),

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use freshpool::Source;
 use freshpool_legacy::Connector;
 use freshpool_origin::{Advertise, CloseMode, Origin};
-use freshpool_tests::{TestClient, error_kind, post};
-use http_body_util::{BodyExt, Full};
+use freshpool_tests::{TestClient, post, read_response};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -77,18 +77,7 @@ async fn the_native_pool_refutes_a_low_estimate_with_its_first_watch() {
         .expect("default settings");
     let url = format!("{}/", origin.base_url());
     let learned = || client.stats().origins[0].1.estimate.map(|e| e.1) == Some(Source::Learned);
-    let send = async |id: String| {
-        let response = client
-            .request(post(url.clone(), id, false))
-            .await
-            .map_err(|e| error_kind(&e))?;
-        response
-            .into_body()
-            .collect()
-            .await
-            .map(drop)
-            .map_err(|e| error_kind(&e))
-    };
+    let send = async |id: String| read_response(client.request(post(url.clone(), id, false))).await;
     let recovered = scenario(&origin, send, learned).await;
     // The bound: the connection retired under 285 ms (at 270 ms) is watched
     // to 285 ms + margin + a quarter (371 ms), during the next gap, and its
@@ -115,18 +104,7 @@ async fn the_adapter_refutes_a_low_estimate_with_survivals_that_outlive_it() {
     let url = format!("{}/", origin.base_url());
     let uri: http::Uri = url.parse().expect("url");
     let learned = || connector.estimate(&uri).map(|e| e.source) == Some(Source::Learned);
-    let send = async |id: String| {
-        let response = client
-            .request(post(url.clone(), id, false))
-            .await
-            .map_err(|e| error_kind(&e))?;
-        response
-            .into_body()
-            .collect()
-            .await
-            .map(drop)
-            .map_err(|e| error_kind(&e))
-    };
+    let send = async |id: String| read_response(client.request(post(url.clone(), id, false))).await;
     let recovered = scenario(&origin, send, learned).await;
     // The bound: hyper-util hands out the connection the adapter watches,
     // so each request ends that watch at 300 ms, a survival that agrees
