@@ -84,6 +84,16 @@ impl XorShift {
         }
     }
 
+    /// `true` with a chance of `percent` in 100.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`, uniformly (panics when `items` is empty).
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
     /// Uniform on `[0, 1]`, at 2⁻⁵³ resolution.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / ((1u64 << 53) - 1) as f64
@@ -176,6 +186,8 @@ mod tests {
             assert!(rng.around(Duration::ZERO, spread) <= spread);
         }
         assert_eq!(seen, [true; 7]);
+        assert!(!rng.chance(0) && rng.chance(100));
+        assert!([3, 5].contains(&rng.pick(&[3, 5])));
         assert_eq!(rng.between(base + spread, base), base + spread);
         assert_eq!(rng.bytes(16, b"ab").len(), 16);
     }
