@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use freshpool_expiry::{ExpiryQueue, Key};
+use freshpool_testkit::XorShift;
 
 const ENTRIES: usize = 1_000_000;
 /// Random deadlines spread over 15 minutes.
@@ -43,21 +44,10 @@ const SPREAD_NANOS: u64 = 15 * 60 * 1_000_000_000;
 /// Increasing deadlines advance by 1 µs per new idle connection.
 const STEP_NANOS: u64 = 1_000;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Shuffles `keys` (Fisher-Yates).
 fn shuffle(keys: &mut [Key], rng: &mut XorShift) {
     for i in (1..keys.len()).rev() {
-        keys.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        keys.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
 }
 
@@ -74,14 +64,14 @@ fn increasing(t0: Instant) -> (ExpiryQueue<u64>, VecDeque<Key>, u64) {
 fn random(t0: Instant, rng: &mut XorShift) -> (ExpiryQueue<u64>, Vec<Key>) {
     let mut queue = ExpiryQueue::new();
     let keys = (0..ENTRIES as u64)
-        .map(|i| queue.insert(t0 + Duration::from_nanos(rng.next() % SPREAD_NANOS), i))
+        .map(|i| queue.insert(t0 + Duration::from_nanos(rng.next_u64() % SPREAD_NANOS), i))
         .collect();
     (queue, keys)
 }
 
 fn bench_expiry(c: &mut Criterion) {
     let t0 = Instant::now();
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::from_state(0x9E37_79B9_7F4A_7C15);
     let mut group = c.benchmark_group("expiry");
     group
         .sample_size(20)
@@ -134,7 +124,7 @@ fn bench_expiry(c: &mut Criterion) {
     let mut next = 0;
     group.bench_function("insert+remove/random", |b| {
         b.iter(|| {
-            let r = rng.next();
+            let r = rng.next_u64();
             let key = queue.insert(t0 + Duration::from_nanos(r % SPREAD_NANOS), r);
             black_box(queue.remove(&keys[next]));
             keys[next] = key;
@@ -149,14 +139,14 @@ fn bench_expiry(c: &mut Criterion) {
     );
     group.bench_function("reset/random", |b| {
         b.iter(|| {
-            let r = rng.next();
+            let r = rng.next_u64();
             black_box(queue.reset(&keys[next], t0 + Duration::from_nanos(r % SPREAD_NANOS)));
             next = (next + 1) % ENTRIES;
         });
     });
     group.bench_function("insert+poll_expired", |b| {
         b.iter(|| {
-            let r = rng.next();
+            let r = rng.next_u64();
             let now = queue.next_deadline().expect("queue is full");
             black_box(queue.poll_expired(now));
             queue.insert(now + Duration::from_nanos(r % SPREAD_NANOS), r)

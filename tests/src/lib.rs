@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use freshpool_origin::Origin;
+use freshpool_testkit::XorShift;
 
 mod clients;
 mod hang;
@@ -74,41 +75,10 @@ impl Gaps {
 
     fn draw(&self, rng: &mut XorShift) -> Duration {
         match *self {
-            Gaps::Around { interval, jitter } => {
-                let span = jitter.as_micros() as u64 * 2 + 1;
-                let offset = rng.next_u64() % span;
-                (interval + Duration::from_micros(offset)).saturating_sub(jitter)
-            }
-            Gaps::Uniform { max } => {
-                Duration::from_micros(rng.next_u64() % (max.as_micros() as u64 + 1))
-            }
-            Gaps::Between { low, high } => {
-                let span = high.saturating_sub(low).as_micros() as u64 + 1;
-                low + Duration::from_micros(rng.next_u64() % span)
-            }
+            Gaps::Around { interval, jitter } => rng.around(interval, jitter),
+            Gaps::Uniform { max } => rng.between(Duration::ZERO, max),
+            Gaps::Between { low, high } => rng.between(low, high),
         }
-    }
-}
-
-/// A small deterministic PRNG: tests need reproducible jitter, not
-/// cryptographic randomness.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator from `seed` (zero is replaced by a constant).
-    pub fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next pseudo-random number.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
     }
 }
 

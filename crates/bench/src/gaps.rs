@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use freshpool_testkit::XorShift;
+
 /// How a sender's pauses are drawn around the interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Gaps {
@@ -70,39 +72,6 @@ pub(crate) fn parse_gaps(text: &str) -> Result<Gaps, String> {
         ));
     }
     Ok(Gaps::Uniform { low, high })
-}
-
-/// A small deterministic generator: reproducible pauses, not
-/// cryptography.
-#[derive(Debug, Clone)]
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    /// A generator for `seed` (any value, 0 included).
-    pub(crate) fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform on `[0, 1]`, at 2⁻⁵³ resolution.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / ((1u64 << 53) - 1) as f64
-    }
-
-    /// `base ± spread`, uniform at microsecond resolution.
-    fn around(&mut self, base: Duration, spread: Duration) -> Duration {
-        let spread_us = u64::try_from(spread.as_micros()).unwrap_or(u64::MAX / 4);
-        let offset = self.next_u64() % (2 * spread_us + 1);
-        (base + Duration::from_micros(offset)).saturating_sub(spread)
-    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use std::time::Duration;
 use clap::Args;
 use freshpool_origin::{Advertise, Origin};
 use freshpool_proxy::{Proxy, RequestBody, Upstream};
+use freshpool_testkit::XorShift;
 use http::Uri;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client as LegacyClient;
@@ -374,18 +375,13 @@ async fn send_all(plan: SenderPlan, progress: crate::progress::Counter) -> Resul
         Kind::HyperUtil
     };
     let client = kind.build(Arc::new(AtomicU64::new(0)))?;
-    let mut rng = plan.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = XorShift::new(plan.seed);
     let delay = http::HeaderValue::from_str(&plan.delay.as_millis().to_string())
         .map_err(|e| e.to_string())?;
     let mut race = Race::default();
     for n in 0..plan.count {
         if n > 0 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let spread = u64::try_from(plan.jitter.as_micros()).unwrap_or(u64::MAX / 4);
-            let offset = Duration::from_micros(rng % (2 * spread + 1));
-            let mut pause = (plan.interval + offset).saturating_sub(plan.jitter);
+            let mut pause = rng.around(plan.interval, plan.jitter);
             if n == 1 {
                 pause += plan.interval / 2;
             }

@@ -23,12 +23,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use freshpool_testkit::XorShift;
 use http::Uri;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clients::{self, Kind, Pool};
-use crate::gaps::{Gaps, XorShift};
+use crate::gaps::Gaps;
 
 /// How long one request may take before it counts as a hang ([`HANG`]),
 /// so that a server that stops answering cannot stall a race.

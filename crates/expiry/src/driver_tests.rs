@@ -1,3 +1,5 @@
+use freshpool_testkit::XorShift;
+
 use super::*;
 use crate::ExpiryQueue;
 
@@ -55,12 +57,9 @@ impl Expire for Owner {
 async fn fires_each_entry_once_in_order_not_before_its_deadline() {
     let owner = Owner::new();
     let t0 = now();
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rng = XorShift::from_state(0x2545_F491_4F6C_DD1D);
     for id in 0..200 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        owner.insert(id, t0 + ms(500 + x % 10_000));
+        owner.insert(id, t0 + ms(500 + rng.next_u64() % 10_000));
         // Some inserts arrive while the task is already sleeping.
         if id % 50 == 49 {
             tokio::time::sleep(ms(100)).await;

@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use freshpool_testkit::XorShift;
+
 use crate::{ExpiryQueue, KeepAlive, Key, response_reuse};
 
 /// `KeepAlive::parse` never panics, keeps its clamp, and round-trips what
@@ -211,46 +213,9 @@ pub fn expiry_queue_seeds() -> Vec<Vec<u8>> {
             .chain([6, 255, 6, 255])
             .collect(),
     ];
-    let mut rng = XorShift::new(0x5EED_F00D);
+    let mut rng = XorShift::star(0x5EED_F00D);
     for len in (8..200).step_by(7) {
         seeds.push((0..len).map(|_| rng.next_u64() as u8).collect());
     }
     seeds
-}
-
-/// A deterministic xorshift64* generator for bounded pseudo-random runs.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator from `seed` (zero is replaced by a fixed non-zero seed).
-    pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    /// The next pseudo-random value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// `len` pseudo-random bytes, biased towards the bytes that matter to
-    /// the harnesses when `alphabet` is not empty.
-    pub fn bytes(&mut self, len: usize, alphabet: &[u8]) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                let r = self.next_u64();
-                match alphabet.get((r >> 8) as usize % (alphabet.len() * 2).max(1)) {
-                    Some(&b) => b,
-                    None => r as u8,
-                }
-            })
-            .collect()
-    }
 }

@@ -1,3 +1,5 @@
+use freshpool_testkit::XorShift;
+
 use super::wheel::Entry;
 use super::*;
 
@@ -5,24 +7,12 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A deterministic xorshift64* generator; tests need no `rand`.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 #[test]
 fn expires_in_deadline_order_and_not_before() {
     let t0 = Instant::now();
     let mut q = ExpiryQueue::new();
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let mut deadlines: Vec<u64> = (0..2000).map(|_| rng.next() % 10_000).collect();
+    let mut rng = XorShift::star(0x9E37_79B9_7F4A_7C15);
+    let mut deadlines: Vec<u64> = (0..2000).map(|_| rng.next_u64() % 10_000).collect();
     for (i, d) in deadlines.iter().enumerate() {
         q.insert(t0 + ms(*d), i);
     }
@@ -148,17 +138,17 @@ fn memory_per_entry_at_one_million() {
     const N: usize = 1_000_000;
     let t0 = Instant::now();
     let mut q: ExpiryQueue<u64> = ExpiryQueue::new();
-    let mut rng = XorShift(7);
+    let mut rng = XorShift::star(7);
     let spread = 1_000_000_000_000;
     let mut keys: Vec<Key> = (0..N as u64)
-        .map(|i| q.insert(t0 + Duration::from_nanos(rng.next() % spread), i))
+        .map(|i| q.insert(t0 + Duration::from_nanos(rng.next_u64() % spread), i))
         .collect();
     assert_eq!(size_of::<Slot<u64>>(), 24);
     assert_eq!(size_of::<Entry>(), 12);
     assert_eq!(size_of::<NearEntry>(), 16);
     let mut worst = 0;
     for i in 0..3 * N {
-        let r = rng.next();
+        let r = rng.next_u64();
         let slot = (r % N as u64) as usize;
         if i % 3 == 0 {
             assert!(q.reset(&keys[slot], t0 + Duration::from_nanos(r % spread)));
@@ -184,14 +174,14 @@ fn memory_per_entry_at_one_million_while_expiring() {
     const N: u64 = 1_000_000;
     let t0 = Instant::now();
     let mut q: ExpiryQueue<u64> = ExpiryQueue::new();
-    let mut rng = XorShift(11);
+    let mut rng = XorShift::star(11);
     let step = Duration::from_micros(3);
     let mut keys: Vec<Key> = (0..N).map(|i| q.insert(t0 + step * i as u32, i)).collect();
     let mut worst = 0;
     let mut expired = 0;
     for clock in N..3 * N {
         let key = q.insert(t0 + step * clock as u32, clock);
-        let r = rng.next();
+        let r = rng.next_u64();
         let slot = (r % N) as usize;
         if r & 1 == 0 || q.remove(&keys[slot]).is_none() {
             let due = q.next_deadline().expect("the queue is full");
@@ -232,15 +222,15 @@ fn compaction_keeps_every_live_entry() {
 #[test]
 fn compaction_with_random_deadlines_keeps_order() {
     let t0 = Instant::now();
-    let mut rng = XorShift(99);
+    let mut rng = XorShift::star(99);
     let mut q = ExpiryQueue::new();
     let keys: Vec<Key> = (0..100)
-        .map(|i| q.insert(t0 + ms(rng.next() % 1000), i))
+        .map(|i| q.insert(t0 + ms(rng.next_u64() % 1000), i))
         .collect();
     let mut deadlines = vec![0; keys.len()];
     for _ in 0..5000 {
-        let i = (rng.next() % keys.len() as u64) as usize;
-        deadlines[i] = rng.next() % 1000;
+        let i = (rng.next_u64() % keys.len() as u64) as usize;
+        deadlines[i] = rng.next_u64() % 1000;
         assert!(q.reset(&keys[i], t0 + ms(deadlines[i])));
         assert!(q.scheduled() <= 2 * q.len() + COMPACT_SLACK);
     }
@@ -266,17 +256,17 @@ fn matches_a_sorted_model_across_wheel_levels() {
         let offset = Duration::from_nanos(nanos.unsigned_abs() as u64);
         if nanos >= 0 { t0 + offset } else { t0 - offset }
     };
-    let mut rng = XorShift(0x0DDB_A110);
+    let mut rng = XorShift::star(0x0DDB_A110);
     let mut q = ExpiryQueue::new();
     let mut sorted: BTreeSet<(i128, u64)> = BTreeSet::new();
     let mut live: HashMap<Key, (i128, u64)> = HashMap::new();
     let mut keys: Vec<Key> = Vec::new();
     let mut now: i128 = 0;
     for id in 0..60_000u64 {
-        let r = rng.next();
+        let r = rng.next_u64();
         // A span of 2^0 .. 2^56 ns (about 2.3 years).
         let span = 1i128 << (r % 57);
-        let offset = i128::from(rng.next()) % span - span / 8;
+        let offset = i128::from(rng.next_u64()) % span - span / 8;
         match r >> 60 {
             0..=6 => {
                 let deadline = now + offset;
@@ -286,7 +276,7 @@ fn matches_a_sorted_model_across_wheel_levels() {
                 keys.push(key);
             }
             7..=9 if !keys.is_empty() => {
-                let key = keys[(rng.next() % keys.len() as u64) as usize];
+                let key = keys[(rng.next_u64() % keys.len() as u64) as usize];
                 let deadline = now + offset;
                 let expected = live.get(&key).copied();
                 assert_eq!(q.reset(&key, at(deadline)), expected.is_some());
@@ -297,7 +287,7 @@ fn matches_a_sorted_model_across_wheel_levels() {
                 }
             }
             10..=12 if !keys.is_empty() => {
-                let key = keys.swap_remove((rng.next() % keys.len() as u64) as usize);
+                let key = keys.swap_remove((rng.next_u64() % keys.len() as u64) as usize);
                 let expected = live.remove(&key);
                 if let Some(entry) = expected {
                     sorted.remove(&entry);

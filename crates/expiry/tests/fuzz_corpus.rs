@@ -8,7 +8,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-use freshpool_expiry::fuzzing::{self, XorShift};
+use freshpool_expiry::fuzzing;
+use freshpool_testkit::XorShift;
 
 /// Pseudo-random cases per target, on top of the corpus.
 const RANDOM_CASES: usize = 2_000;
@@ -53,7 +54,7 @@ fn expiry_queue_corpus() {
 
 #[test]
 fn keep_alive_random() {
-    let mut rng = XorShift::new(0xC0FF_EE00);
+    let mut rng = XorShift::star(0xC0FF_EE00);
     for _ in 0..RANDOM_CASES {
         let len = (rng.next_u64() % 64) as usize;
         fuzzing::keep_alive(&rng.bytes(len, b"timeoutmax=0123456789,; \t\"\\\n:-+.xTM"));
@@ -62,7 +63,7 @@ fn keep_alive_random() {
 
 #[test]
 fn expiry_queue_random() {
-    let mut rng = XorShift::new(0xDEC0_DE00);
+    let mut rng = XorShift::star(0xDEC0_DE00);
     for _ in 0..RANDOM_CASES / 4 {
         // Long enough sequences to reach heap compaction.
         let len = (rng.next_u64() % 4096) as usize;

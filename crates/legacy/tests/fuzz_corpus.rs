@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use freshpool_legacy::fuzzing::{Report, Request, encode, report, tracker_differential};
+use freshpool_testkit::XorShift;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/tracker_differential")
@@ -50,26 +51,6 @@ fn replay_corpus() {
     assert!(total.stuck >= 8, "{total:?}");
 }
 
-/// Fixed-seed xorshift64: the same mutations on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 /// Fragments that push mutations toward interesting framing.
 const TOKENS: &[&[u8]] = &[
     b"\r\n",
@@ -96,7 +77,7 @@ fn mutate(rng: &mut XorShift, data: &mut Vec<u8>) {
         let at = rng.below(data.len() + 1);
         match rng.below(6) {
             0 if at < data.len() => data[at] ^= 1 << rng.below(8),
-            1 if at < data.len() => data[at] = rng.next() as u8,
+            1 if at < data.len() => data[at] = rng.next_u64() as u8,
             2 => {
                 let end = (at + 1 + rng.below(8)).min(data.len());
                 data.drain(at..end);
@@ -113,7 +94,7 @@ fn mutate(rng: &mut XorShift, data: &mut Vec<u8>) {
             // The header bytes: requests and read splits.
             _ => {
                 if let Some(byte) = data.get_mut(rng.below(4)) {
-                    *byte = rng.next() as u8;
+                    *byte = rng.next_u64() as u8;
                 }
             }
         }
@@ -122,7 +103,8 @@ fn mutate(rng: &mut XorShift, data: &mut Vec<u8>) {
 
 fn mutations(seed: u64, count: u32) {
     let files = corpus();
-    let mut rng = XorShift(seed);
+    // The same seed, the same mutations on every run.
+    let mut rng = XorShift::from_state(seed);
     for _ in 0..count {
         let mut data = files[rng.below(files.len())].1.clone();
         mutate(&mut rng, &mut data);

@@ -5,30 +5,7 @@
 //! which byte-level mutation of the corpus rarely reaches.
 
 use freshpool_legacy::fuzzing::{Report, Request, encode, report};
-
-/// Fixed-seed xorshift64: the same inputs on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
+use freshpool_testkit::XorShift;
 
 const REQUESTS: [Request; 8] = [
     Request::Get,
@@ -41,7 +18,7 @@ const REQUESTS: [Request; 8] = [
     Request::GetUpgrade,
 ];
 
-fn chunked_body(rng: &mut Rng, out: &mut Vec<u8>) {
+fn chunked_body(rng: &mut XorShift, out: &mut Vec<u8>) {
     for _ in 0..rng.below(4) {
         let size = 1 + rng.below(20);
         let digits = if rng.chance(50) {
@@ -68,7 +45,7 @@ fn chunked_body(rng: &mut Rng, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn response(rng: &mut Rng) -> Vec<u8> {
+fn response(rng: &mut XorShift) -> Vec<u8> {
     let mut out = Vec::new();
     if rng.chance(3) {
         out.extend_from_slice(rng.pick(&[&b"\r\n"[..], b"\n", b"\r\n\r\n"]));
@@ -146,16 +123,17 @@ fn response(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
-fn case(rng: &mut Rng) -> Vec<u8> {
+fn case(rng: &mut XorShift) -> Vec<u8> {
     let count = 1 + rng.below(4);
     let requests: Vec<Request> = (0..count).map(|_| rng.pick(&REQUESTS)).collect();
     let segments: Vec<Vec<u8>> = (0..count).map(|_| response(rng)).collect();
     let segments: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
-    encode(&requests, rng.next() as u8, &segments)
+    encode(&requests, rng.next_u64() as u8, &segments)
 }
 
 fn run(seed: u64, count: u32) -> Report {
-    let mut rng = Rng(seed | 1);
+    // The same seed, the same inputs on every run.
+    let mut rng = XorShift::from_state(seed | 1);
     let mut total = Report::default();
     for _ in 0..count {
         let data = case(&mut rng);

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use freshpool_origin::{CloseMode, Origin};
+use freshpool_testkit::XorShift;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
@@ -85,31 +86,6 @@ fn parse_args() -> Result<Settings, String> {
         }
     }
     Ok(settings)
-}
-
-/// A tiny xorshift generator: jitter without a `rand` dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// `base ± spread`, uniform at microsecond resolution.
-    fn around(&mut self, base: Duration, spread: Duration) -> Duration {
-        let spread_us = spread.as_micros() as u64;
-        let offset = self.next() % (2 * spread_us + 1);
-        (base + Duration::from_micros(offset)).saturating_sub(spread)
-    }
 }
 
 /// What became of one request.

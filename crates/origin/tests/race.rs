@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use freshpool_origin::{CloseMode, Origin};
+use freshpool_testkit::XorShift;
 use support::Conn;
 use tokio::task::JoinSet;
 
@@ -16,12 +17,9 @@ const CLIENTS: usize = 8;
 const REQUESTS_PER_CLIENT: usize = 15;
 const IDLE: Duration = Duration::from_millis(100);
 
-/// `IDLE ± 2 ms`, from a small xorshift generator.
-fn jittered(state: &mut u64) -> Duration {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (IDLE + Duration::from_micros(*state % 4001)).saturating_sub(Duration::from_millis(2))
+/// `IDLE ± 2 ms`.
+fn jittered(rng: &mut XorShift) -> Duration {
+    rng.around(IDLE, Duration::from_millis(2))
 }
 
 async fn race(mode: CloseMode) {
@@ -36,7 +34,7 @@ async fn race(mode: CloseMode) {
     for c in 0..CLIENTS {
         let origin = std::sync::Arc::clone(&origin);
         clients.spawn(async move {
-            let mut rng = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
+            let mut rng = XorShift::from_state(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
             let mut conn = Conn::open(&origin).await;
             let mut outcomes = Vec::new();
             for r in 0..REQUESTS_PER_CLIENT {

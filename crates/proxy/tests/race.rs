@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use freshpool_origin::{Advertise, CloseMode, Origin};
 use freshpool_proxy::{Proxy, Upstream};
+use freshpool_testkit::XorShift;
 use http::Request;
 use http_body_util::BodyExt;
 use support::{Running, client, freshpool_client, full, legacy_client, run};
@@ -39,23 +40,6 @@ struct Lane {
     /// Requests that got neither a response nor an error in 10 s: hangs,
     /// counted apart from errors.
     hangs: u64,
-}
-
-/// A small deterministic generator for the jitter: the same schedule for
-/// both proxies.
-struct XorShift(u64);
-
-impl XorShift {
-    fn around(&mut self, base: Duration, spread: Duration) -> Duration {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        let spread_us = spread.as_micros() as u64;
-        let offset = x % (2 * spread_us + 1);
-        (base + Duration::from_micros(offset)).saturating_sub(spread)
-    }
 }
 
 async fn lane<Cl: Upstream>(
@@ -91,7 +75,7 @@ async fn lane<Cl: Upstream>(
 /// Returns (5xx, other errors).
 async fn sender(url: String, prefix: String, jitter: Duration, seed: u64) -> (u64, u64, u64) {
     let client = client();
-    let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = XorShift::new(seed);
     let (mut status_5xx, mut errors, mut hangs) = (0, 0, 0);
     for n in 0..REQUESTS {
         if n > 0 {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use freshpool_testkit::XorShift;
 use http_body::{Frame, SizeHint};
 
 use super::lock;
@@ -186,10 +187,10 @@ impl hyper::rt::Write for MockIo {
     }
 }
 
-/// Read sizes: a fixed-seed xorshift, so every input replays identically.
+/// Read sizes: from a fixed seed, so every input replays identically.
 #[derive(Debug)]
 struct Splits {
-    state: u64,
+    rng: XorShift,
     max: usize,
 }
 
@@ -202,7 +203,7 @@ impl Splits {
             _ => usize::MAX,
         };
         Splits {
-            state: (u64::from(seed) << 32) | 0x9e37_79b9,
+            rng: XorShift::from_state((u64::from(seed) << 32) | 0x9e37_79b9),
             max,
         }
     }
@@ -211,11 +212,7 @@ impl Splits {
         if self.max == 1 || self.max == usize::MAX {
             return self.max;
         }
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        // `max` is small, so the remainder fits in usize.
-        1 + (self.state % self.max as u64) as usize
+        1 + self.rng.below(self.max)
     }
 }
 
