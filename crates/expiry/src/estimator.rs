@@ -480,6 +480,11 @@ impl IdleEstimator {
                 other.mass = true;
                 close.mass = true;
             }
+            // A new reading of the same timer: what outlived the old ones
+            // was its jitter, not proof that no timer fires there.
+            if self.config.tuning.agree(other.idle_for, idle_for) {
+                other.outlived = 0;
+            }
         }
         self.closes.push(close);
     }

@@ -97,9 +97,11 @@ pub struct Tuning {
     /// even read a margin late.
     pub refute_permille: u32,
     /// A close that this many later survivals outlived (connections found
-    /// open past its idle time, after it) is no timer, even where they
-    /// agree with it: a timer that fired that early would have closed some
-    /// of them. Default 3: a late timer lets one or two through, and
+    /// open past its idle time, after it, with no close agreeing with it
+    /// since) is no timer, even where they agree with it: a timer that
+    /// fired that early would have closed some of them, and a timer that is
+    /// really there keeps closing connections, each close a new reading
+    /// that starts the count again. Default 3: a late timer lets one or two through, and
     /// survivals within [`confirm_refresh`](Self::confirm_refresh) of each
     /// other are no news, so three take two seconds at least. This is how
     /// a client whose watched connections are handed out (the adapter:

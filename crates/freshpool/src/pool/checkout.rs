@@ -11,6 +11,8 @@ use super::{
     Checkout, Conn, Dead, Found, H2Connecting, Handoff, OpenSlot, OriginKey, OriginState,
     PoolShared, Retry, Waiter, Waiting, now, unschedule,
 };
+use freshpool_expiry::Source;
+
 use crate::error::{Error, Kind};
 use crate::stats::Event;
 
@@ -191,9 +193,11 @@ impl<B: Send + 'static> PoolShared<B> {
 
         // HTTP/1: the most recently used idle connection that is still good.
         let mut wake: Option<Instant> = None;
-        // Retired but watched for the server's close: not handed out, and
-        // not closed either, or a sender whose gap outlasts the retire time
-        // would end every watch before it could refute a low estimate.
+        // Retired but watched for the server's close under a learned
+        // estimate: not handed out, and not closed either, or a sender whose
+        // gap outlasts the retire time would end every watch before it could
+        // refute a low estimate. (Under a header nothing is to be refuted:
+        // the client closes it first, as before.)
         let mut watched = Vec::new();
         let found = loop {
             // A retry never takes an idle connection: after one went stale,
@@ -217,7 +221,10 @@ impl<B: Send + 'static> PoolShared<B> {
             // when it drops), so `retire_at` is today's.
             let verdict = if idle.conn.is_closed() || !idle.conn.is_ready() {
                 Some(Dead::Closed)
-            } else if idle.retire_at <= now && now < idle.watch_until {
+            } else if idle.retire_at <= now
+                && now < idle.watch_until
+                && origin.estimator.estimate(now).source == Source::Learned
+            {
                 watched.push(idle);
                 continue;
             } else if idle.retire_at <= now {
